@@ -1,0 +1,517 @@
+"""Classification metrics for members and ensembles: functions and streaming accumulators.
+
+Where it sits: the trainer (`training.py`) and the evaluator (`ensemble.py`) both compute their
+numbers here, so `test/nll` means the same thing in a member's `metrics.json` and in the ensemble
+report.
+
+Conventions (scikit-learn style): labels first, options keyword-only.
+
+- `labels`: integer class ids [N], or 0/1 targets [N, K] (one-hot, or multi-hot for multilabel
+  models). With [N, K] targets, "correct" means "the predicted class is one of the targets", so
+  one-hot targets give the usual accuracy and multi-hot targets give precision@1.
+- `probs` and `log_probs`: [N, K]. For softmax models `log_probs` are normalised log-probabilities
+  (`log_softmax` of the logits). For multilabel (sigmoid) models they are the per-label
+  log-probabilities of the positive outcome, `log_sigmoid(logits)`; pass `multilabel=True` to the
+  likelihood-based metrics, which then also use log(1 - p), computed stably from log p.
+- Ensemble metrics take member arrays with the member axis first: [M, N, K]. The ensemble predicts
+  the mean of the member probabilities (per label for multilabel models).
+
+Every function is a one-shot call of its streaming twin. The accumulators (`update_state` /
+`result` / `reset_state`, like Keras metrics, but numpy on the host) keep float64 sums over batches,
+optionally weighted by `sample_weight` (e.g. a 0/1 mask for padded batches), so feeding a dataset in
+batches gives exactly the result over the whole array. The trainer uses `ClassificationMetrics`:
+
+    test_metrics = metrics.ClassificationMetrics(multilabel=config.multilabel)
+    for x, y in test_ds:
+        logits = model(x, training=False)
+        test_metrics.update_state(y, metrics.log_probs_from_logits(logits, multilabel=...))
+    test_metrics.result()  # {"accuracy", "top5_accuracy", "nll", "ece", "brier", "num_examples"}
+"""
+
+import itertools
+import math
+
+import numpy as np
+from scipy import special
+
+DEFAULT_NUM_BINS = 15  # robustness-metrics / uncertainty-baselines ECE default
+
+
+def log_probs_from_logits(logits, *, multilabel=False):
+    """Model logits [N, K] -> log-probabilities [N, K] (float32).
+
+    Args:
+      logits: array-like (numpy or eager tensor) [N, K].
+      multilabel: False: `log_softmax` (one class per example); True: `log_sigmoid` per label.
+
+    Returns:
+      float32 numpy array [N, K].
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2:
+        raise ValueError(f"`logits` must have shape [N, K]. Received: logits.shape={logits.shape}")
+    if multilabel:
+        out = -np.logaddexp(0.0, -logits)
+    else:
+        out = logits - special.logsumexp(logits, axis=-1, keepdims=True)
+    return out.astype(np.float32)
+
+
+def ensemble_log_probs(member_log_probs):
+    """Log of the mean member probability: logsumexp_m(log p_m) - log M.
+
+    The same formula serves softmax members (mean of the class distributions) and multilabel
+    members (mean of each label's positive probability).
+
+    Args:
+      member_log_probs: [M, N, K] (or a list of M arrays [N, K]).
+
+    Returns:
+      float64 array [N, K].
+    """
+    member_log_probs = _as_member_array(member_log_probs)
+    num_members = member_log_probs.shape[0]
+    return special.logsumexp(member_log_probs, axis=0) - math.log(num_members)
+
+
+# ----------------------------------------------------------------------------------------------
+# Streaming accumulators.
+
+
+class _Streaming:
+    """Weighted running sums; `result()` divides by the total weight (nan before any update)."""
+
+    def __init__(self):
+        self.reset_state()
+
+    def reset_state(self):
+        self.total = 0.0  # sum of per-example values times weights
+        self.count = 0.0  # sum of weights
+
+    def _add(self, values, weights):
+        self.total += float(np.dot(values, weights))
+        self.count += float(np.sum(weights))
+
+    def result(self):
+        return self.total / self.count if self.count > 0 else float("nan")
+
+
+class Accuracy(_Streaming):
+    """Top-k accuracy; with multi-hot labels, "some target is among the top k".
+
+    Ties are broken towards the lower class index, as `np.argmax` does, so `k=1` is exactly
+    `argmax(probs) == label`. With k >= K every example is a hit.
+
+    Args:
+      k: number of top predictions that count as a hit, >= 1.
+    """
+
+    def __init__(self, k=1):
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"`k` must be an integer >= 1. Received: k={k!r}")
+        self.k = int(k)
+        super().__init__()
+
+    def update_state(self, labels, probs, sample_weight=None):
+        """Adds a batch: labels [B] or [B, K], probs (or log-probs: only the order matters) [B, K]."""
+        labels, probs = _check_labels_and_values(labels, probs, "probs")
+        self._add(_top_k_correct(labels, probs, self.k), _weights(sample_weight, len(probs)))
+
+
+class NegativeLogLikelihood(_Streaming):
+    """Mean negative log-likelihood of the labels, -log p(y | x).
+
+    Softmax: -log p_y (cross-entropy for [N, K] targets). Multilabel: the sigmoid cross-entropy
+    summed over the K labels, -sum_k [y_k log p_k + (1 - y_k) log(1 - p_k)], averaged over examples.
+
+    Args:
+      multilabel: whether `log_probs` are per-label sigmoid log-probabilities.
+    """
+
+    def __init__(self, *, multilabel=False):
+        self.multilabel = bool(multilabel)
+        super().__init__()
+
+    def update_state(self, labels, log_probs, sample_weight=None):
+        """Adds a batch: labels [B] or [B, K], log_probs [B, K]."""
+        labels, log_probs = _check_labels_and_values(labels, log_probs, "log_probs")
+        log_lik = _label_log_likelihood(labels, log_probs, self.multilabel)
+        self._add(-log_lik, _weights(sample_weight, len(log_probs)))
+
+
+class BrierScore(_Streaming):
+    """Mean over examples of sum_k (p_k - y_k)^2, y the one-hot (or multi-hot) target.
+
+    Ranges over [0, 2] for softmax models (Brier 1950's multi-class score, as robustness-metrics).
+    """
+
+    def update_state(self, labels, probs, sample_weight=None):
+        """Adds a batch: labels [B] or [B, K], probs [B, K]."""
+        labels, probs = _check_labels_and_values(labels, probs, "probs")
+        if labels.ndim == 1:
+            p_label = np.take_along_axis(probs, labels[:, None], axis=1)[:, 0]
+            values = np.sum(probs**2, axis=1) - 2.0 * p_label + 1.0
+        else:
+            values = np.sum((probs - labels) ** 2, axis=1)
+        self._add(values, _weights(sample_weight, len(probs)))
+
+
+class ExpectedCalibrationError:
+    """Expected calibration error of the top-1 prediction, as robustness-metrics computes it.
+
+    Confidence is the top-1 probability; bin index `clip(floor(conf * num_bins), 0, num_bins - 1)`
+    over `num_bins` equal-width bins; `ECE = sum_b n_b / N * |acc_b - conf_b|` over non-empty bins,
+    with bin counts, hits and confidence sums accumulated over batches.
+
+    Args:
+      num_bins: number of equal-width confidence bins, >= 1.
+
+    Attributes:
+      bin_counts: [num_bins] (weighted) number of examples per bin.
+      bin_correct: [num_bins] (weighted) number of correct top-1 predictions per bin.
+      bin_confidence: [num_bins] (weighted) sum of the top-1 confidences per bin.
+    """
+
+    def __init__(self, num_bins=DEFAULT_NUM_BINS):
+        if (
+            not isinstance(num_bins, (int, np.integer))
+            or isinstance(num_bins, bool)
+            or num_bins < 1
+        ):
+            raise ValueError(f"`num_bins` must be an integer >= 1. Received: num_bins={num_bins!r}")
+        self.num_bins = int(num_bins)
+        self.reset_state()
+
+    def reset_state(self):
+        self.bin_counts = np.zeros(self.num_bins)
+        self.bin_correct = np.zeros(self.num_bins)
+        self.bin_confidence = np.zeros(self.num_bins)
+
+    def update_state(self, labels, probs, sample_weight=None):
+        """Adds a batch: labels [B] or [B, K], probs [B, K]."""
+        labels, probs = _check_labels_and_values(labels, probs, "probs")
+        weights = _weights(sample_weight, len(probs))
+        confidence = np.max(probs, axis=1)
+        with np.errstate(invalid="ignore"):  # a nan confidence lands in bin 0; the ECE is nan
+            bins = np.floor(confidence * self.num_bins).astype(np.int64)
+        bins = np.clip(bins, 0, self.num_bins - 1)
+        correct = _top_k_correct(labels, probs, 1)
+        self.bin_counts += np.bincount(bins, weights=weights, minlength=self.num_bins)
+        self.bin_correct += np.bincount(bins, weights=weights * correct, minlength=self.num_bins)
+        self.bin_confidence += np.bincount(
+            bins, weights=weights * confidence, minlength=self.num_bins
+        )
+
+    def result(self):
+        total = np.sum(self.bin_counts)
+        if total <= 0:
+            return float("nan")
+        full = self.bin_counts > 0
+        counts = self.bin_counts[full]
+        gap = np.abs(self.bin_correct[full] / counts - self.bin_confidence[full] / counts)
+        return float(np.sum(counts / total * gap))
+
+
+class ClassificationMetrics:
+    """Everything the trainer and the evaluator report for one model, from log-probabilities.
+
+    Args:
+      multilabel: whether `log_probs` are per-label sigmoid log-probabilities.
+      num_bins: ECE bins.
+      top_k: k of the second accuracy (`top{k}_accuracy`; 1.0 when k >= K).
+
+    `result()` returns `{"accuracy", "top5_accuracy", "nll", "ece", "brier", "num_examples"}`.
+    """
+
+    def __init__(self, *, multilabel=False, num_bins=DEFAULT_NUM_BINS, top_k=5):
+        self.multilabel = bool(multilabel)
+        self.top_k = int(top_k)
+        self.accuracy = Accuracy(1)
+        self.top_k_accuracy = Accuracy(top_k)
+        self.nll = NegativeLogLikelihood(multilabel=multilabel)
+        self.ece = ExpectedCalibrationError(num_bins)
+        self.brier = BrierScore()
+
+    def reset_state(self):
+        for metric in self._metrics():
+            metric.reset_state()
+
+    def update_state(self, labels, log_probs, sample_weight=None):
+        """Adds a batch: labels [B] or [B, K], log_probs [B, K]."""
+        labels, log_probs = _check_labels_and_values(labels, log_probs, "log_probs")
+        probs = np.exp(log_probs)
+        self.accuracy.update_state(labels, probs, sample_weight)
+        self.top_k_accuracy.update_state(labels, probs, sample_weight)
+        self.nll.update_state(labels, log_probs, sample_weight)
+        self.ece.update_state(labels, probs, sample_weight)
+        self.brier.update_state(labels, probs, sample_weight)
+
+    def result(self):
+        count = self.nll.count
+        return {
+            "accuracy": self.accuracy.result(),
+            f"top{self.top_k}_accuracy": self.top_k_accuracy.result(),
+            "nll": self.nll.result(),
+            "ece": self.ece.result(),
+            "brier": self.brier.result(),
+            "num_examples": int(count) if float(count).is_integer() else count,
+        }
+
+    def _metrics(self):
+        return (self.accuracy, self.top_k_accuracy, self.nll, self.ece, self.brier)
+
+
+class EnsembleMetrics:
+    """`ClassificationMetrics` of the ensemble (mean member probability) plus diversity.
+
+    Extra keys in `result()`: `gibbs_nll` (mean member NLL, the Gibbs cross-entropy),
+    `disagreement` (fraction of examples on which two members' top-1 predictions differ, averaged
+    over member pairs), `kl_to_ensemble` (mean over members of KL(p_m || p_ensemble); for softmax
+    members it equals H(p_ensemble) - mean_m H(p_m), the ensemble's mutual information), and
+    `ensemble_size`. `nll` is the ensemble NLL, -logsumexp_m log p_m(y) + log M.
+
+    Args:
+      multilabel: whether member log-probs are per-label sigmoid log-probabilities.
+      num_bins: ECE bins.
+      top_k: k of the second accuracy.
+    """
+
+    def __init__(self, *, multilabel=False, num_bins=DEFAULT_NUM_BINS, top_k=5):
+        self.multilabel = bool(multilabel)
+        self.ensemble = ClassificationMetrics(multilabel=multilabel, num_bins=num_bins, top_k=top_k)
+        self.reset_state()
+
+    def reset_state(self):
+        self.ensemble.reset_state()
+        self.num_members = None
+        self.gibbs_nll = _Streaming()
+        self.disagreement = _Streaming()
+        self.kl_to_ensemble = _Streaming()
+
+    def update_state(self, labels, member_log_probs, sample_weight=None):
+        """Adds a batch: labels [B] or [B, K], member_log_probs [M, B, K]."""
+        member_log_probs = _as_member_array(member_log_probs)
+        if self.num_members is not None and member_log_probs.shape[0] != self.num_members:
+            raise ValueError(
+                f"The number of members changed between batches. Received: "
+                f"member_log_probs.shape={member_log_probs.shape}, expected {self.num_members} "
+                "members"
+            )
+        self.num_members = member_log_probs.shape[0]
+        labels, _ = _check_labels_and_values(labels, member_log_probs[0], "member_log_probs[0]")
+        weights = _weights(sample_weight, member_log_probs.shape[1])
+        log_mean = ensemble_log_probs(member_log_probs)
+        self.ensemble.update_state(labels, log_mean, sample_weight)
+        member_log_lik = [
+            _label_log_likelihood(labels, log_probs, self.multilabel)
+            for log_probs in member_log_probs
+        ]
+        self.gibbs_nll._add(-np.mean(member_log_lik, axis=0), weights)
+        self.disagreement._add(_pairwise_disagreement(member_log_probs), weights)
+        self.kl_to_ensemble._add(_kl_to_mean(member_log_probs, log_mean, self.multilabel), weights)
+
+    def result(self):
+        out = self.ensemble.result()
+        out["gibbs_nll"] = self.gibbs_nll.result()
+        out["disagreement"] = self.disagreement.result()
+        out["kl_to_ensemble"] = self.kl_to_ensemble.result()
+        out["ensemble_size"] = self.num_members
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# One-shot functions (the names of DESIGN.md section 3).
+
+
+def accuracy(labels, probs, *, k=1):
+    """Top-k accuracy (see `Accuracy`). labels [N] or [N, K], probs [N, K]."""
+    metric = Accuracy(k)
+    metric.update_state(labels, probs)
+    return metric.result()
+
+
+def nll(labels, log_probs, *, multilabel=False):
+    """Mean negative log-likelihood (see `NegativeLogLikelihood`). log_probs [N, K]."""
+    metric = NegativeLogLikelihood(multilabel=multilabel)
+    metric.update_state(labels, log_probs)
+    return metric.result()
+
+
+def expected_calibration_error(labels, probs, *, num_bins=DEFAULT_NUM_BINS):
+    """Top-1 ECE with equal-width bins (see `ExpectedCalibrationError`). probs [N, K]."""
+    metric = ExpectedCalibrationError(num_bins)
+    metric.update_state(labels, probs)
+    return metric.result()
+
+
+def brier(labels, probs):
+    """Mean multi-class Brier score, sum_k (p_k - y_k)^2 (see `BrierScore`). probs [N, K]."""
+    metric = BrierScore()
+    metric.update_state(labels, probs)
+    return metric.result()
+
+
+def ensemble_nll(labels, member_log_probs, *, multilabel=False):
+    """NLL of the mean member probability: mean_n [-logsumexp_m log p_m(y_n) + log M].
+
+    For multilabel members the mixture is per label (the ensemble predicts each label's mean
+    probability). member_log_probs [M, N, K].
+    """
+    return nll(labels, ensemble_log_probs(member_log_probs), multilabel=multilabel)
+
+
+def gibbs_nll(labels, member_log_probs, *, multilabel=False):
+    """Gibbs cross-entropy: the mean over members of each member's NLL. member_log_probs [M, N, K]."""
+    member_log_probs = _as_member_array(member_log_probs)
+    return float(np.mean([nll(labels, lp, multilabel=multilabel) for lp in member_log_probs]))
+
+
+def disagreement(member_probs):
+    """Fraction of examples where two members' top-1 predictions differ, mean over member pairs.
+
+    Args:
+      member_probs: [M, N, K] probabilities or log-probabilities (only the argmax is used).
+
+    Returns:
+      float in [0, 1]; 0.0 for a single member.
+    """
+    return float(np.mean(_pairwise_disagreement(_as_member_array(member_probs))))
+
+
+def kl_to_ensemble(member_log_probs, *, multilabel=False):
+    """Mean over members and examples of KL(p_m || p_ensemble), p_ensemble the mean member probs.
+
+    For multilabel members, the sum over labels of the Bernoulli KLs. member_log_probs [M, N, K].
+    """
+    member_log_probs = _as_member_array(member_log_probs)
+    log_mean = ensemble_log_probs(member_log_probs)
+    return float(np.mean(_kl_to_mean(member_log_probs, log_mean, multilabel)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers.
+
+
+def _as_member_array(member_values):
+    member_values = np.asarray(member_values, dtype=np.float64)
+    if member_values.ndim != 3 or member_values.shape[0] < 1:
+        raise ValueError(
+            "Member predictions must have shape [M, N, K] with M >= 1 (member axis first). "
+            f"Received: shape={member_values.shape}"
+        )
+    return member_values
+
+
+def _check_labels_and_values(labels, values, values_name):
+    """Validates and converts: labels -> int64 [N] or float64 [N, K]; values -> float64 [N, K]."""
+    values = np.asarray(values, dtype=np.float64)
+    labels = np.asarray(labels)
+    if values.ndim != 2:
+        raise ValueError(
+            f"`{values_name}` must have shape [N, K]. Received: {values_name}.shape={values.shape}"
+        )
+    num_examples, num_classes = values.shape
+    if (
+        labels.shape[:1] != (num_examples,)
+        or labels.ndim not in (1, 2)
+        or (labels.ndim == 2 and labels.shape[1] != num_classes)
+    ):
+        raise ValueError(
+            f"`labels` must have shape [{num_examples}] (class ids) or [{num_examples}, "
+            f"{num_classes}] (0/1 targets) to match `{values_name}`. "
+            f"Received: labels.shape={labels.shape}, {values_name}.shape={values.shape}"
+        )
+    if labels.ndim == 2:
+        return labels.astype(np.float64), values
+    if (
+        labels.size
+        and not np.issubdtype(labels.dtype, np.integer)
+        and not np.all(np.mod(labels, 1) == 0)
+    ):
+        raise ValueError(f"`labels` [N] must be integer class ids. Received: {labels[:5]}...")
+    labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"`labels` must be class ids in [0, {num_classes}). Received: labels.min()="
+            f"{labels.min()}, labels.max()={labels.max()}"
+        )
+    return labels, values
+
+
+def _weights(sample_weight, num_examples):
+    if sample_weight is None:
+        return np.ones(num_examples)
+    weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if weights.shape != (num_examples,):
+        raise ValueError(
+            f"`sample_weight` must have shape [{num_examples}]. "
+            f"Received: sample_weight.shape={np.shape(sample_weight)}"
+        )
+    return weights
+
+
+def _top_k_correct(labels, probs, k):
+    """1.0 where a target is among the k highest probabilities (ties -> lower index first)."""
+    if labels.ndim == 2:
+        if k == 1:
+            top = np.argmax(probs, axis=1)[:, None]
+        else:
+            top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return (np.max(np.take_along_axis(labels, top, axis=1), axis=1) > 0).astype(np.float64)
+    if k == 1:
+        return (np.argmax(probs, axis=1) == labels).astype(np.float64)
+    p_label = np.take_along_axis(probs, labels[:, None], axis=1)  # [N, 1]
+    before = np.arange(probs.shape[1])[None, :] < labels[:, None]
+    rank = np.sum(probs > p_label, axis=1) + np.sum((probs == p_label) & before, axis=1)
+    return (rank < k).astype(np.float64)
+
+
+def _log1mexp(log_p):
+    """log(1 - exp(a)) for a <= 0, stable at both ends (Maechler 2012)."""
+    with np.errstate(divide="ignore"):
+        return np.where(
+            log_p > -math.log(2.0),
+            np.log(-np.expm1(np.minimum(log_p, 0.0))),
+            np.log1p(-np.exp(np.minimum(log_p, -math.log(2.0)))),
+        )
+
+
+def _xlogy(x, log_y):
+    """x * log_y with 0 * (-inf) = 0."""
+    with np.errstate(invalid="ignore"):
+        return np.where(x == 0, 0.0, x * log_y)
+
+
+def _label_log_likelihood(labels, log_probs, multilabel):
+    """log p(y_n | x_n) [N] for class ids, soft/one-hot targets, or multilabel targets."""
+    if multilabel:
+        if labels.ndim != 2:
+            raise ValueError(
+                "Multilabel metrics need 0/1 targets of shape [N, K]. "
+                f"Received: labels.shape={labels.shape}"
+            )
+        log_not = _log1mexp(log_probs)
+        return np.sum(_xlogy(labels, log_probs) + _xlogy(1.0 - labels, log_not), axis=1)
+    if labels.ndim == 1:
+        return np.take_along_axis(log_probs, labels[:, None], axis=1)[:, 0]
+    return np.sum(_xlogy(labels, log_probs), axis=1)
+
+
+def _pairwise_disagreement(member_values):
+    """[N]: per example, the fraction of member pairs whose top-1 predictions differ."""
+    predictions = np.argmax(member_values, axis=2)  # [M, N]
+    pairs = list(itertools.combinations(range(len(predictions)), 2))
+    if not pairs:
+        return np.zeros(predictions.shape[1])
+    return np.mean([predictions[i] != predictions[j] for i, j in pairs], axis=0)
+
+
+def _kl_to_mean(member_log_probs, log_mean, multilabel):
+    """[N]: mean over members of KL(p_m || p_mean)."""
+    probs = np.exp(member_log_probs)  # [M, N, K]
+    with np.errstate(invalid="ignore"):  # -inf - -inf where p_m = 0; _xlogy zeroes those terms
+        kl = _xlogy(probs, member_log_probs - log_mean)
+        if multilabel:
+            log_not = _log1mexp(member_log_probs)
+            kl = kl + _xlogy(1.0 - probs, log_not - _log1mexp(log_mean))
+    return np.mean(np.sum(kl, axis=2), axis=0)
