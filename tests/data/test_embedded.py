@@ -1,0 +1,190 @@
+"""Tests of the embedded data sets `noisy_digits` and `synthetic` (no download, no training)."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.datasets import load_digits
+
+from het_ensembles import data
+from het_ensembles.data import noisy_digits, synthetic
+
+# --- noisy_digits ---------------------------------------------------------------------------
+
+
+def test_noisy_digits_planted_pairs_and_names_are_exposed():
+    assert noisy_digits.planted_pairs == ((1, 7), (3, 8), (4, 9), (5, 6))
+    info = data.get_info("noisy_digits")
+    assert info.num_classes == 10
+    assert info.input_shape == (8, 8, 1)
+    assert info.class_names == tuple(str(k) for k in range(10))
+    assert info.num_examples == {"train": 1258, "test": 539, "test_clean": 539}
+
+
+def test_noisy_digits_is_the_sklearn_digits_with_clean_labels_kept():
+    arrays = noisy_digits.load_arrays()
+    digits = load_digits()
+    x = np.concatenate([arrays["x_train"], arrays["x_test"]])[..., 0]
+    clean = np.concatenate([arrays["y_train_clean"], arrays["y_test_clean"]])
+    # Every sklearn image appears once, with its own label, scaled from 0..16 to [0, 1].
+    reference = {img.tobytes(): [] for img in (digits.images / 16.0).astype(np.float32)}
+    for img, label in zip((digits.images / 16.0).astype(np.float32), digits.target):
+        reference[img.tobytes()].append(label)
+    assert len(x) == len(digits.images)
+    for img, label in zip(x, clean):
+        assert label in reference[img.tobytes()]
+    # Stratified split: each class has 30% +- 1 example in test.
+    counts = np.bincount(digits.target)
+    test_counts = np.bincount(arrays["y_test_clean"], minlength=10)
+    np.testing.assert_array_less(np.abs(test_counts - 0.3 * counts), 1.0)
+
+
+def test_noisy_digits_flips_only_inside_planted_pairs():
+    arrays = noisy_digits.load_arrays()
+    partner = {}
+    for a, b in noisy_digits.planted_pairs:
+        partner[a], partner[b] = b, a
+    for split in ("train", "test"):
+        noisy, clean = arrays[f"y_{split}"], arrays[f"y_{split}_clean"]
+        flipped = noisy != clean
+        assert 0.1 < flipped.mean() < 0.3
+        for y_noisy, y_clean in zip(noisy[flipped], clean[flipped]):
+            assert partner[int(y_clean)] == y_noisy
+        assert not flipped[np.isin(clean, (0, 2))].any()
+
+
+def test_noisy_digits_flip_probability_follows_the_documented_formula():
+    arrays = noisy_digits.load_arrays()
+    x = np.concatenate([arrays["x_train"], arrays["x_test"]])
+    ink = x.reshape(len(x), -1).astype(np.float64).mean(1)
+    z = (ink - ink.mean()) / ink.std()
+    expected = 0.5 * (1.0 - 1.0 / (1.0 + np.exp(-2.0 * z)))  # 0.5 * sigmoid(-2 z)
+    paired = np.isin(np.concatenate([arrays["y_train_clean"], arrays["y_test_clean"]]), (0, 2))
+    expected[paired] = 0.0
+    got = np.concatenate([arrays["flip_probability_train"], arrays["flip_probability_test"]])
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-12)
+    # Input-dependent: faint digits of the paired classes are flipped more often than bold ones.
+    noisy = np.concatenate([arrays["y_train"], arrays["y_test"]])
+    clean = np.concatenate([arrays["y_train_clean"], arrays["y_test_clean"]])
+    faint, bold = (z < -0.5) & ~paired, (z > 0.5) & ~paired
+    assert (noisy[faint] != clean[faint]).mean() > 2 * (noisy[bold] != clean[bold]).mean()
+
+
+def test_noisy_digits_load_gives_noisy_and_clean_test_labels_in_order():
+    arrays = noisy_digits.load_arrays()
+    for split, key in (("test", "y_test"), ("test_clean", "y_test_clean")):
+        batches = list(data.load("noisy_digits", split, batch_size=100, is_training=False))
+        x = np.concatenate([b[0].numpy() for b in batches])
+        y = np.concatenate([b[1].numpy() for b in batches])
+        np.testing.assert_array_equal(y, arrays[key])
+        np.testing.assert_array_equal(x, arrays["x_test"])
+
+
+def test_noisy_digits_flip_probability_rejects_bad_std():
+    with pytest.raises(ValueError, match="ink_std"):
+        noisy_digits.flip_probability(np.zeros((2, 8, 8)), ink_mean=0.3, ink_std=0.0)
+
+
+# --- synthetic ------------------------------------------------------------------------------
+
+
+def _two_class_model(num_factors=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return synthetic.LatentGaussianModel(
+        loc_kernel=rng.standard_normal((3, 2)),
+        loc_bias=np.array([0.3, -0.2]),
+        diag_scale=np.array([0.7, 0.4]),
+        factors=rng.standard_normal((2, num_factors)),
+        noise_kernel=rng.standard_normal(3),
+        noise_bias=0.5,
+    )
+
+
+@pytest.mark.parametrize("num_factors", [1, 3])
+def test_bayes_nll_matches_two_class_closed_form(num_factors):
+    model = _two_class_model(num_factors)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((60, 3))
+    y = model.sample_labels(x, rng)
+    # u1 - u0 ~ N(mu1 - mu0, g^2 (d0^2 + d1^2 + |V1 - V0|^2)), so P(y=1) = Phi(mean / std).
+    mu = x @ model.loc_kernel + model.loc_bias
+    g = np.log1p(np.exp(x @ model.noise_kernel + model.noise_bias))
+    var = g**2 * (np.sum(model.diag_scale**2) + np.sum((model.factors[1] - model.factors[0]) ** 2))
+    z = (mu[:, 1] - mu[:, 0]) / np.sqrt(var)
+    expected = -np.mean(np.where(y == 1, stats.norm.logcdf(z), stats.norm.logcdf(-z)))
+    nll, se = synthetic.bayes_optimal_nll(x, y, model=model, num_samples=4000)
+    assert se < 5e-3
+    assert abs(nll - expected) < 4 * se + 1e-4
+
+
+def test_bayes_nll_is_finite_for_labels_the_model_finds_all_but_impossible():
+    model = _two_class_model(1)
+    x = np.array([[30.0, -30.0, 30.0]])  # so far out that Phi underflows in linear space
+    mu = x @ model.loc_kernel + model.loc_bias
+    unlikely = np.array([int(mu[0, 1] < mu[0, 0])])
+    nll, _ = synthetic.bayes_optimal_nll(x, unlikely, model=model)
+    likely_nll, _ = synthetic.bayes_optimal_nll(x, 1 - unlikely, model=model)
+    assert np.isfinite(nll) and nll > 1000.0
+    assert 0.0 <= likely_nll < 1e-6
+
+
+def test_label_probability_matches_sampled_label_frequencies():
+    model = synthetic.planted_model()
+    x = np.random.default_rng(2).standard_normal((3, synthetic.INPUT_DIM))
+    num_draws = 40_000
+    samples = model.sample_labels(np.repeat(x, num_draws, axis=0), np.random.default_rng(3))
+    freq = np.stack([np.bincount(s, minlength=6) for s in samples.reshape(3, num_draws)])
+    freq = freq / num_draws
+    for k in range(synthetic.NUM_CLASSES):
+        log_p, rel_se = model.label_probability(x, np.full(3, k), num_samples=2000)
+        p, se = np.exp(log_p), np.exp(log_p) * rel_se
+        binomial_variance = freq[:, k] * (1 - freq[:, k]) / num_draws
+        tolerance = 4 * np.sqrt(binomial_variance + se**2)
+        np.testing.assert_array_less(np.abs(p - freq[:, k]), tolerance + 1e-3)
+
+
+def test_planted_covariance_is_low_rank_plus_diagonal_with_planted_pairs():
+    model = synthetic.planted_model()
+    x = synthetic.load_arrays()["x_test"][:4]
+    cov = model.covariance(x)
+    assert cov.shape == (4, 6, 6)
+    g2 = np.log1p(np.exp(x.astype(np.float64) @ model.noise_kernel)) ** 2
+    base = cov / g2[:, None, None]
+    np.testing.assert_allclose(base, np.broadcast_to(base[0], base.shape), rtol=1e-10)
+    # Off-diagonal mass is exactly the planted pairs, with opposite signs.
+    off = base[0] - np.diag(np.diag(base[0]))
+    pairs = {(i, j) for i, j in zip(*np.nonzero(off)) if i < j}
+    assert pairs == set(synthetic.planted_pairs)
+    assert all(off[i, j] < 0 for i, j in pairs)
+
+
+def test_synthetic_is_registered_with_clean_labels():
+    info = data.get_info("synthetic")
+    assert info.num_classes == 6
+    assert info.input_shape == (16,)
+    assert info.num_examples == {"train": 4000, "test": 2000, "test_clean": 2000}
+    arrays = synthetic.load_arrays()
+    np.testing.assert_array_equal(
+        arrays["y_test_clean"],
+        np.argmax(arrays["x_test"] @ synthetic.planted_model().loc_kernel, 1),
+    )
+    # Labels are noisy: a sizeable share differs from the noise-free argmax.
+    assert 0.1 < np.mean(arrays["y_test"] != arrays["y_test_clean"]) < 0.5
+
+
+def test_bayes_nll_rejects_bad_arguments():
+    model = _two_class_model()
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="num_samples"):
+        synthetic.bayes_optimal_nll(x, np.zeros(2, int), model=model, num_samples=1)
+    with pytest.raises(ValueError, match="`y` must be"):
+        synthetic.bayes_optimal_nll(x, np.array([0, 2]), model=model)
+    with pytest.raises(ValueError, match="both"):
+        synthetic.bayes_optimal_nll(x)
+    with pytest.raises(ValueError, match="diag_scale"):
+        synthetic.LatentGaussianModel(
+            loc_kernel=np.zeros((3, 2)),
+            loc_bias=np.zeros(2),
+            diag_scale=np.array([1.0, 0.0]),
+            factors=np.zeros((2, 1)),
+            noise_kernel=np.zeros(3),
+        )
