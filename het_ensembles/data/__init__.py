@@ -3,17 +3,35 @@
 Every dataset is reached through `get_info(name)` and `load(name, split, ...)`, so the trainer,
 the evaluator and the demo never special-case one. Names:
 
-- TFDS: `imagenet2012`, `imagenet2012_corrupted/<corruption>_<severity>`, `cifar10`, `cifar100`,
-  `cifar10_n` (noisy label field chosen with `label_field`).
+- TFDS (`tfds_sets`): `imagenet2012`, `imagenet2012_corrupted/<corruption>_<severity>`,
+  `cifar10`, `cifar100`, `cifar10_n` (noisy label field chosen with `label_field`).
 - Embedded (no download): `noisy_digits`, `synthetic`.
 - Bring your own: `npz:<path>` with arrays `x_train, y_train, x_test, y_test` (optional
-  `y_test_clean`).
+  `y_test_clean`, `class_names`).
 
-Splits: `train`, `test`, and `test_clean` (test inputs with clean labels) where a set has them.
-Batches are `(x, y)` with integer labels `y` [B] (or multi-hot [B, K] for multilabel sets).
+Embedded and npz sets share one in-memory path (`arrays`); `register_arrays(name, fn)` adds one.
+The shared tf.data stages (shuffle, repeat, augmentation seeds, batching, prefetch, per-replica
+batching) live in `pipeline`.
+
+Splits: `train`, `test`, and `test_clean` (test inputs with clean labels) where a set has them
+(`"test_clean" in get_info(name).num_examples`). For ImageNet and ImageNet-C, `test` is the TFDS
+`validation` split. Batches are `(x, y)`: x float32, y int32 [B] (or multi-hot [B, K] for
+multilabel sets).
+
+Batch size: `load(..., batch_size=...)` takes the *global* batch size. Under a `tf.distribute`
+strategy each replica gets `batch_size // num_replicas_in_sync` examples per step, so the
+caller (the trainer) passes `per_core_batch_size * strategy.num_replicas_in_sync`, as
+uncertainty-baselines does.
 """
 
 import dataclasses
+import importlib.util
+import numbers
+
+from het_ensembles.data import arrays as _arrays
+from het_ensembles.data import tfds_sets as _tfds_sets
+
+SPLITS = ("train", "test", "test_clean")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,3 +53,180 @@ class DatasetInfo:
     num_examples: dict
     class_names: tuple | None = None
     multilabel: bool = False
+
+
+def register_arrays(name, fn):
+    """Registers an in-memory dataset, loaded lazily.
+
+    Args:
+      name: the dataset name for `get_info` / `load` (no '/', not starting with 'npz:').
+      fn: `() -> dict` of numpy arrays `x_train, y_train, x_test, y_test` and optionally
+        `y_test_clean` and `class_names`. Called on first use; the result is validated and
+        cached. Registering a name again replaces the set.
+
+    Raises:
+      ValueError: if `name` or `fn` is malformed.
+    """
+    _arrays.register(name, fn)
+
+
+def known_names():
+    """The dataset names `load` accepts (ImageNet-C and npz names as patterns)."""
+    return [
+        "imagenet2012",
+        "imagenet2012_corrupted/<corruption>_<severity>",
+        "cifar10",
+        "cifar100",
+        "cifar10_n",
+        "npz:<path>",
+        *_arrays.registered_names(),
+    ]
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not (_tfds_sets.is_tfds_name(name) or _arrays.is_known(name)):
+        raise ValueError(f"Unknown dataset. Received: name={name!r}; allowed: {known_names()}")
+    if _tfds_sets.is_tfds_name(name):
+        _tfds_sets.spec(name)  # checks ImageNet-C corruption and severity
+
+
+def get_info(name, *, data_dir=None, label_field=None, image_size=None):
+    """Describes dataset `name` without building a pipeline.
+
+    Args:
+      name: a dataset name (see module docstring).
+      data_dir: TFDS data directory (unused: sizes are the published ones).
+      label_field: for `cifar10_n`, the noisy training label field.
+      image_size: the `image_size` that will be passed to `load` (sets `input_shape`).
+
+    Returns:
+      A `DatasetInfo`; `num_examples` has a key for every split the set has.
+
+    Raises:
+      ValueError: unknown name, a `label_field` that does not apply, a bad `image_size`, or
+        malformed arrays of an in-memory set.
+    """
+    del data_dir
+    _check_name(name)
+    _check_image_size(image_size)
+    if _tfds_sets.is_tfds_name(name):
+        _tfds_sets.check_label_field(name, label_field)
+        spec = _tfds_sets.spec(name)
+        return DatasetInfo(
+            name=name,
+            num_classes=spec.num_classes,
+            input_shape=_tfds_sets.input_shape(name, image_size),
+            num_examples=dict(spec.num_examples),
+            class_names=_tfds_sets.class_names(name),
+        )
+    _check_no_label_field(name, label_field)
+    data = _arrays.get(name)
+    shape = data["x_train"].shape[1:]
+    if len(shape) == 3 and image_size is not None:
+        shape = (image_size, image_size, shape[2])
+    num_examples = {"train": len(data["x_train"]), "test": len(data["x_test"])}
+    if "y_test_clean" in data:
+        num_examples["test_clean"] = len(data["x_test"])
+    return DatasetInfo(
+        name=name,
+        num_classes=data["num_classes"],
+        input_shape=tuple(int(d) for d in shape),
+        num_examples=num_examples,
+        class_names=data["class_names"],
+        multilabel=data["multilabel"],
+    )
+
+
+def load(
+    name,
+    split,
+    *,
+    batch_size,
+    is_training,
+    seed=0,
+    image_size=None,
+    data_dir=None,
+    label_field=None,
+    drop_remainder=None,
+    strategy=None,
+):
+    """A `tf.data` pipeline of `(x, y)` batches for one split of dataset `name`.
+
+    Args:
+      name: a dataset name (see module docstring).
+      split: "train", "test" or "test_clean" (where the set has clean labels).
+      batch_size: the global batch size (see module docstring for strategies).
+      is_training: shuffle (deterministic given `seed`), augment and repeat forever; otherwise
+        one pass in order with the last partial batch kept, so every example counts once.
+      seed: non-negative int; the shuffle order and augmentations depend on it only.
+      image_size: side of the square images the model sees (default: the set's native size,
+        224 for ImageNet). Small values make smoke tests cheap. Ignored for feature vectors.
+      data_dir: TFDS data directory.
+      label_field: for `cifar10_n`, the training label field ("worse_label" (default),
+        "aggre_label", "random_label1".."random_label3", or the clean "label").
+      drop_remainder: drop the last partial batch; default `is_training`.
+      strategy: optional `tf.distribute.Strategy`; then the result is a distributed dataset of
+        per-replica batches (`keras.Model.fit` accepts it).
+
+    Returns:
+      A `tf.data.Dataset` (or distributed dataset) of `(x float32 [B, ...], y int32 [B])`.
+
+    Raises:
+      ValueError: for an unknown name or split, a bad label_field, batch_size, seed or
+        image_size, or a batch size not divisible by the number of replicas. Raised before
+        any TensorFlow work.
+    """
+    _check_name(name)
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split. Received: split={split!r}; allowed: {list(SPLITS)}")
+    if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1. Received: batch_size={batch_size}")
+    if not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0. Received: seed={seed!r}")
+    _check_image_size(image_size)
+    if strategy is not None and batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(
+            "batch_size is the global batch size and must be divisible by the number of "
+            f"replicas ({strategy.num_replicas_in_sync}). Received: batch_size={batch_size}"
+        )
+    available = get_info(name, label_field=label_field).num_examples
+    if split not in available:
+        raise ValueError(
+            f"Dataset {name} has no {split!r} split. Received: split={split!r}; allowed: "
+            f"{sorted(available)}"
+        )
+    if drop_remainder is None:
+        drop_remainder = bool(is_training)
+    common = {
+        "batch_size": int(batch_size),
+        "is_training": bool(is_training),
+        "seed": int(seed),
+        "image_size": image_size,
+        "drop_remainder": drop_remainder,
+        "strategy": strategy,
+    }
+    if _tfds_sets.is_tfds_name(name):
+        return _tfds_sets.load(name, split, data_dir=data_dir, label_field=label_field, **common)
+    return _arrays.load(name, split, **common)
+
+
+def _check_image_size(image_size):
+    if image_size is not None and (not isinstance(image_size, numbers.Integral) or image_size < 1):
+        raise ValueError(
+            f"image_size must be None or an integer >= 1. Received: image_size={image_size!r}"
+        )
+
+
+def _check_no_label_field(name, label_field):
+    if label_field is not None:
+        raise ValueError(
+            f"label_field applies only to cifar10_n; {name} has one training label. "
+            f"Received: label_field={label_field!r}"
+        )
+
+
+# The embedded sets register themselves at import (written by the demo helper; imported only
+# once their modules exist so that this package works before they land).
+for _module in ("noisy_digits", "synthetic"):
+    if importlib.util.find_spec(f"het_ensembles.data.{_module}") is not None:
+        importlib.import_module(f"het_ensembles.data.{_module}")

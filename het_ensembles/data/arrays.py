@@ -1,0 +1,196 @@
+"""In-memory datasets: the embedded sets (`noisy_digits`, `synthetic`) and `npz:<path>` files.
+
+All of them go through one path. A set is a function returning a dict of numpy arrays
+`x_train, y_train, x_test, y_test` (optional `y_test_clean`, optional `class_names`),
+registered under a name with `register_arrays`; it is called lazily on first use, validated
+and cached. `npz:<path>` names register themselves on first use from `np.load(path)`.
+
+Inputs `x` are images [N, H, W, C] (a grayscale [N, H, W] gets a channel axis) or feature
+vectors [N, D]; uint8 images are scaled to [0, 1], anything else is cast to float32 as is.
+Labels are integers [N] in [0, K) (or multi-hot [N, K] for multilabel sets). K is
+`len(class_names)` when given, else the largest label + 1.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from het_ensembles.data import pipeline
+
+REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+OPTIONAL_KEYS = ("y_test_clean", "class_names")
+NPZ_PREFIX = "npz:"
+
+_REGISTRY = {}  # name -> fn() -> dict of arrays
+_CACHE = {}  # name -> (cache key, validated dict)
+
+
+def register(name, fn):
+    """Registers (or replaces) the in-memory set `name` (see `data.register_arrays`)."""
+    if not isinstance(name, str) or not name or name.startswith(NPZ_PREFIX) or "/" in name:
+        raise ValueError(
+            "Expected a non-empty dataset name without '/' that does not start with "
+            f"'{NPZ_PREFIX}'. Received: name={name!r}"
+        )
+    if not callable(fn):
+        raise TypeError(f"Expected a callable returning a dict of arrays. Received: fn={fn!r}")
+    _REGISTRY[name] = fn
+    _CACHE.pop(name, None)
+
+
+def registered_names():
+    return sorted(_REGISTRY)
+
+
+def is_known(name):
+    return name in _REGISTRY or name.startswith(NPZ_PREFIX)
+
+
+def get(name):
+    """The validated arrays of set `name` (cached; an npz file is re-read when it changes)."""
+    if name.startswith(NPZ_PREFIX):
+        path = name[len(NPZ_PREFIX) :]
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"npz dataset file not found: {path!r}. Expected 'npz:<path to .npz>' holding "
+                f"{list(REQUIRED_KEYS)}. Received: name={name!r}"
+            )
+        stat = os.stat(path)
+        key = (stat.st_mtime_ns, stat.st_size)
+        fn = _npz_reader(path)
+    else:
+        key, fn = None, _REGISTRY[name]
+    cached = _CACHE.get(name)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    arrays = validate(name, fn())
+    _CACHE[name] = (key, arrays)
+    return arrays
+
+
+def _npz_reader(path):
+    def read():
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+
+    return read
+
+
+def validate(name, arrays):
+    """Checks shapes, dtypes and label ranges; returns a normalised copy of the dict.
+
+    Raises:
+      ValueError: naming the offending array, with what was received and what is allowed.
+    """
+    if not isinstance(arrays, dict):
+        raise TypeError(f"{name}: expected a dict of numpy arrays. Received: {type(arrays)}")
+    missing = [key for key in REQUIRED_KEYS if key not in arrays]
+    if missing:
+        raise ValueError(
+            f"{name}: missing arrays {missing}; required {list(REQUIRED_KEYS)}, optional "
+            f"{list(OPTIONAL_KEYS)}. Received keys: {sorted(arrays)}"
+        )
+    out = {key: np.asarray(arrays[key]) for key in REQUIRED_KEYS}
+    for split in ("train", "test"):
+        x = out[f"x_{split}"]
+        if x.ndim == 3:  # grayscale [N, H, W] -> [N, H, W, 1]
+            x = x[..., None]
+        if x.ndim not in (2, 4):
+            raise ValueError(
+                f"{name}: x_{split} must be images [N, H, W, C] or features [N, D]. "
+                f"Received: x_{split}.shape={x.shape}"
+            )
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+            raise ValueError(f"{name}: x_{split} must be numeric. Received: dtype={x.dtype}")
+        out[f"x_{split}"] = x
+    if out["x_train"].shape[1:] != out["x_test"].shape[1:]:
+        raise ValueError(
+            f"{name}: x_train and x_test must have the same example shape. Received: "
+            f"{out['x_train'].shape[1:]} and {out['x_test'].shape[1:]}"
+        )
+    label_keys = ["y_train", "y_test"]
+    if arrays.get("y_test_clean") is not None:
+        out["y_test_clean"] = np.asarray(arrays["y_test_clean"])
+        label_keys.append("y_test_clean")
+    multilabel = out["y_train"].ndim == 2
+    for key in label_keys:
+        y = out[key]
+        if not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
+            raise ValueError(f"{name}: {key} must hold integer labels. Received: dtype={y.dtype}")
+        if y.ndim != (2 if multilabel else 1):
+            raise ValueError(
+                f"{name}: labels must all be integers [N] or all multi-hot [N, K]. "
+                f"Received: {key}.shape={y.shape}, y_train.shape={out['y_train'].shape}"
+            )
+        x_key = "x_train" if key == "y_train" else "x_test"
+        if len(y) != len(out[x_key]):
+            raise ValueError(
+                f"{name}: {key} has {len(y)} labels for {len(out[x_key])} examples in {x_key}."
+            )
+    if multilabel:
+        num_classes = out["y_train"].shape[1]
+        for key in label_keys:
+            y = out[key]
+            if y.shape[1] != num_classes or not np.isin(y, (0, 1)).all():
+                raise ValueError(
+                    f"{name}: multi-hot {key} must be 0/1 with {num_classes} columns. "
+                    f"Received: shape={y.shape}"
+                )
+    else:
+        num_classes = int(max(out[key].max(initial=0) for key in label_keys)) + 1
+    class_names = arrays.get("class_names")
+    if class_names is not None:
+        class_names = tuple(str(c) for c in np.asarray(class_names).tolist())
+        if len(class_names) < num_classes or (multilabel and len(class_names) != num_classes):
+            raise ValueError(
+                f"{name}: {len(class_names)} class_names for labels up to {num_classes - 1}."
+            )
+        num_classes = len(class_names)
+    for key in label_keys:
+        if not multilabel and (out[key].min(initial=0) < 0):
+            raise ValueError(
+                f"{name}: labels must lie in [0, {num_classes}). Received: min({key})="
+                f"{out[key].min()}"
+            )
+    out["class_names"] = class_names
+    out["num_classes"] = num_classes
+    out["multilabel"] = multilabel
+    return out
+
+
+def load(
+    name,
+    split,
+    *,
+    batch_size,
+    is_training,
+    seed,
+    image_size,
+    drop_remainder,
+    strategy,
+):
+    """The pipeline for an in-memory set; arguments already validated by `data.load`."""
+    arrays = get(name)
+    x = arrays["x_train" if split == "train" else "x_test"]
+    y = arrays[{"train": "y_train", "test": "y_test", "test_clean": "y_test_clean"}[split]]
+    scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
+    resize = x.ndim == 4 and image_size is not None and x.shape[1:3] != (image_size, image_size)
+
+    def preprocess(example, example_seed):
+        del example_seed  # no augmentation for in-memory sets
+        features = tf.cast(example["x"], tf.float32) * scale
+        if resize:
+            features = tf.image.resize(features, [image_size, image_size])
+        return features, tf.cast(example["y"], tf.int32)
+
+    return pipeline.build(
+        lambda: tf.data.Dataset.from_tensor_slices({"x": x, "y": y}),
+        preprocess,
+        batch_size=batch_size,
+        is_training=is_training,
+        seed=seed,
+        drop_remainder=drop_remainder,
+        shuffle_buffer=len(x),
+        strategy=strategy,
+    )

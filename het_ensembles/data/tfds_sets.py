@@ -1,0 +1,329 @@
+"""TFDS datasets with uncertainty-baselines preprocessing: ImageNet, ImageNet-C, CIFAR, CIFAR-10N.
+
+Preprocessing follows uncertainty-baselines (`datasets/resnet_preprocessing.py`, `cifar.py`):
+
+- ImageNet train: Inception-style random crop (area 8%-100%, aspect ratio 3/4-4/3, decoded
+  straight from the JPEG crop window), bicubic resize to `image_size`, random left-right flip.
+- ImageNet eval (validation and every `imagenet2012_corrupted` set): central crop of 224/256 of
+  the shorter side (= resize to 256, center crop 224), bicubic resize to `image_size`. TFDS
+  stores ImageNet-C already center-cropped to 224; uncertainty-baselines'
+  `ImageNetCorruptedDataset` still applies this eval crop, and so do we, so corrupted-set
+  numbers are comparable with its leaderboard.
+- Both then scale to [0, 1] and normalise with the ImageNet mean / std.
+- CIFAR train: pad 4 pixels, random 32x32 crop, random flip; CIFAR eval: unchanged; both
+  normalised with the CIFAR-10 mean / std (uncertainty-baselines uses the CIFAR-10 statistics
+  for CIFAR-100 too).
+
+Two deliberate differences from uncertainty-baselines, both no-ops at its defaults:
+uncertainty-baselines feeds the bicubic-resized [0, 255] image to a mean/std meant for [0, 1]
+(its `convert_image_dtype` is a no-op on float input), we divide by 255 first; and its eval crop
+fraction is `image_size / (image_size + 32)`, we keep 224/256 for any `image_size` so that small
+smoke-test images see the same field of view.
+
+Split "test" is TFDS "validation" for ImageNet and ImageNet-C; `cifar10_n` has its noisy labels
+(`label_field`) only on "train", so its "test" and "test_clean" both use the clean `label`.
+"""
+
+import dataclasses
+import importlib.resources
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from het_ensembles.data import pipeline
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # uncertainty-baselines datasets/imagenet.py
+IMAGENET_STDDEV = (0.229, 0.224, 0.225)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # uncertainty-baselines datasets/cifar.py
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+IMAGENET_IMAGE_SIZE = 224
+EVAL_CROP_FRACTION = 224 / 256  # resnet_preprocessing: image_size / (image_size + CROP_PADDING)
+IMAGENET_SHUFFLE_BUFFER = 16384  # uncertainty-baselines ImageNetDataset default
+
+# tensorflow_datasets imagenet2012_corrupted BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS.
+BENCHMARK_CORRUPTIONS = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+)
+EXTRA_CORRUPTIONS = ("gaussian_blur", "saturate", "spatter", "speckle_noise")
+SEVERITIES = (1, 2, 3, 4, 5)
+
+CIFAR10N_LABEL_FIELDS = (
+    "worse_label",
+    "aggre_label",
+    "random_label1",
+    "random_label2",
+    "random_label3",
+    "label",
+)
+CIFAR10N_DEFAULT_LABEL_FIELD = "worse_label"  # the noisiest (40% noise), Wei et al. 2022
+
+CIFAR10_CLASS_NAMES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+_CIFAR100_NAMES = """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy
+    bridge bus butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch
+    crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo
+    keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle mountain mouse
+    mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree plain plate poppy
+    porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper
+    snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television
+    tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"""
+CIFAR100_CLASS_NAMES = tuple(_CIFAR100_NAMES.split())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    """How one of our dataset names maps onto TFDS."""
+
+    tfds_name: str
+    family: str  # "imagenet" or "cifar"
+    num_classes: int
+    native_size: int
+    splits: dict  # our split -> (TFDS split, label feature or None for `label_field`)
+    num_examples: dict  # our split -> count (published sizes; TFDS metadata may be absent)
+
+
+_IMAGENET_TRAIN, _IMAGENET_VALIDATION = 1_281_167, 50_000
+_CIFAR_TRAIN, _CIFAR_TEST = 50_000, 10_000
+
+
+def is_tfds_name(name):
+    return name in ("imagenet2012", "cifar10", "cifar100", "cifar10_n") or name.startswith(
+        "imagenet2012_corrupted/"
+    )
+
+
+def corrupted_names(corruptions=BENCHMARK_CORRUPTIONS):
+    """All `imagenet2012_corrupted/<corruption>_<severity>` names, benchmark corruptions first."""
+    return [f"imagenet2012_corrupted/{c}_{s}" for c in corruptions for s in SEVERITIES]
+
+
+def spec(name):
+    """The `_Spec` of a TFDS dataset name; ValueError for malformed ImageNet-C names."""
+    if name == "imagenet2012":
+        return _Spec(
+            "imagenet2012",
+            "imagenet",
+            1000,
+            IMAGENET_IMAGE_SIZE,
+            {"train": ("train", "label"), "test": ("validation", "label")},
+            {"train": _IMAGENET_TRAIN, "test": _IMAGENET_VALIDATION},
+        )
+    if name.startswith("imagenet2012_corrupted/"):
+        config = name.split("/", 1)[1]
+        corruption, _, severity = config.rpartition("_")
+        allowed = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
+        if corruption not in allowed or severity not in {str(s) for s in SEVERITIES}:
+            raise ValueError(
+                "Expected an ImageNet-C name 'imagenet2012_corrupted/<corruption>_<severity>' "
+                f"with corruption in {list(allowed)} and severity in 1..5. Received: name={name!r}"
+            )
+        return _Spec(
+            name,
+            "imagenet",
+            1000,
+            IMAGENET_IMAGE_SIZE,
+            {"test": ("validation", "label")},
+            {"test": _IMAGENET_VALIDATION},
+        )
+    if name in ("cifar10", "cifar100"):
+        return _Spec(
+            name,
+            "cifar",
+            10 if name == "cifar10" else 100,
+            32,
+            {"train": ("train", "label"), "test": ("test", "label")},
+            {"train": _CIFAR_TRAIN, "test": _CIFAR_TEST},
+        )
+    if name == "cifar10_n":
+        return _Spec(
+            "cifar10_n",
+            "cifar",
+            10,
+            32,
+            {
+                "train": ("train", None),
+                "test": ("test", "label"),
+                "test_clean": ("test", "label"),
+            },
+            {"train": _CIFAR_TRAIN, "test": _CIFAR_TEST, "test_clean": _CIFAR_TEST},
+        )
+    raise ValueError(f"Not a TFDS dataset name. Received: name={name!r}")
+
+
+def check_label_field(name, label_field):
+    """Returns the label feature to train on; ValueError if `label_field` does not apply."""
+    if name == "cifar10_n":
+        if label_field is None:
+            return CIFAR10N_DEFAULT_LABEL_FIELD
+        if label_field not in CIFAR10N_LABEL_FIELDS:
+            raise ValueError(
+                f"label_field for cifar10_n must be one of {list(CIFAR10N_LABEL_FIELDS)}. "
+                f"Received: label_field={label_field!r}"
+            )
+        return label_field
+    if label_field not in (None, "label"):
+        raise ValueError(
+            f"label_field applies only to cifar10_n ({list(CIFAR10N_LABEL_FIELDS)}); {name} has "
+            f"one label. Received: label_field={label_field!r}"
+        )
+    return "label"
+
+
+def class_names(name):
+    if name in ("cifar10", "cifar10_n"):
+        return CIFAR10_CLASS_NAMES
+    if name == "cifar100":
+        return CIFAR100_CLASS_NAMES
+    # ImageNet: the WordNet ids shipped with tensorflow_datasets, in label order.
+    path = importlib.resources.files("tensorflow_datasets") / "datasets/imagenet2012/labels.txt"
+    try:
+        return tuple(line for line in path.read_text().split("\n") if line)
+    except OSError:
+        return None
+
+
+def input_shape(name, image_size):
+    size = spec(name).native_size if image_size is None else image_size
+    return (size, size, 3)
+
+
+def load(
+    name,
+    split,
+    *,
+    batch_size,
+    is_training,
+    seed,
+    image_size,
+    data_dir,
+    label_field,
+    drop_remainder,
+    strategy,
+):
+    """The pipeline for a TFDS set; arguments already validated by `het_ensembles.data.load`."""
+    dataset_spec = spec(name)
+    tfds_split, label_key = dataset_spec.splits[split]
+    label_key = label_key or check_label_field(name, label_field)
+    size = dataset_spec.native_size if image_size is None else image_size
+    builder = tfds.builder(dataset_spec.tfds_name, data_dir=data_dir)
+
+    if dataset_spec.family == "imagenet":
+        # Keep JPEG bytes: the train crop is decoded straight from its window (fast path).
+        decoders = {"image": tfds.decode.SkipDecoding()}
+
+        def preprocess(example, example_seed):
+            image = _imagenet_image(example["image"], size, is_training, example_seed)
+            return image, tf.cast(example[label_key], tf.int32)
+
+        shuffle_buffer = IMAGENET_SHUFFLE_BUFFER
+    else:
+        decoders = None
+
+        def preprocess(example, example_seed):
+            image = _cifar_image(
+                example["image"], dataset_spec.native_size, size, is_training, example_seed
+            )
+            return image, tf.cast(example[label_key], tf.int32)
+
+        shuffle_buffer = dataset_spec.num_examples.get("train", _CIFAR_TRAIN)
+
+    def make_source():
+        read_config = tfds.ReadConfig(
+            shuffle_seed=pipeline.derive_seed(seed, 2), try_autocache=False
+        )
+        return builder.as_dataset(
+            split=tfds_split,
+            decoders=decoders,
+            shuffle_files=is_training,
+            read_config=read_config,
+        )
+
+    return pipeline.build(
+        make_source,
+        preprocess,
+        batch_size=batch_size,
+        is_training=is_training,
+        seed=seed,
+        drop_remainder=drop_remainder,
+        shuffle_buffer=shuffle_buffer,
+        strategy=strategy,
+        cache_source=dataset_spec.family == "cifar",
+    )
+
+
+def _imagenet_image(image_bytes, image_size, is_training, seed):
+    """JPEG bytes -> normalised float32 [image_size, image_size, 3] (resnet_preprocessing)."""
+    shape = tf.image.extract_jpeg_shape(image_bytes)  # [3]
+    if is_training:
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            shape,
+            bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, [1, 1, 4]),
+            seed=crop_seed,
+            min_object_covered=0.1,
+            aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
+            area_range=(0.08, 1.0),
+            max_attempts=10,
+            use_image_if_no_bounding_boxes=True,
+        )
+        # All 10 attempts failed -> the whole image comes back; then use the eval crop.
+        failed = tf.reduce_all(tf.equal(crop_size[:2], shape[:2]))
+        window = tf.cond(
+            failed,
+            lambda: _center_crop_window(shape),
+            lambda: tf.stack([begin[0], begin[1], crop_size[0], crop_size[1]]),
+        )
+    else:
+        window = _center_crop_window(shape)
+    image = tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
+    image = tf.image.resize(image, [image_size, image_size], method="bicubic")
+    if is_training:
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    image = tf.reshape(image, [image_size, image_size, 3]) / 255.0
+    return (image - IMAGENET_MEAN) / IMAGENET_STDDEV
+
+
+def _center_crop_window(shape):
+    """[offset_y, offset_x, size, size] of the central 224/256 square of the shorter side."""
+    height, width = shape[0], shape[1]
+    crop = tf.cast(EVAL_CROP_FRACTION * tf.cast(tf.minimum(height, width), tf.float32), tf.int32)
+    return tf.stack([(height - crop + 1) // 2, (width - crop + 1) // 2, crop, crop])
+
+
+def _cifar_image(image, native_size, image_size, is_training, seed):
+    """uint8 [32, 32, 3] -> normalised float32 [image_size, image_size, 3] (cifar.py)."""
+    if is_training:
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        image = tf.image.resize_with_crop_or_pad(image, native_size + 4, native_size + 4)
+        image = tf.image.stateless_random_crop(image, (native_size, native_size, 3), seed=crop_seed)
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    image = tf.cast(image, tf.float32) / 255.0
+    if image_size != native_size:
+        image = tf.image.resize(image, [image_size, image_size], method="bilinear")
+    image = tf.ensure_shape(image, [image_size, image_size, 3])
+    return (image - np.array(CIFAR10_MEAN, np.float32)) / np.array(CIFAR10_STD, np.float32)

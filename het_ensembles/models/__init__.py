@@ -1,0 +1,160 @@
+"""Models: a backbone by name plus a dense or heteroscedastic classification head.
+
+`build_model` is the one constructor the trainer, the demo and the tests use. Backbones:
+
+- `resnet50`: ResNet-50 v1.5 as in uncertainty-baselines (`resnet50.py`), ImageNet.
+- `wide_resnet`: WRN-28-10 by default (`wide_resnet.py`), CIFAR.
+- `small_cnn`, `mlp`: small models for the embedded sets (`small.py`).
+
+The head is the last layer, always named "head", so `model.get_layer("head").input` is the
+feature vector the covariance analysis needs. The model outputs logits [B, K]; for a
+heteroscedastic head these are log of the Monte Carlo mean probabilities (`logits_only=True`),
+so sparse cross-entropy `from_logits=True` is the right loss for both. The head runs in
+float32 even under a `mixed_bfloat16` policy, like uncertainty-baselines' heads.
+"""
+
+import inspect
+import numbers
+
+import keras
+
+from het_ensembles.models import resnet50 as _resnet50
+from het_ensembles.models import small as _small
+from het_ensembles.models import wide_resnet as _wide_resnet
+from het_ensembles.models.seeding import SeedStream
+
+# name -> (trunk function, dense-head initializer factory)
+ARCHITECTURES = {
+    "resnet50": (_resnet50.features, _resnet50.dense_head_initializer),
+    "wide_resnet": (_wide_resnet.features, _wide_resnet.dense_head_initializer),
+    "small_cnn": (_small.small_cnn_features, _small.dense_head_initializer),
+    "mlp": (_small.mlp_features, _small.dense_head_initializer),
+}
+HEAD_NAME = "head"
+
+
+def build_model(architecture, *, input_shape, num_classes, head=None, l2=0.0, seed=None, **kwargs):
+    """Builds a classifier that maps inputs to logits [B, num_classes].
+
+    Args:
+      architecture: "resnet50", "wide_resnet", "small_cnn" or "mlp".
+      input_shape: shape of one example, e.g. `het_ensembles.data.get_info(...).input_shape`.
+      num_classes: number of classes K (outputs, for a multilabel sigmoid head).
+      head: None or `{"type": "dense"}` for a Dense(K) layer, or
+        `{"type": "<layer class in het_ensembles.layers>", **kwargs}` (e.g.
+        `{"type": "MCSoftmaxDenseFA", "num_factors": 15, "temperature": 1.5}`) for that
+        layer with `logits_only=True`; K, the name, dtype float32, the L2 regularizers and a
+        seed derived from `seed` are filled in unless given.
+      l2: L2 coefficient, added as Keras regularizers (`model.losses`), so the trainer must
+        not add it again: conv kernels, dense kernels and biases, the head's kernels and
+        biases, and batch norm where uncertainty-baselines penalises it (WRN, not ResNet-50).
+      seed: None (Keras' global RNG) or a non-negative int; the same seed gives the same
+        initial weights.
+      **kwargs: architecture options: resnet50 `zero_init_residual=True, bn_l2=0.0`;
+        wide_resnet `depth=28, width_multiplier=10, version=2`; small_cnn
+        `filters=(32, 64), hidden_units=128`; mlp `hidden_units=(128, 128)`.
+
+    Returns:
+      An uncompiled `keras.Model` named after the architecture.
+
+    Raises:
+      ValueError: unknown architecture, option or head type, or bad sizes.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"Unknown architecture. Received: architecture={architecture!r}; allowed: "
+            f"{sorted(ARCHITECTURES)}"
+        )
+    trunk, dense_initializer = ARCHITECTURES[architecture]
+    options = set(inspect.signature(trunk).parameters) - {"inputs", "l2", "seeds"}
+    unknown = sorted(set(kwargs) - options)
+    if unknown:
+        raise ValueError(
+            f"Unknown options for {architecture}: {unknown}. Allowed: {sorted(options)}"
+        )
+    input_shape = tuple(input_shape)
+    if not input_shape or not all(isinstance(d, numbers.Integral) and d > 0 for d in input_shape):
+        raise ValueError(
+            f"input_shape must be positive integers. Received: input_shape={input_shape}"
+        )
+    if architecture in ("resnet50", "wide_resnet") and len(input_shape) != 3:
+        raise ValueError(
+            f"{architecture} needs image inputs (H, W, C). Received: input_shape={input_shape}"
+        )
+    if not isinstance(num_classes, numbers.Integral) or num_classes < 1:
+        raise ValueError(
+            f"num_classes must be an integer >= 1. Received: num_classes={num_classes}"
+        )
+    if not isinstance(l2, numbers.Real) or l2 < 0:
+        raise ValueError(f"l2 must be a number >= 0. Received: l2={l2!r}")
+    if seed is not None and (not isinstance(seed, numbers.Integral) or seed < 0):
+        raise ValueError(f"seed must be None or an integer >= 0. Received: seed={seed!r}")
+
+    seeds = SeedStream(None if seed is None else int(seed))
+    head_layer = build_head(
+        head, num_classes=int(num_classes), l2=float(l2), seeds=seeds, initializer=dense_initializer
+    )
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    features = trunk(inputs, l2=float(l2), seeds=seeds, **kwargs)
+    return keras.Model(inputs=inputs, outputs=head_layer(features), name=architecture)
+
+
+def build_head(head, *, num_classes, l2, seeds, initializer):
+    """The classification layer named "head" (see `build_model`'s `head` argument)."""
+    if head is None:
+        head = {"type": "dense"}
+    if not isinstance(head, dict) or "type" not in head:
+        raise ValueError(
+            "head must be None or a dict with a 'type' ('dense' or a layer class of "
+            f"het_ensembles.layers). Received: head={head!r}"
+        )
+    kwargs = dict(head)
+    head_type = kwargs.pop("type")
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    if head_type == "dense":
+        if kwargs:
+            raise ValueError(f"A dense head takes no options. Received: {kwargs}")
+        return keras.layers.Dense(
+            num_classes,
+            kernel_initializer=initializer(seeds()),
+            kernel_regularizer=regularizer,
+            bias_regularizer=regularizer,
+            dtype="float32",
+            name=HEAD_NAME,
+        )
+    layer_class = _heteroscedastic_layers().get(head_type)
+    if layer_class is None:
+        raise ValueError(
+            f"Unknown head type. Received: type={head_type!r}; allowed: "
+            f"{['dense', *sorted(_heteroscedastic_layers())]}"
+        )
+    parameters = inspect.signature(layer_class).parameters
+    size_argument = "num_outputs" if "num_outputs" in parameters else "num_classes"
+    for key, required in ((size_argument, num_classes), ("logits_only", True), ("name", HEAD_NAME)):
+        if key in kwargs and kwargs[key] != required:
+            raise ValueError(
+                f"The head's {key} is fixed by build_model. Received: {key}={kwargs[key]!r}; "
+                f"expected {required!r}"
+            )
+    defaults = {
+        size_argument: num_classes,
+        "logits_only": True,
+        "name": HEAD_NAME,
+        "dtype": "float32",
+        "kernel_regularizer": regularizer,
+        "bias_regularizer": regularizer,
+    }
+    if "seed" in parameters:
+        defaults["seed"] = seeds()
+    return layer_class(**{**defaults, **kwargs})
+
+
+def _heteroscedastic_layers():
+    """Layer classes of `het_ensembles.layers` by name ({} until that module has them)."""
+    from het_ensembles import layers
+
+    return {
+        name: value
+        for name, value in vars(layers).items()
+        if isinstance(value, type) and issubclass(value, keras.layers.Layer)
+    }
