@@ -43,8 +43,10 @@ def build_model(architecture, *, input_shape, num_classes, head=None, l2=0.0, se
       head: None or `{"type": "dense"}` for a Dense(K) layer, or
         `{"type": "<layer class in het_ensembles.layers>", **kwargs}` (e.g.
         `{"type": "MCSoftmaxDenseFA", "num_factors": 15, "temperature": 1.5}`) for that
-        layer with `logits_only=True`; K, the name, dtype float32, the L2 regularizers and a
-        seed derived from `seed` are filled in unless given.
+        layer with `logits_only=True`; K, the name, dtype float32, the L2 regularizers and an
+        integer layer seed (derived from `seed`, or drawn from Keras' global RNG when `seed` is
+        None, so a saved model reloads with the same inference noise) are filled in unless
+        given.
       l2: L2 coefficient, added as Keras regularizers (`model.losses`), so the trainer must
         not add it again: conv kernels, dense kernels and biases, the head's kernels and
         biases, and batch norm where uncertainty-baselines penalises it (WRN, not ResNet-50).
@@ -144,9 +146,23 @@ def build_head(head, *, num_classes, l2, seeds, initializer):
         "kernel_regularizer": regularizer,
         "bias_regularizer": regularizer,
     }
-    if "seed" in parameters:
-        defaults["seed"] = seeds()
+    accepts_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if "seed" in parameters or accepts_kwargs:  # the contract's keyword-only `seed`
+        defaults["seed"] = _head_seed(seeds)
     return layer_class(**{**defaults, **kwargs})
+
+
+def _head_seed(seeds):
+    """An integer seed for a heteroscedastic head, even when the model seed is None.
+
+    The head's inference noise is fixed by its seed, which `get_config` saves, so a model
+    loaded from `model.keras` predicts exactly as the one that was saved. Without a model
+    seed the head's seed comes from Keras' global RNG (`keras.utils.set_random_seed`).
+    """
+    seed = seeds()
+    if seed is None:
+        seed = int(keras.random.randint((), 0, 2**31 - 1))
+    return seed
 
 
 def _heteroscedastic_layers():

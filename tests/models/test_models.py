@@ -294,8 +294,29 @@ class _RecordingSigmoidHead(_RecordingSoftmaxHead):
         self.received["num_outputs"] = self.received.pop("num_classes")
 
 
+class _KeywordSeedHead(keras.layers.Layer):
+    """Takes the contract's extra arguments (seed, ...) through **kwargs, like the real layers."""
+
+    def __init__(
+        self,
+        num_classes,
+        num_factors,
+        logits_only=False,
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        self.received_seed = kwargs.pop("seed", "missing")
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(num_classes)
+
+    def call(self, inputs):
+        return self.dense(inputs)
+
+
 @pytest.fixture
 def fake_layers(monkeypatch):
+    monkeypatch.setattr(het_ensembles.layers, "FakeKeywordSeed", _KeywordSeedHead, raising=False)
     monkeypatch.setattr(het_ensembles.layers, "FakeSoftmaxFA", _RecordingSoftmaxHead, raising=False)
     monkeypatch.setattr(het_ensembles.layers, "FakeSigmoidFA", _RecordingSigmoidHead, raising=False)
 
@@ -323,6 +344,24 @@ def test_heteroscedastic_head_gets_contract_arguments(fake_layers):
     )
     assert sigmoid.get_layer("head").received["num_outputs"] == 6
     assert sigmoid.get_layer("head").received["kernel_regularizer"] is None
+
+
+def test_heteroscedastic_head_always_gets_an_integer_seed(fake_layers):
+    def head_seed(seed):
+        model = models.build_model(
+            "mlp",
+            input_shape=(4,),
+            num_classes=5,
+            seed=seed,
+            head={"type": "FakeKeywordSeed", "num_factors": 2},
+        )
+        return model.get_layer("head").received_seed
+
+    assert head_seed(0) == head_seed(0) != head_seed(1)
+    keras.utils.set_random_seed(11)
+    unseeded = head_seed(None)
+    keras.utils.set_random_seed(11)
+    assert isinstance(unseeded, int) and head_seed(None) == unseeded
 
 
 @pytest.mark.parametrize(
@@ -363,6 +402,28 @@ def test_real_heteroscedastic_head_on_small_model():
     assert logits.shape == (2, 10)
     # logits_only=True: log of MC-mean probabilities, so they are normalised log-probs.
     np.testing.assert_allclose(np.exp(logits).sum(axis=1), 1.0, rtol=1e-4)
+
+
+@pytest.mark.skipif(
+    not hasattr(het_ensembles.layers, "MCSoftmaxDenseFA"),
+    reason="het_ensembles.layers has not landed yet",
+)
+@pytest.mark.parametrize("head_type", ["MCSoftmaxDenseFA", "MCSoftmaxDense", "MCSigmoidDenseFA"])
+@pytest.mark.parametrize("seed", [3, None])
+def test_saved_heteroscedastic_model_predicts_the_same(tmp_path, head_type, seed):
+    head = {"type": head_type, "train_mc_samples": 8, "test_mc_samples": 8}
+    if head_type != "MCSoftmaxDense":
+        head["num_factors"] = 2
+    model = models.build_model(
+        "mlp", input_shape=(6,), num_classes=4, head=head, seed=seed, hidden_units=(8,)
+    )
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
+    np.testing.assert_allclose(
+        loaded(x, training=False).numpy(), model(x, training=False).numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
