@@ -1,0 +1,430 @@
+"""Tests for het_ensembles.ensemble: tiny Dense members built here, numpy references."""
+
+import hashlib
+import itertools
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from scipy import special
+
+from het_ensembles import ensemble
+
+NUM_FEATURES, NUM_CLASSES, NUM_EXAMPLES = 4, 3, 37
+
+
+def _write_member(directory, seed, *, num_classes=NUM_CLASSES, config=None, input_shape=None):
+    """A Dense softmax (or sigmoid) member; returns (kernel, bias) for the numpy reference."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(directory, exist_ok=True)
+    input_shape = input_shape or (NUM_FEATURES,)
+    inputs = keras.Input(input_shape)
+    features = inputs if len(input_shape) == 1 else keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(num_classes, name="head")(features)
+    model = keras.Model(inputs, outputs)
+    kernel = rng.normal(size=(input_shape[-1], num_classes)).astype(np.float32)
+    bias = rng.normal(size=num_classes).astype(np.float32)
+    model.set_weights([kernel, bias])
+    model.save(os.path.join(directory, "model.keras"))
+    record = {"num_classes": num_classes, "multilabel": False, "head": "deterministic"}
+    record.update(config or {})
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(record, f)
+    return kernel, bias
+
+
+def _data(seed=0, num_examples=NUM_EXAMPLES):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(num_examples, NUM_FEATURES)).astype(np.float32)
+    y = rng.integers(0, NUM_CLASSES, size=num_examples)
+    return x, y
+
+
+def _reference_log_probs(x, weights, multilabel=False):
+    logits = x.astype(np.float64) @ weights[0] + weights[1]
+    if multilabel:
+        return -np.logaddexp(0.0, -logits)
+    return special.log_softmax(logits, axis=1)
+
+
+def _ensemble_nll(y, member_log_probs):
+    member_probs = np.exp(np.asarray(member_log_probs))
+    return -np.mean(np.log(np.mean(member_probs[:, np.arange(len(y)), y], axis=0)))
+
+
+@pytest.fixture(scope="module")
+def four_members(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    weights = [_write_member(str(root / "het" / str(i)), seed=i) for i in range(4)]
+    x, y = _data()
+    output_dir = str(root / "eval")
+    results = ensemble.evaluate(
+        str(root / "het" / "*"),
+        {"toy": (x, y)},
+        output_dir,
+        ensemble_size=2,
+        batch_size=8,
+        method="Toy",
+        progress=False,
+    )
+    references = [_reference_log_probs(x, w) for w in weights]
+    return results, output_dir, root, x, y, references
+
+
+class TestEvaluate:
+    def test_cached_predictions_match_the_models(self, four_members):
+        _, output_dir, root, _, y, references = four_members
+        directory = os.path.join(output_dir, "predictions", "toy")
+        np.testing.assert_array_equal(np.load(os.path.join(directory, "labels.npy")), y)
+        for i, reference in enumerate(references):
+            cached = np.load(os.path.join(directory, f"{i}.npy"))
+            assert cached.dtype == np.float32 and cached.shape == (NUM_EXAMPLES, NUM_CLASSES)
+            np.testing.assert_allclose(cached, reference, atol=1e-5)
+            with open(os.path.join(directory, f"{i}.json")) as f:
+                sidecar = json.load(f)
+            with open(root / "het" / str(i) / "model.keras", "rb") as f:
+                assert sidecar["model_sha256"] == hashlib.sha256(f.read()).hexdigest()
+
+    def test_member_and_ensemble_metrics_match_numpy(self, four_members):
+        results, _, _, _, y, references = four_members
+        result = results["toy"]
+        member_nlls = [-np.mean(r[np.arange(NUM_EXAMPLES), y]) for r in references]
+        member_accuracies = [np.mean(np.argmax(r, 1) == y) for r in references]
+        for i, (nll, acc) in enumerate(zip(member_nlls, member_accuracies)):
+            row = result["members"][str(i)]
+            assert row["nll"] == pytest.approx(nll, rel=1e-5)
+            assert row["accuracy"] == pytest.approx(acc)
+            probs = np.exp(references[i])
+            brier = np.mean(np.sum((probs - np.eye(NUM_CLASSES)[y]) ** 2, axis=1))
+            assert row["brier"] == pytest.approx(brier, rel=1e-5)
+            assert row["num_examples"] == NUM_EXAMPLES
+            assert row["num_params"] == NUM_FEATURES * NUM_CLASSES + NUM_CLASSES
+            assert row["ms_per_example"] > 0
+        assert result["member_mean"]["nll"] == pytest.approx(np.mean(member_nlls), rel=1e-5)
+        assert result["member_std"]["nll"] == pytest.approx(np.std(member_nlls, ddof=1), rel=1e-4)
+
+        ens = result["ensemble"]
+        assert ens["nll"] == pytest.approx(_ensemble_nll(y, references), rel=1e-5)
+        mean_probs = np.mean(np.exp(references), axis=0)
+        assert ens["accuracy"] == pytest.approx(np.mean(np.argmax(mean_probs, 1) == y))
+        assert ens["gibbs_nll"] == pytest.approx(np.mean(member_nlls), rel=1e-5)
+        predictions = np.argmax(references, axis=2)
+        pairs = list(itertools.combinations(range(4), 2))
+        assert ens["disagreement"] == pytest.approx(
+            np.mean([np.mean(predictions[i] != predictions[j]) for i, j in pairs])
+        )
+        assert ens["ensemble_size"] == 4
+        assert ens["num_params"] == 4 * (NUM_FEATURES * NUM_CLASSES + NUM_CLASSES)
+
+    def test_ensemble_subsets(self, four_members):
+        results, _, _, _, y, references = four_members
+        subsets = results["toy"]["ensemble_subsets"]
+        combos = list(itertools.combinations(range(4), 2))
+        nlls = [_ensemble_nll(y, [references[i] for i in c]) for c in combos]
+        assert subsets["num_subsets"] == 6 and subsets["ensemble_size"] == 2
+        assert subsets["mean"]["nll"] == pytest.approx(np.mean(nlls), rel=1e-5)
+        assert subsets["std"]["nll"] == pytest.approx(np.std(nlls, ddof=1), rel=1e-4)
+
+    def test_reports_on_disk(self, four_members):
+        results, output_dir, _, _, _, _ = four_members
+        with open(os.path.join(output_dir, "metrics.json")) as f:
+            assert json.load(f) == json.loads(json.dumps(results))
+        with open(os.path.join(output_dir, "leaderboard.md")) as f:
+            leaderboard = f.read()
+        mean = results["toy"]["member_mean"]
+        assert (
+            "| Method | NLL | Accuracy | ECE | cNLL/cA/cCE | mCE | test ms/example |" in leaderboard
+        )
+        assert f"| Toy | {mean['nll']:.3f} | {100 * mean['accuracy']:.1f}% |" in leaderboard
+        sub = results["toy"]["ensemble_subsets"]["mean"]
+        assert (
+            f"| Toy ensemble (size=2, mean over 6 subsets of the 4 members) | {sub['nll']:.3f} |"
+            in leaderboard
+        )
+        with open(os.path.join(output_dir, "reliability_diagram.png"), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert not [n for n in os.listdir(output_dir) if n.startswith(".tmp")]
+
+
+class TestCache:
+    def test_reused_then_recomputed_for_the_changed_member(self, tmp_path, monkeypatch):
+        _write_member(str(tmp_path / "m" / "a"), seed=1)
+        _write_member(str(tmp_path / "m" / "b"), seed=2)
+        x, y = _data()
+        args = (str(tmp_path / "m" / "*"), {"toy": (x, y)}, str(tmp_path / "out"))
+        first = ensemble.evaluate(*args, progress=False)
+        cached_b = tmp_path / "out" / "predictions" / "toy" / "b.npy"
+        stamp = os.stat(cached_b).st_mtime_ns
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("a cached member was loaded again")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(keras.saving, "load_model", refuse)
+            assert ensemble.evaluate(*args, progress=False) == first
+
+        new_weights = _write_member(str(tmp_path / "m" / "a"), seed=7)  # retrained member
+        second = ensemble.evaluate(*args, progress=False)
+        cached_a = np.load(tmp_path / "out" / "predictions" / "toy" / "a.npy")
+        np.testing.assert_allclose(cached_a, _reference_log_probs(x, new_weights), atol=1e-5)
+        assert os.stat(cached_b).st_mtime_ns == stamp
+        assert second["toy"]["members"]["b"] == first["toy"]["members"]["b"]
+        assert second["toy"]["members"]["a"]["nll"] != first["toy"]["members"]["a"]["nll"]
+
+    @pytest.mark.parametrize("damage", ["garbage", "plausible_values", "labels"])
+    def test_damaged_file_is_recomputed_not_trusted(self, tmp_path, damage):
+        weights = _write_member(str(tmp_path / "m" / "a"), seed=1)
+        x, y = _data()
+        args = (str(tmp_path / "m" / "*"), {"toy": (x, y)}, str(tmp_path / "out"))
+        first = ensemble.evaluate(*args, progress=False)
+        directory = tmp_path / "out" / "predictions" / "toy"
+        if damage == "garbage":
+            (directory / "a.npy").write_bytes(b"\x93NUMPY not really")
+        elif damage == "plausible_values":  # a valid array of the right shape, wrong content
+            np.save(directory / "a.npy", np.zeros((NUM_EXAMPLES, NUM_CLASSES), np.float32))
+        else:
+            (directory / "labels.npy").write_bytes(b"")
+        with pytest.warns(UserWarning, match="damaged"):
+            second = ensemble.evaluate(*args, progress=False)
+        assert second["toy"]["members"]["a"]["nll"] == first["toy"]["members"]["a"]["nll"]
+        np.testing.assert_allclose(
+            np.load(directory / "a.npy"), _reference_log_probs(x, weights), atol=1e-5
+        )
+        np.testing.assert_array_equal(np.load(directory / "labels.npy"), y)
+
+    def test_new_labels_invalidate_the_cache(self, tmp_path):
+        _write_member(str(tmp_path / "m" / "a"), seed=1)
+        x, y = _data()
+        y_new = (y + 1) % NUM_CLASSES
+        members, output_dir = str(tmp_path / "m" / "*"), str(tmp_path / "out")
+        ensemble.evaluate(members, {"toy": (x, y)}, output_dir, progress=False)
+        with pytest.warns(UserWarning, match="labels of toy differ"):
+            result = ensemble.evaluate(members, {"toy": (x, y_new)}, output_dir, progress=False)
+        reference = np.load(tmp_path / "out" / "predictions" / "toy" / "a.npy")
+        assert result["toy"]["members"]["a"]["nll"] == pytest.approx(
+            -np.mean(reference[np.arange(NUM_EXAMPLES), y_new]), rel=1e-6
+        )
+
+
+class TestValidation:
+    def test_find_members_recursive(self, tmp_path):
+        for path in ("runs/het/0", "runs/het/1", "runs/det/0"):
+            _write_member(str(tmp_path / path), seed=0)
+        os.makedirs(tmp_path / "runs" / "het" / "0" / "checkpoints")
+        (tmp_path / "runs" / "notes.txt").write_text("not a member")
+        for pattern in ("runs", "runs/*", "runs/**/model.keras"):
+            members = ensemble.find_members(str(tmp_path / pattern))
+            assert [m.name for m in members] == ["det_0", "het_0", "het_1"]
+        assert ensemble.find_members([str(tmp_path / "runs/det/0")])[0].name == "0"
+
+    def test_bad_members(self, tmp_path):
+        x, y = _data()
+        data = {"toy": (x, y)}
+        out = str(tmp_path / "out")
+        with pytest.raises(ValueError, match="No member directory matches"):
+            ensemble.evaluate(str(tmp_path / "nothing*"), data, out)
+        os.makedirs(tmp_path / "unfinished" / "checkpoints")
+        with pytest.raises(ValueError, match="has no model.keras"):
+            ensemble.evaluate(str(tmp_path / "unfinished"), data, out)
+
+        _write_member(str(tmp_path / "a"), seed=0)
+        _write_member(str(tmp_path / "b"), seed=1, num_classes=5)
+        with pytest.raises(ValueError, match="disagree on the number of classes"):
+            ensemble.evaluate([str(tmp_path / "a"), str(tmp_path / "b")], data, out)
+        _write_member(str(tmp_path / "c"), seed=1, config={"multilabel": True})
+        with pytest.raises(ValueError, match="mix softmax and multilabel"):
+            ensemble.evaluate([str(tmp_path / "a"), str(tmp_path / "c")], data, out)
+        _write_member(str(tmp_path / "d"), seed=1, config={"num_classes": 4})
+        with pytest.raises(ValueError, match="outputs 3 classes; expected 4"):
+            ensemble.evaluate(str(tmp_path / "d"), {"toy": (x, y % 2)}, out)
+        _write_member(str(tmp_path / "e"), seed=1)
+        (tmp_path / "e" / "model.keras").write_bytes(b"not a zip file")
+        with pytest.raises(ValueError, match="Cannot load member e"):
+            ensemble.evaluate([str(tmp_path / "a"), str(tmp_path / "e")], data, out)
+
+    def test_bad_arguments(self, tmp_path):
+        _write_member(str(tmp_path / "a"), seed=0)
+        x, y = _data()
+        members, out = str(tmp_path / "a"), str(tmp_path / "out")
+        with pytest.raises(ValueError, match="ensemble_size must be <= the number of members"):
+            ensemble.evaluate(members, {"toy": (x, y)}, out, ensemble_size=2)
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+            ensemble.evaluate(members, {"toy": (x, y)}, out, batch_size=0)
+        with pytest.raises(ValueError, match="same non-zero length"):
+            ensemble.evaluate(members, {"toy": (x, y[:3])}, out)
+        with pytest.raises(ValueError, match="do not fit 3 classes"):
+            ensemble.evaluate(members, {"toy": (x, y + 3)}, out, progress=False)
+        with pytest.raises(ValueError, match="severities"):
+            ensemble.corrupted_datasets(severities=[6])
+
+
+def test_multilabel_members(tmp_path):
+    weights = [
+        _write_member(str(tmp_path / "m" / str(i)), seed=i, config={"multilabel": True})
+        for i in range(2)
+    ]
+    x, _ = _data()
+    targets = (np.random.default_rng(3).uniform(size=(NUM_EXAMPLES, NUM_CLASSES)) < 0.4).astype(
+        np.int32
+    )
+    results = ensemble.evaluate(
+        str(tmp_path / "m" / "*"), {"tags": (x, targets)}, str(tmp_path / "out"), progress=False
+    )
+    log_p = np.stack([_reference_log_probs(x, w, multilabel=True) for w in weights])
+    p = np.exp(log_p)
+    cached = np.load(tmp_path / "out" / "predictions" / "tags" / "0.npy")
+    np.testing.assert_allclose(cached, log_p[0], atol=1e-5)
+
+    def bce(q):
+        return -np.mean(np.sum(targets * np.log(q) + (1 - targets) * np.log(1 - q), axis=1))
+
+    assert results["tags"]["members"]["0"]["nll"] == pytest.approx(bce(p[0]), rel=1e-5)
+    assert results["tags"]["ensemble"]["nll"] == pytest.approx(bce(p.mean(0)), rel=1e-5)
+    top = np.argmax(p.mean(0), axis=1)
+    assert results["tags"]["ensemble"]["accuracy"] == pytest.approx(
+        np.mean(targets[np.arange(NUM_EXAMPLES), top])
+    )
+
+
+def test_mixed_ensemble_with_a_heteroscedastic_member(tmp_path):
+    from het_ensembles import models
+
+    heads = {
+        "det": None,
+        "het": {"type": "MCSoftmaxDenseFA", "num_factors": 2, "test_mc_samples": 16},
+    }
+    for seed, (name, head) in enumerate(heads.items()):
+        model = models.build_model(
+            "mlp",
+            input_shape=(NUM_FEATURES,),
+            num_classes=NUM_CLASSES,
+            head=head,
+            seed=seed,
+            hidden_units=(8,),
+        )
+        os.makedirs(tmp_path / name)
+        model.save(tmp_path / name / "model.keras")
+        config = {
+            "num_classes": NUM_CLASSES,
+            "head": "heteroscedastic" if head else "deterministic",
+        }
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+    x, y = _data()
+    results = ensemble.evaluate(
+        [str(tmp_path / "det"), str(tmp_path / "het")],
+        {"toy": (x, y)},
+        str(tmp_path / "out"),
+        batch_size=8,
+        progress=False,
+    )
+    references = []
+    for name in heads:  # an independent load and call, batch by batch
+        model = keras.saving.load_model(tmp_path / name / "model.keras")
+        logits = np.concatenate(
+            [np.asarray(model(x[i : i + 8], training=False)) for i in range(0, NUM_EXAMPLES, 8)]
+        )
+        references.append(special.log_softmax(logits.astype(np.float64), axis=1))
+        cached = np.load(tmp_path / "out" / "predictions" / "toy" / f"{name}.npy")
+        np.testing.assert_allclose(cached, references[-1], atol=1e-5)
+    assert results["toy"]["ensemble"]["nll"] == pytest.approx(
+        _ensemble_nll(y, references), rel=1e-5
+    )
+    with open(tmp_path / "out" / "leaderboard.md") as f:
+        assert "| Mixed (1 deterministic + 1 heteroscedastic) ensemble (size=2) |" in f.read()
+
+
+def test_imagenet_c_summary_and_mce(tmp_path):
+    for i in range(2):
+        _write_member(str(tmp_path / "m" / str(i)), seed=i)
+    sets = {}
+    for seed, name in enumerate(
+        ["gaussian_noise_1", "gaussian_noise_2", "snow_1", "speckle_noise_1"], start=1
+    ):
+        sets[f"imagenet2012_corrupted/{name}"] = _data(seed)
+    sets["imagenet2012"] = _data(0)
+    results = ensemble.evaluate(
+        str(tmp_path / "m" / "*"), sets, str(tmp_path / "out"), progress=False
+    )
+    summary = results["imagenet2012_corrupted"]
+    benchmark = ["gaussian_noise_1", "gaussian_noise_2", "snow_1"]  # no AlexNet error: speckle
+    for row, pick in (("ensemble", lambda r: r["ensemble"]), ("0", lambda r: r["members"]["0"])):
+        per_set = {n: pick(results[f"imagenet2012_corrupted/{n}"]) for n in benchmark}
+        got = summary["ensemble"] if row == "ensemble" else summary["members"]["0"]
+        assert got["nll"] == pytest.approx(np.mean([per_set[n]["nll"] for n in benchmark]))
+        assert got["accuracy"] == pytest.approx(
+            np.mean([per_set[n]["accuracy"] for n in benchmark])
+        )
+        ce_noise = (
+            np.mean([1 - per_set[f"gaussian_noise_{s}"]["accuracy"] for s in (1, 2)]) / 0.886428
+        )
+        ce_snow = (1 - per_set["snow_1"]["accuracy"]) / 0.866816
+        assert got["ce/gaussian_noise"] == pytest.approx(ce_noise)
+        assert got["mce"] == pytest.approx((ce_noise + ce_snow) / 2)
+        assert got["num_datasets"] == 3
+    with open(tmp_path / "out" / "leaderboard.md") as f:
+        leaderboard = f.read()
+    c = summary["member_mean"]
+    cells = f"{c['nll']:.2f} / {100 * c['accuracy']:.1f}% / {c['ece']:.3f} | {100 * c['mce']:.1f}%"
+    assert cells in leaderboard
+    assert "Only 3 of the 75 sets" in leaderboard
+
+
+def test_imagenet_c_end_to_end_on_mock_tfds(tmp_path):
+    for i in range(2):
+        _write_member(
+            str(tmp_path / "m" / str(i)),
+            seed=i,
+            num_classes=1000,
+            config={"image_size": 8},
+            input_shape=(8, 8, 3),
+        )
+    with tfds.testing.mock_data(num_examples=5):
+        results = ensemble.evaluate(
+            str(tmp_path / "m" / "*"),
+            ["imagenet2012", "imagenet2012_corrupted/gaussian_noise"],
+            str(tmp_path / "out"),
+            batch_size=4,
+            progress=False,
+        )
+    names = [f"imagenet2012_corrupted/gaussian_noise_{s}" for s in range(1, 6)]
+    assert set(results) == {"imagenet2012", "imagenet2012_corrupted", *names}
+    for name in ["imagenet2012", *names]:
+        assert results[name]["ensemble"]["num_examples"] == 5
+        cached = np.load(tmp_path / "out" / "predictions" / name / "0.npy")
+        assert cached.shape == (5, 1000)
+        np.testing.assert_allclose(special.logsumexp(cached, axis=1), 0.0, atol=1e-4)
+    errors = [1 - results[n]["ensemble"]["accuracy"] for n in names]
+    assert results["imagenet2012_corrupted"]["ensemble"]["mce"] == pytest.approx(
+        np.mean(errors) / ensemble.ALEXNET_ERRORS["gaussian_noise"]
+    )
+
+
+def test_cli_on_npz_with_a_clean_split(tmp_path, capsys):
+    for i in range(2):
+        _write_member(str(tmp_path / "m" / str(i)), seed=i)
+    x, y = _data()
+    y_clean = (y + 1) % NUM_CLASSES
+    path = str(tmp_path / "set.npz")
+    np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y, y_test_clean=y_clean)
+    out = str(tmp_path / "out")
+    argv = ["--members", str(tmp_path / "m" / "*"), "--output_dir", out, "--no_progress"]
+    argv += ["--dataset", f"npz:{path}", f"npz:{path}:test_clean", "--batch_size", "16"]
+    assert ensemble.cli_main(argv) == 0
+    assert "ensemble" in capsys.readouterr().out
+    with open(os.path.join(out, "metrics.json")) as f:
+        results = json.load(f)
+    (noisy_dir,) = [d for d in os.listdir(os.path.join(out, "predictions")) if "clean" not in d]
+    member_log_probs = np.stack(
+        [np.load(os.path.join(out, "predictions", noisy_dir, f"{i}.npy")) for i in range(2)]
+    )
+    for key, labels in ((f"npz:{path}", y), (f"npz:{path}:test_clean", y_clean)):
+        assert results[key]["ensemble"]["nll"] == pytest.approx(
+            _ensemble_nll(labels, member_log_probs), rel=1e-6
+        )
+
+    argv = ["--members", str(tmp_path / "none*"), "--dataset", "toy", "--output_dir", out]
+    assert ensemble.cli_main(argv) == 2
+    assert "No member directory matches" in capsys.readouterr().err
