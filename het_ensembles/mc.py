@@ -36,7 +36,7 @@ def default_chunk_size(num_samples, batch_size, num_classes):
 
 
 def _chunk_seed(seed, index):
-    return tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int64))
+    return tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int32))
 
 
 def _draw_noise(seed, batch, num, num_classes, num_factors, share_samples):
@@ -95,6 +95,25 @@ def _for_each_chunk(num_samples, chunk_size, body, init):
     if rest:
         state = body(state, tf.constant(num_full), rest)
     return state
+
+
+def sample_latents(loc, diag_scale, factors, seed, *, num_samples, share_samples=False):
+    """Draws S latent logit samples exactly as the estimator's first chunk does: [B, S, K].
+
+    Used to check the sampler against the TFP distribution of a layer (`noise_distribution`).
+    """
+    loc = tf.convert_to_tensor(loc, tf.float32)
+    if factors is None:
+        factors = tf.zeros(tf.concat([tf.shape(loc), [0]], 0), tf.float32)
+    eps_k, eps_r = _draw_noise(
+        _chunk_seed(tf.cast(seed, tf.int64), 0),
+        tf.shape(loc)[0],
+        num_samples,
+        loc.shape[-1],
+        factors.shape[-1],
+        share_samples,
+    )
+    return _latents(loc, diag_scale, factors, eps_k, eps_r)
 
 
 def mc_log_predictive(
