@@ -34,7 +34,7 @@ def register(name, fn):
             f"'{NPZ_PREFIX}'. Received: name={name!r}"
         )
     if not callable(fn):
-        raise TypeError(f"Expected a callable returning a dict of arrays. Received: fn={fn!r}")
+        raise ValueError(f"Expected a callable returning a dict of arrays. Received: fn={fn!r}")
     _REGISTRY[name] = fn
     _CACHE.pop(name, None)
 
@@ -84,7 +84,7 @@ def validate(name, arrays):
       ValueError: naming the offending array, with what was received and what is allowed.
     """
     if not isinstance(arrays, dict):
-        raise TypeError(f"{name}: expected a dict of numpy arrays. Received: {type(arrays)}")
+        raise ValueError(f"{name}: expected a dict of numpy arrays. Received: {type(arrays)}")
     missing = [key for key in REQUIRED_KEYS if key not in arrays]
     if missing:
         raise ValueError(

@@ -184,5 +184,5 @@ def test_errors_for_names_splits_and_label_field(registered, tmp_path):
         data.register_arrays("a/b", _arrays)
     with pytest.raises(ValueError, match="npz"):
         data.register_arrays("npz:x", _arrays)
-    with pytest.raises(TypeError, match="callable"):
+    with pytest.raises(ValueError, match="callable"):
         data.register_arrays("not_callable", 3)
