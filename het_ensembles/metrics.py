@@ -32,7 +32,6 @@ import itertools
 import math
 
 import numpy as np
-from scipy import special
 
 DEFAULT_NUM_BINS = 15  # robustness-metrics / uncertainty-baselines ECE default
 
@@ -53,7 +52,7 @@ def log_probs_from_logits(logits, *, multilabel=False):
     if multilabel:
         out = -np.logaddexp(0.0, -logits)
     else:
-        out = logits - special.logsumexp(logits, axis=-1, keepdims=True)
+        out = logits - _logsumexp(logits, axis=-1, keepdims=True)
     return out.astype(np.float32)
 
 
@@ -71,7 +70,7 @@ def ensemble_log_probs(member_log_probs):
     """
     member_log_probs = _as_member_array(member_log_probs)
     num_members = member_log_probs.shape[0]
-    return special.logsumexp(member_log_probs, axis=0) - math.log(num_members)
+    return _logsumexp(member_log_probs, axis=0) - math.log(num_members)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -464,6 +463,18 @@ def _top_k_correct(labels, probs, k):
     before = np.arange(probs.shape[1])[None, :] < labels[:, None]
     rank = np.sum(probs > p_label, axis=1) + np.sum((probs == p_label) & before, axis=1)
     return (rank < k).astype(np.float64)
+
+
+def _logsumexp(values, axis, keepdims=False):
+    """log(sum(exp(values))) along `axis`, shifted by the max (all -inf -> -inf).
+
+    Plain numpy: scipy.special.logsumexp is ~20x slower on [M, N, K] arrays (array-API path).
+    """
+    shift = np.max(values, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(values - shift), axis=axis, keepdims=True)) + shift
+    return out if keepdims else np.squeeze(out, axis=axis)
 
 
 def _log1mexp(log_p):

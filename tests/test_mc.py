@@ -155,7 +155,7 @@ def test_stable_for_extreme_logits():
 
 
 def test_sample_latents_match_first_chunk_of_estimator():
-    loc, diag, factors, tau = _params()
+    loc, diag, factors, _tau = _params()
     u = mc.sample_latents(loc, diag, factors, SEED, num_samples=20)
     want = _reference(
         loc, diag, factors, tf.constant(1.0), num_samples=20, chunk_size=20, link="softmax"

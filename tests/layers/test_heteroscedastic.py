@@ -159,7 +159,7 @@ def test_covariance_is_diag_plus_low_rank_of_sublayer_outputs(variant):
     x = _inputs(batch=3)
     layer(x)
     xn = x.numpy()
-    dense = lambda sub: xn @ sub.kernel.numpy() + sub.bias.numpy()  # noqa: E731
+    dense = lambda sub: xn @ sub.kernel.numpy() + sub.bias.numpy()
     d = _softplus(dense(layer.diag_layer)) + layers.MIN_SCALE
     want = np.stack([np.diag(di**2) for di in d])
     if variant == "fa":
@@ -223,7 +223,7 @@ def test_stable_for_huge_inputs(variant):
 
 
 def test_two_class_diagonal_softmax_uses_one_sigmoid_output_like_edward2():
-    logits, log_probs, probs, _ = layers.MCSoftmaxDense(2, seed=0)(_inputs())
+    logits, _log_probs, probs, _ = layers.MCSoftmaxDense(2, seed=0)(_inputs())
     assert probs.shape == (4, 1)
     np.testing.assert_allclose(tf.sigmoid(logits).numpy(), probs.numpy(), rtol=1e-4)
 
