@@ -1,0 +1,27 @@
+r"""Heteroscedastic ResNet-50 on ImageNet (uncertainty-baselines' `imagenet/heteroscedastic.py`).
+
+A thin script over `het_ensembles.training.cli_main` (absl flags with a config file): it only
+adds its default config, `configs/imagenet/heteroscedastic.py`. One run trains one ensemble
+member; train several with different seeds and evaluate them with `het-ensembles evaluate`.
+
+  python baselines/imagenet/heteroscedastic.py --config.seed=3 --output_dir=runs/imagenet/het/3
+
+Any other config (`--config=configs/...`) and field (`--config.<field>=<value>`) works as
+with `het-ensembles train`. Re-running a killed command resumes from its last checkpoint.
+"""
+
+import os
+import sys
+
+from het_ensembles import training
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG = os.path.join(REPO, "configs", "imagenet", "heteroscedastic.py")
+
+
+def main(argv):
+    return training.cli_main(argv[1:], default_config=CONFIG)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
