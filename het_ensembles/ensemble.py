@@ -68,7 +68,7 @@ ALEXNET_ERRORS = {
 }
 CORRUPTIONS = tuple(ALEXNET_ERRORS)  # the 15 benchmark corruptions, in the usual order
 TOP_K = 5
-METRICS_CHUNK_VALUES = 2**24  # float64 values per member-stacked chunk when computing metrics
+METRICS_CHUNK_VALUES = 2**23  # values in one [M, n, K] chunk of cached predictions (~64 MB f64)
 _SPLITS = ("train", "test", "test_clean")  # het_ensembles.data.SPLITS
 
 
@@ -962,17 +962,15 @@ def _compute_rows(cache, members, subsets, multilabel, num_bins):
         )
     kwargs = {"multilabel": multilabel, "num_bins": num_bins, "top_k": TOP_K}
     member_metrics = [metrics.ClassificationMetrics(**kwargs) for _ in members]
-    ensemble = metrics.EnsembleMetrics(**kwargs)
-    subset_metrics = [metrics.EnsembleMetrics(**kwargs) for _ in subsets]
+    # The full ensemble first, then the sub-ensembles, sharing the per-member work.
+    ensembles = metrics.SubEnsembleMetrics([tuple(range(len(members))), *subsets], **kwargs)
     chunk = max(1, METRICS_CHUNK_VALUES // (len(members) * num_classes))
     for start in range(0, num_examples, chunk):
         y = labels[start : start + chunk]
         stacked = np.stack([a[start : start + chunk] for a in arrays])  # [M, n, K]
         for accumulator, log_probs in zip(member_metrics, stacked):
             accumulator.update_state(y, log_probs)
-        ensemble.update_state(y, stacked)
-        for accumulator, subset in zip(subset_metrics, subsets):
-            accumulator.update_state(y, stacked[list(subset)])
+        ensembles.update_state(y, stacked)
 
     member_rows = {}
     for member, accumulator, (_, sidecar) in zip(members, member_metrics, loaded):
@@ -989,13 +987,14 @@ def _compute_rows(cache, members, subsets, multilabel, num_bins):
         row["num_params"] = None if None in params else int(sum(params))
         return row
 
-    ensemble_row = with_costs(ensemble.result(), range(len(members)))
-    subset_rows = [with_costs(a.result(), s) for a, s in zip(subset_metrics, subsets)]
+    ensemble_result, *subset_results = ensembles.result()
+    ensemble_row = with_costs(ensemble_result, range(len(members)))
+    subset_rows = [with_costs(r, s) for r, s in zip(subset_results, subsets)]
     for row in [*member_rows.values(), ensemble_row, *subset_rows]:
         if row["num_examples"] != num_examples:
             raise RuntimeError(f"Counted {row['num_examples']} examples of {num_examples}.")
     bins = {name: _bins(a.ece) for name, a in zip(member_rows, member_metrics)}
-    bins["ensemble"] = _bins(ensemble.ensemble.ece)
+    bins["ensemble"] = _bins(ensembles.ensembles[0].ece)
     return _Rows(member_rows, ensemble_row, subset_rows, bins, cache.spec.is_corrupted)
 
 

@@ -114,7 +114,10 @@ class Accuracy(_Streaming):
     def update_state(self, labels, probs, sample_weight=None):
         """Adds a batch: labels [B] or [B, K], probs (or log-probs: only the order matters) [B, K]."""
         labels, probs = _check_labels_and_values(labels, probs, "probs")
-        self._add(_top_k_correct(labels, probs, self.k), _weights(sample_weight, len(probs)))
+        self._update(labels, probs, _weights(sample_weight, len(probs)))
+
+    def _update(self, labels, probs, weights):
+        self._add(_top_k_correct(labels, probs, self.k), weights)
 
 
 class NegativeLogLikelihood(_Streaming):
@@ -147,12 +150,15 @@ class BrierScore(_Streaming):
     def update_state(self, labels, probs, sample_weight=None):
         """Adds a batch: labels [B] or [B, K], probs [B, K]."""
         labels, probs = _check_labels_and_values(labels, probs, "probs")
+        self._update(labels, probs, _weights(sample_weight, len(probs)))
+
+    def _update(self, labels, probs, weights):
         if labels.ndim == 1:
             p_label = np.take_along_axis(probs, labels[:, None], axis=1)[:, 0]
             values = np.sum(probs**2, axis=1) - 2.0 * p_label + 1.0
         else:
             values = np.sum((probs - labels) ** 2, axis=1)
-        self._add(values, _weights(sample_weight, len(probs)))
+        self._add(values, weights)
 
 
 class ExpectedCalibrationError:
@@ -189,7 +195,9 @@ class ExpectedCalibrationError:
     def update_state(self, labels, probs, sample_weight=None):
         """Adds a batch: labels [B] or [B, K], probs [B, K]."""
         labels, probs = _check_labels_and_values(labels, probs, "probs")
-        weights = _weights(sample_weight, len(probs))
+        self._update(labels, probs, _weights(sample_weight, len(probs)))
+
+    def _update(self, labels, probs, weights):
         confidence = np.max(probs, axis=1)
         with np.errstate(invalid="ignore"):  # a nan confidence lands in bin 0; the ECE is nan
             bins = np.floor(confidence * self.num_bins).astype(np.int64)
@@ -238,12 +246,15 @@ class ClassificationMetrics:
     def update_state(self, labels, log_probs, sample_weight=None):
         """Adds a batch: labels [B] or [B, K], log_probs [B, K]."""
         labels, log_probs = _check_labels_and_values(labels, log_probs, "log_probs")
-        probs = np.exp(log_probs)
-        self.accuracy.update_state(labels, probs, sample_weight)
-        self.top_k_accuracy.update_state(labels, probs, sample_weight)
-        self.nll.update_state(labels, log_probs, sample_weight)
-        self.ece.update_state(labels, probs, sample_weight)
-        self.brier.update_state(labels, probs, sample_weight)
+        log_lik = _label_log_likelihood(labels, log_probs, self.multilabel)
+        weights = _weights(sample_weight, len(log_probs))
+        self._update(labels, np.exp(log_probs), log_lik, weights)
+
+    def _update(self, labels, probs, log_lik, weights):
+        """Checked inputs: probs [B, K], log_lik = log p(y | x) [B], weights [B]."""
+        for metric in (self.accuracy, self.top_k_accuracy, self.ece, self.brier):
+            metric._update(labels, probs, weights)
+        self.nll._add(-log_lik, weights)
 
     def result(self):
         count = self.nll.count
@@ -260,14 +271,117 @@ class ClassificationMetrics:
         return (self.accuracy, self.top_k_accuracy, self.nll, self.ece, self.brier)
 
 
+class SubEnsembleMetrics:
+    """`EnsembleMetrics` of several sub-ensembles of the same members at once.
+
+    The per-member work (probabilities, label likelihoods, entropies, top-1 predictions) is done
+    once per batch and shared by all sub-ensembles, so e.g. the 70 size-4 sub-ensembles of 8
+    members cost little more than 70 means of probabilities.
+
+    Args:
+      subsets: a list of member-index tuples, each non-empty and without repeats.
+      multilabel: whether member log-probs are per-label sigmoid log-probabilities.
+      num_bins: ECE bins.
+      top_k: k of the second accuracy.
+
+    Attributes:
+      ensembles: one `ClassificationMetrics` per subset, for the ensemble's own metrics
+        (its ECE bins feed reliability diagrams).
+    """
+
+    def __init__(self, subsets, *, multilabel=False, num_bins=DEFAULT_NUM_BINS, top_k=5):
+        subsets = [tuple(int(i) for i in subset) for subset in subsets]
+        if not subsets or any(
+            not subset or len(set(subset)) != len(subset) or min(subset) < 0 for subset in subsets
+        ):
+            raise ValueError(
+                "`subsets` must be a non-empty list of non-empty tuples of distinct member "
+                f"indices >= 0. Received: subsets={subsets}"
+            )
+        self.subsets = subsets
+        self.multilabel = bool(multilabel)
+        self._options = {"multilabel": multilabel, "num_bins": num_bins, "top_k": top_k}
+        self.reset_state()
+
+    def reset_state(self):
+        self.ensembles = [ClassificationMetrics(**self._options) for _ in self.subsets]
+        self._gibbs_nll = [_Streaming() for _ in self.subsets]
+        self._disagreement = [_Streaming() for _ in self.subsets]
+        self._kl_to_ensemble = [_Streaming() for _ in self.subsets]
+
+    def update_state(self, labels, member_log_probs, sample_weight=None):
+        """Adds a batch: labels [B] or [B, K], member_log_probs [M, B, K] of all members."""
+        member_log_probs = _as_member_array(member_log_probs)
+        num_members = member_log_probs.shape[0]
+        if max(max(subset) for subset in self.subsets) >= num_members:
+            raise ValueError(
+                f"`subsets` name members beyond the {num_members} given. Received: "
+                f"member_log_probs.shape={member_log_probs.shape}, subsets={self.subsets}"
+            )
+        labels, _ = _check_labels_and_values(labels, member_log_probs[0], "member_log_probs[0]")
+        weights = _weights(sample_weight, member_log_probs.shape[1])
+        probs = np.exp(member_log_probs)  # [M, B, K]
+        log_lik = np.stack(
+            [_label_log_likelihood(labels, lp, self.multilabel) for lp in member_log_probs]
+        )  # [M, B]
+        neg_entropy = np.sum(_xlogy(probs, member_log_probs), axis=2)  # [M, B]
+        if self.multilabel:
+            log_not = _log1mexp(member_log_probs)
+            neg_entropy += np.sum(_xlogy(1.0 - probs, log_not), axis=2)
+        predictions = np.argmax(member_log_probs, axis=2)  # [M, B]
+        for i, subset in enumerate(self.subsets):
+            members = list(subset)
+            log_size = math.log(len(members))
+            mean_probs = np.mean(probs[members], axis=0)  # [B, K]
+            if self.multilabel:
+                log_mean = _logsumexp(member_log_probs[members], axis=0) - log_size
+                log_mean_not = _logsumexp(log_not[members], axis=0) - log_size
+                ensemble_neg_entropy = np.sum(
+                    _xlogy(mean_probs, log_mean) + _xlogy(1.0 - mean_probs, log_mean_not), axis=1
+                )
+            else:
+                with np.errstate(divide="ignore"):
+                    log_mean = np.log(mean_probs)
+                ensemble_neg_entropy = np.sum(_xlogy(mean_probs, log_mean), axis=1)
+            if labels.ndim == 1:  # -logsumexp_m log p_m(y) + log M: exact far into the tails
+                ensemble_log_lik = _logsumexp(log_lik[members], axis=0) - log_size
+            else:
+                if not self.multilabel:
+                    log_mean = _logsumexp(member_log_probs[members], axis=0) - log_size
+                ensemble_log_lik = _label_log_likelihood(labels, log_mean, self.multilabel)
+            self.ensembles[i]._update(labels, mean_probs, ensemble_log_lik, weights)
+            self._gibbs_nll[i]._add(-np.mean(log_lik[members], axis=0), weights)
+            pairs = list(itertools.combinations(members, 2))
+            differ = [predictions[a] != predictions[b] for a, b in pairs]
+            self._disagreement[i]._add(
+                np.mean(differ, axis=0) if pairs else np.zeros(len(weights)), weights
+            )
+            # Mean KL to the mean = entropy of the mean - mean entropy (mutual information).
+            kl = np.mean(neg_entropy[members], axis=0) - ensemble_neg_entropy
+            self._kl_to_ensemble[i]._add(kl, weights)
+
+    def result(self):
+        """A list with one `EnsembleMetrics.result()`-style dict per subset."""
+        results = []
+        for i, subset in enumerate(self.subsets):
+            out = self.ensembles[i].result()
+            out["gibbs_nll"] = self._gibbs_nll[i].result()
+            out["disagreement"] = self._disagreement[i].result()
+            out["kl_to_ensemble"] = self._kl_to_ensemble[i].result()
+            out["ensemble_size"] = len(subset)
+            results.append(out)
+        return results
+
+
 class EnsembleMetrics:
     """`ClassificationMetrics` of the ensemble (mean member probability) plus diversity.
 
     Extra keys in `result()`: `gibbs_nll` (mean member NLL, the Gibbs cross-entropy),
     `disagreement` (fraction of examples on which two members' top-1 predictions differ, averaged
-    over member pairs), `kl_to_ensemble` (mean over members of KL(p_m || p_ensemble); for softmax
-    members it equals H(p_ensemble) - mean_m H(p_m), the ensemble's mutual information), and
-    `ensemble_size`. `nll` is the ensemble NLL, -logsumexp_m log p_m(y) + log M.
+    over member pairs), `kl_to_ensemble` (mean over members of KL(p_m || p_ensemble), which equals
+    H(p_ensemble) - mean_m H(p_m), the ensemble's mutual information; summed over labels for
+    multilabel members), and `ensemble_size`. `nll` is the ensemble NLL,
+    mean_n [-logsumexp_m log p_m(y_n) + log M].
 
     Args:
       multilabel: whether member log-probs are per-label sigmoid log-probabilities.
@@ -276,46 +390,30 @@ class EnsembleMetrics:
     """
 
     def __init__(self, *, multilabel=False, num_bins=DEFAULT_NUM_BINS, top_k=5):
-        self.multilabel = bool(multilabel)
-        self.ensemble = ClassificationMetrics(multilabel=multilabel, num_bins=num_bins, top_k=top_k)
+        self._options = {"multilabel": multilabel, "num_bins": num_bins, "top_k": top_k}
         self.reset_state()
 
     def reset_state(self):
-        self.ensemble.reset_state()
-        self.num_members = None
-        self.gibbs_nll = _Streaming()
-        self.disagreement = _Streaming()
-        self.kl_to_ensemble = _Streaming()
+        self._all = None  # a SubEnsembleMetrics over all members, made at the first batch
 
     def update_state(self, labels, member_log_probs, sample_weight=None):
         """Adds a batch: labels [B] or [B, K], member_log_probs [M, B, K]."""
         member_log_probs = _as_member_array(member_log_probs)
-        if self.num_members is not None and member_log_probs.shape[0] != self.num_members:
+        num_members = member_log_probs.shape[0]
+        if self._all is None:
+            self._all = SubEnsembleMetrics([tuple(range(num_members))], **self._options)
+        elif num_members != len(self._all.subsets[0]):
             raise ValueError(
-                f"The number of members changed between batches. Received: "
-                f"member_log_probs.shape={member_log_probs.shape}, expected {self.num_members} "
-                "members"
+                "The number of members changed between batches. Received: "
+                f"member_log_probs.shape={member_log_probs.shape}, expected "
+                f"{len(self._all.subsets[0])} members"
             )
-        self.num_members = member_log_probs.shape[0]
-        labels, _ = _check_labels_and_values(labels, member_log_probs[0], "member_log_probs[0]")
-        weights = _weights(sample_weight, member_log_probs.shape[1])
-        log_mean = ensemble_log_probs(member_log_probs)
-        self.ensemble.update_state(labels, log_mean, sample_weight)
-        member_log_lik = [
-            _label_log_likelihood(labels, log_probs, self.multilabel)
-            for log_probs in member_log_probs
-        ]
-        self.gibbs_nll._add(-np.mean(member_log_lik, axis=0), weights)
-        self.disagreement._add(_pairwise_disagreement(member_log_probs), weights)
-        self.kl_to_ensemble._add(_kl_to_mean(member_log_probs, log_mean, self.multilabel), weights)
+        self._all.update_state(labels, member_log_probs, sample_weight)
 
     def result(self):
-        out = self.ensemble.result()
-        out["gibbs_nll"] = self.gibbs_nll.result()
-        out["disagreement"] = self.disagreement.result()
-        out["kl_to_ensemble"] = self.kl_to_ensemble.result()
-        out["ensemble_size"] = self.num_members
-        return out
+        if self._all is None:
+            return {**ClassificationMetrics(**self._options).result(), "ensemble_size": None}
+        return self._all.result()[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -374,7 +472,11 @@ def disagreement(member_probs):
     Returns:
       float in [0, 1]; 0.0 for a single member.
     """
-    return float(np.mean(_pairwise_disagreement(_as_member_array(member_probs))))
+    predictions = np.argmax(_as_member_array(member_probs), axis=2)  # [M, N]
+    pairs = list(itertools.combinations(range(len(predictions)), 2))
+    if not pairs:
+        return 0.0
+    return float(np.mean([predictions[i] != predictions[j] for i, j in pairs]))
 
 
 def kl_to_ensemble(member_log_probs, *, multilabel=False):
@@ -383,8 +485,14 @@ def kl_to_ensemble(member_log_probs, *, multilabel=False):
     For multilabel members, the sum over labels of the Bernoulli KLs. member_log_probs [M, N, K].
     """
     member_log_probs = _as_member_array(member_log_probs)
+    probs = np.exp(member_log_probs)  # [M, N, K]
     log_mean = ensemble_log_probs(member_log_probs)
-    return float(np.mean(_kl_to_mean(member_log_probs, log_mean, multilabel)))
+    with np.errstate(invalid="ignore"):  # -inf - -inf where p_m = 0; _xlogy zeroes those terms
+        kl = _xlogy(probs, member_log_probs - log_mean)
+        if multilabel:
+            log_not = _log1mexp(member_log_probs)
+            kl = kl + _xlogy(1.0 - probs, log_not - _log1mexp(log_mean))
+    return float(np.mean(np.sum(kl, axis=2)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -506,23 +614,3 @@ def _label_log_likelihood(labels, log_probs, multilabel):
     if labels.ndim == 1:
         return np.take_along_axis(log_probs, labels[:, None], axis=1)[:, 0]
     return np.sum(_xlogy(labels, log_probs), axis=1)
-
-
-def _pairwise_disagreement(member_values):
-    """[N]: per example, the fraction of member pairs whose top-1 predictions differ."""
-    predictions = np.argmax(member_values, axis=2)  # [M, N]
-    pairs = list(itertools.combinations(range(len(predictions)), 2))
-    if not pairs:
-        return np.zeros(predictions.shape[1])
-    return np.mean([predictions[i] != predictions[j] for i, j in pairs], axis=0)
-
-
-def _kl_to_mean(member_log_probs, log_mean, multilabel):
-    """[N]: mean over members of KL(p_m || p_mean)."""
-    probs = np.exp(member_log_probs)  # [M, N, K]
-    with np.errstate(invalid="ignore"):  # -inf - -inf where p_m = 0; _xlogy zeroes those terms
-        kl = _xlogy(probs, member_log_probs - log_mean)
-        if multilabel:
-            log_not = _log1mexp(member_log_probs)
-            kl = kl + _xlogy(1.0 - probs, log_not - _log1mexp(log_mean))
-    return np.mean(np.sum(kl, axis=2), axis=0)

@@ -38,6 +38,11 @@ def _random_problem(seed, num_examples=300, num_classes=7, num_members=None, sca
     return labels, log_probs
 
 
+def _numpy_ensemble_nll(labels, member_log_probs):
+    member_probs = np.exp(member_log_probs)
+    return -np.mean(np.log(np.mean(member_probs[:, np.arange(len(labels)), labels], axis=0)))
+
+
 class TestExpectedCalibrationError:
     def test_check_vector(self):
         ece = metrics.ExpectedCalibrationError(num_bins=10)
@@ -207,8 +212,7 @@ class TestSingleModelMetrics:
 class TestEnsembleMetrics:
     def test_ensemble_nll_matches_numpy(self):
         labels, member_log_probs = _random_problem(7, num_members=4)
-        member_probs = np.exp(member_log_probs)
-        expected = -np.mean(np.log(np.mean(member_probs[:, np.arange(300), labels], axis=0)))
+        expected = _numpy_ensemble_nll(labels, member_log_probs)
         assert metrics.ensemble_nll(labels, member_log_probs) == pytest.approx(expected)
         # The design formula, -logsumexp_m log p_m(y) + log M, term by term.
         log_lik = member_log_probs[:, np.arange(300), labels]
@@ -263,6 +267,14 @@ class TestEnsembleMetrics:
         assert metrics.kl_to_ensemble(member_log_probs, multilabel=True) == pytest.approx(
             np.mean(np.sum(bernoulli_kl, axis=2))
         )
+        accumulator = metrics.EnsembleMetrics(multilabel=True)
+        accumulator.update_state(targets, member_log_probs)
+        result = accumulator.result()
+        assert result["nll"] == pytest.approx(expected_nll)
+        assert result["kl_to_ensemble"] == pytest.approx(np.mean(np.sum(bernoulli_kl, axis=2)))
+        assert result["accuracy"] == pytest.approx(
+            np.mean(targets[np.arange(40), np.argmax(mean_p, axis=1)])
+        )
 
     def test_streaming_ensemble_metrics(self):
         labels, member_log_probs = _random_problem(10, num_examples=100, num_members=4)
@@ -273,7 +285,7 @@ class TestEnsembleMetrics:
             )
         result = accumulator.result()
         mean_probs = np.mean(np.exp(member_log_probs), axis=0)
-        assert result["nll"] == pytest.approx(metrics.ensemble_nll(labels, member_log_probs))
+        assert result["nll"] == pytest.approx(_numpy_ensemble_nll(labels, member_log_probs))
         assert result["accuracy"] == pytest.approx(metrics.accuracy(labels, mean_probs))
         assert result["ece"] == pytest.approx(
             metrics.expected_calibration_error(labels, mean_probs)
@@ -289,3 +301,44 @@ class TestEnsembleMetrics:
     def test_member_axis_is_checked(self):
         with pytest.raises(ValueError, match=r"\[M, N, K\]"):
             metrics.ensemble_nll(CHECK_LABELS, np.log(CHECK_PROBS))
+
+
+class TestSubEnsembleMetrics:
+    def test_each_subset_matches_the_one_shot_functions(self):
+        labels, member_log_probs = _random_problem(11, num_examples=90, num_members=4)
+        subsets = [(0, 1), (1, 2, 3), (2,)]
+        accumulator = metrics.SubEnsembleMetrics(subsets)
+        for start in range(0, 90, 40):
+            accumulator.update_state(
+                labels[start : start + 40], member_log_probs[:, start : start + 40]
+            )
+        for subset, result in zip(subsets, accumulator.result()):
+            chosen = member_log_probs[list(subset)]
+            mean_probs = np.mean(np.exp(chosen), axis=0)
+            assert result["nll"] == pytest.approx(_numpy_ensemble_nll(labels, chosen))
+            assert result["top5_accuracy"] == pytest.approx(
+                metrics.accuracy(labels, mean_probs, k=5)
+            )
+            assert result["brier"] == pytest.approx(metrics.brier(labels, mean_probs))
+            assert result["gibbs_nll"] == pytest.approx(metrics.gibbs_nll(labels, chosen))
+            assert result["disagreement"] == pytest.approx(metrics.disagreement(chosen))
+            assert result["kl_to_ensemble"] == pytest.approx(
+                metrics.kl_to_ensemble(chosen), abs=1e-12
+            )
+            assert result["ensemble_size"] == len(subset)
+
+    def test_one_hot_labels_take_the_full_path(self):
+        labels, member_log_probs = _random_problem(12, num_members=3)
+        by_id, by_one_hot = metrics.EnsembleMetrics(), metrics.EnsembleMetrics()
+        by_id.update_state(labels, member_log_probs)
+        by_one_hot.update_state(np.eye(7)[labels], member_log_probs)
+        assert by_one_hot.result() == pytest.approx(by_id.result())
+
+    def test_bad_subsets(self):
+        with pytest.raises(ValueError, match="subsets"):
+            metrics.SubEnsembleMetrics([(0, 0)])
+        with pytest.raises(ValueError, match="subsets"):
+            metrics.SubEnsembleMetrics([])
+        _, member_log_probs = _random_problem(13, num_members=2)
+        with pytest.raises(ValueError, match="beyond the 2"):
+            metrics.SubEnsembleMetrics([(0, 2)]).update_state(CHECK_LABELS, member_log_probs)
