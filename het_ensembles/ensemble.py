@@ -9,8 +9,9 @@ member directory (DESIGN.md section 6) holds `model.keras` and `config.json`; th
 2. predicts each member's log-probabilities on each dataset once and caches them as
    `<output_dir>/predictions/<dataset>/<member>.npy` (float32 [N, K]) beside `labels.npy`, with a
    `<member>.json` sidecar holding the SHA-256 of the member's `model.keras`, of the labels and of
-   the predictions: an entry is reused only while all three match, so a retrained member or a
-   damaged file is recomputed (with a warning), and an interrupted evaluation resumes;
+   the predictions, and the dataset, image size and batch size used: an entry is reused only
+   while all of them match, so a retrained member is recomputed, a damaged file too (with a
+   warning), and an interrupted evaluation resumes;
 3. computes, with `het_ensembles.metrics`, every member's metrics, their mean and std, the
    ensemble's (mean of the member probabilities) with Gibbs NLL and diversity, optionally the
    mean and std over all size-M sub-ensembles, and for ImageNet-C the means over corruptions
@@ -200,7 +201,8 @@ def evaluate(
       ensemble_size: if set and smaller than the number of members, also report the mean and std
         over the size-`ensemble_size` sub-ensembles (all of them, or `max_subsets` drawn at
         random with a fixed seed when there are more).
-      batch_size: prediction batch size.
+      batch_size: prediction batch size. Part of the cache key: a heteroscedastic head's
+        inference noise is fixed per position in the batch, so its predictions depend on it.
       num_bins: ECE bins.
       data_dir: TFDS data directory (default: each member's `config.json` `data_dir`).
       image_size: image side fed to the models (default: each member's `config.json`
@@ -688,12 +690,14 @@ class _Predictor:
                     digest.update(str((array.dtype, array.shape)).encode())
                     digest.update(np.ascontiguousarray(array).tobytes())
                 self._array_digests[spec.key] = digest.hexdigest()
-            return {"arrays_sha256": self._array_digests[spec.key]}
+            return {"arrays_sha256": self._array_digests[spec.key], "batch_size": self.batch_size}
         return {
             "name": spec.name,
             "split": spec.split,
             "image_size": self.image_size_of(member),
             "label_field": self.label_field,
+            # A heteroscedastic head's inference noise is fixed per position in the batch.
+            "batch_size": self.batch_size,
         }
 
     def check_dataset(self, spec):

@@ -428,3 +428,58 @@ def test_cli_on_npz_with_a_clean_split(tmp_path, capsys):
     argv = ["--members", str(tmp_path / "none*"), "--dataset", "toy", "--output_dir", out]
     assert ensemble.cli_main(argv) == 2
     assert "No member directory matches" in capsys.readouterr().err
+
+
+def test_members_from_the_trainer_reproduce_their_own_test_metrics(tmp_path):
+    """Two members from `training.train_and_evaluate` (dense and heteroscedastic head): the
+    evaluator's per-member numbers equal the trainer's metrics.json (same data, same metrics).
+
+    The batch size is the trainer's: a heteroscedastic head's inference noise is fixed per
+    position in the batch, so with few MC samples its predictions depend on the batching.
+    """
+    from het_ensembles import training
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(NUM_CLASSES, NUM_FEATURES))
+    y_train, y_test = rng.integers(0, NUM_CLASSES, 48), rng.integers(0, NUM_CLASSES, 21)
+    x_train = (centers[y_train] + rng.normal(size=(48, NUM_FEATURES))).astype(np.float32)
+    x_test = (centers[y_test] + rng.normal(size=(21, NUM_FEATURES))).astype(np.float32)
+    npz = str(tmp_path / "tiny.npz")
+    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    heads = {
+        "det": {},
+        "het": {
+            "head": "heteroscedastic",
+            "num_factors": 2,
+            "train_mc_samples": 8,
+            "test_mc_samples": 8,
+        },
+    }
+    for name, overrides in heads.items():
+        config = training.default_config()
+        config.update(
+            {
+                "dataset": f"npz:{npz}",
+                "model": "mlp",
+                "model_kwargs": {"hidden_units": (8,)},
+                "per_core_batch_size": 8,
+                "train_epochs": 1,
+                "warmup_epochs": 0,
+                **overrides,
+            }
+        )
+        training.train_and_evaluate(config, str(tmp_path / "runs" / name))
+    results = ensemble.evaluate(
+        str(tmp_path / "runs" / "*"),
+        [f"npz:{npz}"],
+        str(tmp_path / "out"),
+        batch_size=8,
+        progress=False,
+    )[f"npz:{npz}"]
+    for name in heads:
+        with open(tmp_path / "runs" / name / "metrics.json") as f:
+            trained = json.load(f)
+        ours = results["members"][name]
+        for key in ("nll", "accuracy", "ece"):
+            assert ours[key] == pytest.approx(trained[f"test/{key}"], rel=1e-4, abs=1e-6)
+        assert ours["num_examples"] == 21
