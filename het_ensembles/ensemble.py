@@ -38,9 +38,15 @@ import tempfile
 import time
 import warnings
 
+import keras
 import numpy as np
+import tensorflow as tf
+from matplotlib import figure
+from matplotlib.backends import backend_agg
+from tqdm import auto as tqdm
 
-from het_ensembles import metrics
+import het_ensembles.models  # noqa: F401  (registers custom layers, so model.keras loads)
+from het_ensembles import data, metrics
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -70,7 +76,6 @@ ALEXNET_ERRORS = {
 CORRUPTIONS = tuple(ALEXNET_ERRORS)  # the 15 benchmark corruptions, in the usual order
 TOP_K = 5
 METRICS_CHUNK_VALUES = 2**23  # values in one [M, n, K] chunk of cached predictions (~64 MB f64)
-_SPLITS = ("train", "test", "test_clean")  # het_ensembles.data.SPLITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -519,12 +524,12 @@ def _named_specs(entry):
         raise ValueError(f"Dataset names must be strings. Received: {entry!r}")
     name, split = entry, "test"
     head, _, tail = entry.rpartition(":")
-    if head and tail in _SPLITS:
+    if head and tail in data.SPLITS:
         name, split = head, tail
     suffix = "" if split == "test" else f":{split}"
     if name == CORRUPTED:
         names = corrupted_datasets()
-    elif name.startswith(CORRUPTED + "/") and name.split("/", 1)[1] in CORRUPTIONS:
+    elif name.startswith(CORRUPTED + "/") and not re.search(r"_\d+$", name):  # no severity
         names = corrupted_datasets([name.split("/", 1)[1]])
     else:
         names = [name]
@@ -717,8 +722,6 @@ class _Predictor:
             )
 
     def _info(self, spec):
-        from het_ensembles import data
-
         if spec.name not in self._infos:
             self._infos[spec.name] = data.get_info(spec.name, label_field=self.label_field)
         return self._infos[spec.name]
@@ -726,10 +729,6 @@ class _Predictor:
     def model(self, member):
         """The loaded Keras model of `member` (ValueError if it cannot be loaded or mismatches)."""
         if member.name not in self._models:
-            import keras
-
-            import het_ensembles.models  # noqa: F401  (registers the models' custom layers)
-
             try:
                 model = keras.saving.load_model(member.model_path, compile=False)
             except Exception as e:  # Keras raises many types for a bad archive
@@ -796,8 +795,6 @@ class _Predictor:
                 for i in range(0, len(x), self.batch_size)
             )
             return batches, total
-        from het_ensembles import data
-
         member_data_dir = self.data_dir or self.members[0].config.get("data_dir")
         dataset = data.load(
             spec.name,
@@ -814,8 +811,6 @@ class _Predictor:
 
     def _predict(self, spec, group, image_size):
         """One pass over the data for every member of `group`: labels, [(log_probs, ms)]."""
-        from tqdm import auto as tqdm
-
         batches, total = self._batches(spec, image_size)
         calls = [self.model(m)[1] for m in group]
         outputs = [[] for _ in group]
@@ -883,7 +878,6 @@ def _static_output_dim(member, model):
 
 def _compiled_call(model):
     """model(x, training=False) as float32, traced once per model where the input is known."""
-    import tensorflow as tf
 
     def call(x):
         return tf.cast(model(x, training=False), tf.float32)
@@ -1201,9 +1195,6 @@ def _summary(results):
 
 def _write_reliability_diagram(path, rows):
     """Accuracy vs confidence per bin, a panel per clean dataset: members thin, ensemble bold."""
-    from matplotlib import figure
-    from matplotlib.backends import backend_agg
-
     keys = [k for k, r in rows.items() if not r.is_corrupted] or list(rows)[:1]
     columns = min(3, len(keys))
     fig = figure.Figure(figsize=(4.2 * columns, 4.2 * math.ceil(len(keys) / columns)))
