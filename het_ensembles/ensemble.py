@@ -931,7 +931,10 @@ class _Rows:
     members: dict  # member name -> metrics
     ensemble: dict
     subsets: list  # metrics of each sub-ensemble
-    bins: dict | None = None  # row name -> (counts, correct, confidence sums), for the plot
+    # ECE bins (counts, correct, confidence sums) for the plot: member name -> bins, and the
+    # ensemble's.
+    member_bins: dict | None = None
+    ensemble_bins: tuple | None = None
     is_corrupted: bool = False
 
 
@@ -991,9 +994,14 @@ def _compute_rows(cache, members, subsets, multilabel, num_bins):
     for row in [*member_rows.values(), ensemble_row, *subset_rows]:
         if row["num_examples"] != num_examples:
             raise RuntimeError(f"Counted {row['num_examples']} examples of {num_examples}.")
-    bins = {name: _bins(a.ece) for name, a in zip(member_rows, member_metrics)}
-    bins["ensemble"] = _bins(ensembles.ensembles[0].ece)
-    return _Rows(member_rows, ensemble_row, subset_rows, bins, cache.spec.is_corrupted)
+    return _Rows(
+        member_rows,
+        ensemble_row,
+        subset_rows,
+        is_corrupted=cache.spec.is_corrupted,
+        member_bins={name: _bins(a.ece) for name, a in zip(member_rows, member_metrics)},
+        ensemble_bins=_bins(ensembles.ensembles[0].ece),
+    )
 
 
 def _bins(ece):
@@ -1056,7 +1064,7 @@ def _format_rows(rows, members, ensemble_size):
 
 
 def _numeric_keys(rows):
-    return [k for k, v in rows[0].items() if isinstance(v, (int, float)) and v is not None]
+    return [k for k, v in rows[0].items() if isinstance(v, (int, float))]
 
 
 def _mean(rows):
@@ -1202,9 +1210,10 @@ def _write_reliability_diagram(path, rows):
     for index, key in enumerate(keys):
         ax = fig.add_subplot(math.ceil(len(keys) / columns), columns, index + 1)
         ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
-        for name, (counts, correct, confidence) in rows[key].bins.items():
+        curves = [*rows[key].member_bins.items(), (None, rows[key].ensemble_bins)]
+        for name, (counts, correct, confidence) in curves:
             full = counts > 0
-            is_ensemble = name == "ensemble"
+            is_ensemble = name is None
             ax.plot(
                 confidence[full] / counts[full],
                 correct[full] / counts[full],
