@@ -45,7 +45,6 @@ from het_ensembles.data import pipeline
 
 HEADS = ("deterministic", "heteroscedastic")
 HEAD_CLASSES = ("MCSoftmaxDenseFA", "MCSigmoidDenseFA", "MCSoftmaxDense")
-ARCHITECTURES = ("resnet50", "wide_resnet", "small_cnn", "mlp")
 # Fields that may change between a killed run and its resumption (infrastructure, not the run).
 RESUMABLE_FIELDS = ("data_dir", "tpu", "checkpoint_interval", "eval_steps")
 CHECKPOINTS_TO_KEEP = 3
@@ -195,7 +194,7 @@ def validate_config(config, *, num_classes=None):
 
     check(is_int(config.seed, 0), "seed", "an integer >= 0")
     check(isinstance(config.dataset, str) and config.dataset, "dataset", data.known_names())
-    check(config.model in ARCHITECTURES, "model", list(ARCHITECTURES))
+    check(config.model in models.ARCHITECTURES, "model", sorted(models.ARCHITECTURES))
     check(config.head in HEADS, "head", list(HEADS))
     check(config.head_class in HEAD_CLASSES, "head_class", list(HEAD_CLASSES))
     check(is_int(config.image_size, 1, optional=True), "image_size", "None or an integer >= 1")
@@ -286,14 +285,19 @@ def make_strategy(config):
     strategy (one device).
     """
     if config.tpu:
+        logging.info("Strategy: TPUStrategy (tpu=%r).", config.tpu)
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=config.tpu)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     if os.environ.get("TF_CONFIG"):
+        logging.info("Strategy: MultiWorkerMirroredStrategy (TF_CONFIG is set).")
         return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(tf.config.list_physical_devices("GPU")) > 1:
+    num_gpus = len(tf.config.list_physical_devices("GPU"))
+    if num_gpus > 1:
+        logging.info("Strategy: MirroredStrategy over %d GPUs.", num_gpus)
         return tf.distribute.MirroredStrategy()
+    logging.info("Strategy: default (one device).")
     return tf.distribute.get_strategy()
 
 

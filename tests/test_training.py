@@ -11,6 +11,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -278,8 +279,59 @@ def test_bfloat16_body_with_float32_head(npz, tmp_path):
     assert all(np.isfinite(results[k]) for k in ("train/loss", "test/nll", "test/ece"))
 
 
-def _python(code, **kwargs):
+@pytest.mark.parametrize("multilabel", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_cross_entropy_matches_numpy(multilabel, smoothing):
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(5, NUM_CLASSES)) * 3
+    labels = rng.integers(0, NUM_CLASSES, 5)
+    one_hot = np.eye(NUM_CLASSES)[labels]
+    if multilabel:  # independent Bernoullis, summed over labels
+        targets = one_hot * (1 - smoothing) + smoothing / 2
+        log_p, log_not_p = -np.logaddexp(0, -logits), -np.logaddexp(0, logits)
+        expected = -np.sum(targets * log_p + (1 - targets) * log_not_p, axis=1)
+    else:
+        targets = one_hot * (1 - smoothing) + smoothing / NUM_CLASSES
+        log_probs = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+        expected = -np.sum(targets * log_probs, axis=1)
+    loss = training.CrossEntropy(NUM_CLASSES, multilabel=multilabel, label_smoothing=smoothing)
+    actual = loss.call(tf.constant(labels, tf.int32), tf.constant(logits, tf.float32))
+    np.testing.assert_allclose(actual.numpy(), expected, rtol=1e-5)
+    # 0/1 target vectors give the same loss as the integer labels.
+    same = loss.call(tf.constant(one_hot, tf.float32), tf.constant(logits, tf.float32))
+    np.testing.assert_allclose(same.numpy(), expected, rtol=1e-5)
+
+
+def test_sigmoid_head_member_reports_multilabel_nll(npz, tmp_path):
+    out = str(tmp_path / "member")
+    config = tiny_config(
+        npz,
+        head="heteroscedastic",
+        head_class="MCSigmoidDenseFA",
+        multilabel=True,
+        num_factors=2,
+        train_mc_samples=8,
+        test_mc_samples=8,
+    )
+    results = training.train_and_evaluate(config, out)
+    with open(os.path.join(out, "config.json")) as f:
+        assert json.load(f)["multilabel"] is True
+    model = keras.saving.load_model(os.path.join(out, "model.keras"))
+    assert type(model.get_layer("head")).__name__ == "MCSigmoidDenseFA"
+    arrays = np.load(npz)
+    # Same batches as the trainer's evaluation: the layer's MC noise is drawn per batch.
+    logits = model.predict(arrays["x_test"], batch_size=BATCH, verbose=0).astype(np.float64)
+    targets = np.eye(NUM_CLASSES)[arrays["y_test"]]
+    log_p, log_not_p = -np.logaddexp(0, -logits), -np.logaddexp(0, logits)
+    expected_nll = -np.mean(np.sum(targets * log_p + (1 - targets) * log_not_p, axis=1))
+    assert results["test/nll"] == pytest.approx(expected_nll, rel=1e-5)
+    assert results["test/accuracy"] == pytest.approx(np.mean(logits.argmax(1) == arrays["y_test"]))
+
+
+def _python(code, env_overrides=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("TF_CONFIG", None)
+    env.update(env_overrides or {})
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=env,
@@ -287,13 +339,12 @@ def _python(code, **kwargs):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        **kwargs,
     )
 
 
 def test_sigkill_then_same_command_resumes(npz, tmp_path):
     out = str(tmp_path / "member")
-    epochs = 30
+    epochs = 20
     argv = [
         f"--config={REPO}/configs/imagenet/deterministic.py",
         f"--config.dataset=npz:{npz}",
@@ -319,9 +370,19 @@ def test_sigkill_then_same_command_resumes(npz, tmp_path):
     killed_at = int(tf.train.latest_checkpoint(os.path.dirname(state)).rsplit("-", 1)[1])
     assert 2 <= killed_at < epochs
 
-    second = _python(command)
+    # The same command again, this time as a one-worker cluster: TF_CONFIG selects
+    # MultiWorkerMirroredStrategy, which restores the checkpoint the default strategy wrote.
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    tf_config = {
+        "cluster": {"worker": [f"localhost:{port}"]},
+        "task": {"type": "worker", "index": 0},
+    }
+    second = _python(command, env_overrides={"TF_CONFIG": json.dumps(tf_config)})
     _, stderr = second.communicate(timeout=300)
     assert second.returncode == 0, stderr[-3000:]
+    assert "Strategy: MultiWorkerMirroredStrategy" in stderr
     assert f"epoch {killed_at}, step {killed_at * NUM_TRAIN // BATCH}" in stderr
     with open(os.path.join(out, "metrics.json")) as f:
         results = json.load(f)
