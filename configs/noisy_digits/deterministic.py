@@ -2,7 +2,7 @@ r"""Deterministic small CNN on `noisy_digits`: the demo's "Hom" row (DESIGN sect
 
 Same recipe as uncertainty-baselines' ImageNet script (SGD + Nesterov, linear warm-up, step decay
 at 30/60/80 of 90 epochs scaled to `train_epochs`, L2 on kernels and biases), sized for a 2-core
-CPU: `noisy_digits` has 1,258 training images of 8 x 8, so an epoch is 20 steps of 64.
+CPU: `noisy_digits` has 1,258 training images of 8 x 8, so an epoch is 19 steps of 64.
 
   het-ensembles train --config=configs/noisy_digits/deterministic.py \
     --config.seed=0 --output_dir=runs/noisy_digits/det/0
@@ -24,7 +24,7 @@ def get_config():
     config.per_core_batch_size = 64
     config.base_batch_size = 64  # learning rate base_learning_rate at batch 64
     config.base_learning_rate = 0.05
-    config.train_epochs = 40
+    config.train_epochs = 20
     config.warmup_epochs = 2
     config.l2 = 1e-4
     config.test_mc_samples = 1000  # used only by heteroscedastic.py
