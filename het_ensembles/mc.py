@@ -20,12 +20,16 @@ import math
 
 import tensorflow as tf
 
-# Elements of one [B, chunk, K] working tensor the default chunking aims for (16 MiB in float32):
-# big enough that per-chunk overhead is negligible, small enough to stay in cache-friendly sizes.
-DEFAULT_CHUNK_ELEMENTS = 2**22
+# Elements of one [B, chunk, K] working tensor the default chunking aims for (4 MiB in float32).
+# Measured at B=64, K=1000, S=1000 (chunk of 16 samples): peak memory ~0.1 GiB over a Dense head
+# where chunks of 65 samples took ~0.27 GiB; per-chunk overhead stays small at this size.
+DEFAULT_CHUNK_ELEMENTS = 2**20
 # Batch size assumed when the static batch size is unknown (choosing the default chunk).
 _ASSUMED_BATCH = 128
 LINKS = ("softmax", "sigmoid")
+# Smallest uniform fed to Box-Muller's log: keeps radii finite (<= 5.8 standard deviations, the
+# same tail cut-off as float32 uniforms give TF's own normal sampler).
+UNIFORM_FLOOR = 2.0**-24
 
 
 def default_chunk_size(num_samples, batch_size, num_classes):
@@ -40,14 +44,37 @@ def _chunk_seed(seed, index):
 
 
 def _draw_noise(seed, batch, num, num_classes, num_factors, share_samples):
-    """Standard normal noise for one chunk: eps_K [B|1, n, K] and eps_R [B|1, n, R]."""
+    """Standard normal noise for one chunk of `num` samples, as two parts of [h, num - h] samples.
+
+    eps_K comes from Box-Muller on uniforms, using both outputs: the cosine half is the first
+    part's eps_K and the sine half the second's (no concatenation of the largest tensor), which
+    costs ~40% less than `stateless_normal` on CPU. The contract, re-implemented by the tests,
+    with h = ceil(num / 2), rows = 1 for shared samples and B otherwise:
+
+        u = stateless_uniform([2, rows, h, K], fold_in(seed, 0), minval=2**-24)
+        r, theta = sqrt(-2 log u[0]), 2 pi u[1]
+        eps_K = (r cos theta, (r sin theta)[:, :num - h])
+        eps_R = stateless_normal([rows, num, R], fold_in(seed, 1)) split as [:, :h], [:, h:]
+
+    Returns:
+      A list of (eps_K [rows, n_part, K], eps_R [rows, n_part, R]) pairs.
+    """
     rows = 1 if share_samples else batch
-    eps = tf.random.stateless_normal([rows, num, num_classes + num_factors], seed=seed)
-    return eps[..., :num_classes], eps[..., num_classes:]
+    half = (num + 1) // 2
+    u = tf.random.stateless_uniform(
+        [2, rows, half, num_classes], seed=_chunk_seed(seed, 0), minval=UNIFORM_FLOOR
+    )
+    radius = tf.sqrt(-2.0 * tf.math.log(u[0]))
+    theta = (2.0 * math.pi) * u[1]
+    eps_r = tf.random.stateless_normal([rows, num, num_factors], seed=_chunk_seed(seed, 1))
+    parts = [(radius * tf.cos(theta), eps_r[:, :half])]
+    if num > half:
+        parts.append(((radius * tf.sin(theta))[:, : num - half], eps_r[:, half:]))
+    return parts
 
 
 def _latents(loc, diag_scale, factors, eps_k, eps_r):
-    """z = loc + diag_scale * eps_K + factors @ eps_R, shape [B, n, K] (before temperature)."""
+    """z = loc + diag_scale * eps_K + factors @ eps_R, shape [B, n, K]."""
     z = loc[:, None, :] + diag_scale[:, None, :] * eps_k
     if factors.shape[-1]:
         # [B|1, n, R] x [B, R, K]: a batched matmul (not einsum) broadcasting shared noise.
@@ -105,7 +132,7 @@ def sample_latents(loc, diag_scale, factors, seed, *, num_samples, share_samples
     loc = tf.convert_to_tensor(loc, tf.float32)
     if factors is None:
         factors = tf.zeros(tf.concat([tf.shape(loc), [0]], 0), tf.float32)
-    eps_k, eps_r = _draw_noise(
+    parts = _draw_noise(
         _chunk_seed(tf.cast(seed, tf.int64), 0),
         tf.shape(loc)[0],
         num_samples,
@@ -113,7 +140,7 @@ def sample_latents(loc, diag_scale, factors, seed, *, num_samples, share_samples
         factors.shape[-1],
         share_samples,
     )
-    return _latents(loc, diag_scale, factors, eps_k, eps_r)
+    return tf.concat([_latents(loc, diag_scale, factors, *part) for part in parts], axis=1)
 
 
 def mc_log_predictive(
@@ -173,25 +200,24 @@ def mc_log_predictive(
     batch = tf.shape(loc)[0]
     out_shape = tf.shape(loc) if link == "softmax" else tf.concat([tf.shape(loc), [2]], 0)
 
-    def chunk_terms(loc, diag_scale, factors, inv_tau, index, size):
-        eps_k, eps_r = _draw_noise(
+    def chunk_terms(loc, diag_scale, factors, index, size):
+        """Per-sample log-probabilities of one chunk's parts (temperature already folded in)."""
+        parts = _draw_noise(
             _chunk_seed(seed, index), batch, size, num_classes, num_factors, share_samples
         )
-        z = _latents(loc, diag_scale, factors, eps_k, eps_r)
-        return z, _log_link(z * inv_tau, link), eps_k, eps_r
+        for eps_k, eps_r in parts:
+            yield _log_link(_latents(loc, diag_scale, factors, eps_k, eps_r), link), eps_k, eps_r
 
     @tf.custom_gradient
-    def estimate(loc, diag_scale, factors, temperature):
-        inv_tau = 1.0 / temperature
-
+    def estimate(loc, diag_scale, factors):
         def forward(state, index, size):
             lse, p_sum, p_sq = state
-            _, lp, _, _ = chunk_terms(loc, diag_scale, factors, inv_tau, index, size)
-            lse = _logaddexp(lse, tf.reduce_logsumexp(lp, axis=1))
-            if compute_variance:
-                p = tf.exp(lp if link == "softmax" else lp[..., 0])
-                p_sum += tf.reduce_sum(p, axis=1)
-                p_sq += tf.reduce_sum(tf.square(p), axis=1)
+            for lp, _, _ in chunk_terms(loc, diag_scale, factors, index, size):
+                lse = _logaddexp(lse, tf.reduce_logsumexp(lp, axis=1))
+                if compute_variance:
+                    p = tf.exp(lp if link == "softmax" else lp[..., 0])
+                    p_sum += tf.reduce_sum(p, axis=1)
+                    p_sq += tf.reduce_sum(tf.square(p), axis=1)
             return lse, p_sum, p_sq
 
         zeros = tf.zeros(tf.shape(loc))
@@ -205,29 +231,27 @@ def mc_log_predictive(
             del grad_variance  # The variance is a diagnostic output, not differentiated.
 
             def backward(state, index, size):
-                g_loc, g_diag, g_factors, g_inv_tau = state
-                z, lp, eps_k, eps_r = chunk_terms(loc, diag_scale, factors, inv_tau, index, size)
-                # d log_probs / d lp_s = exp(lp_s - lse): each sample's share of the mean.
-                grad_lp = grad_log_probs[:, None] * tf.exp(lp - lse[:, None])
-                grad_u = _log_link_vjp(lp, grad_lp, link)  # [B, n, K]
-                grad_z = grad_u * inv_tau
-                g_loc += tf.reduce_sum(grad_z, axis=1)
-                g_diag += tf.reduce_sum(grad_z * eps_k, axis=1)
-                if num_factors:
-                    # [B, K, n] x [B|1, n, R] -> [B, K, R]
-                    g_factors += tf.matmul(grad_z, eps_r, transpose_a=True)
-                g_inv_tau += tf.reduce_sum(grad_u * z)
-                return g_loc, g_diag, g_factors, g_inv_tau
+                g_loc, g_diag, g_factors = state
+                for lp, eps_k, eps_r in chunk_terms(loc, diag_scale, factors, index, size):
+                    # d log_probs / d lp_s = exp(lp_s - lse): each sample's share of the mean.
+                    grad_lp = grad_log_probs[:, None] * tf.exp(lp - lse[:, None])
+                    grad_u = _log_link_vjp(lp, grad_lp, link)  # [B, n, K]
+                    g_loc += tf.reduce_sum(grad_u, axis=1)
+                    g_diag += tf.reduce_sum(grad_u * eps_k, axis=1)
+                    if num_factors:
+                        # [B, K, n] x [B|1, n, R] -> [B, K, R]
+                        g_factors += tf.matmul(grad_u, eps_r, transpose_a=True)
+                return g_loc, g_diag, g_factors
 
-            init = (tf.zeros_like(loc), tf.zeros_like(diag_scale), tf.zeros_like(factors), 0.0)
-            g_loc, g_diag, g_factors, g_inv_tau = _for_each_chunk(
-                num_samples, chunk_size, backward, init
-            )
-            return g_loc, g_diag, g_factors, -g_inv_tau * tf.square(inv_tau)
+            init = (tf.zeros_like(loc), tf.zeros_like(diag_scale), tf.zeros_like(factors))
+            return _for_each_chunk(num_samples, chunk_size, backward, init)
 
         return (log_probs, variance), grad
 
-    log_probs, variance = estimate(loc, diag_scale, factors, temperature)
+    # u / tau = loc / tau + (d / tau) * eps_K + (V / tau) eps_R: scaling the three small
+    # tensors instead of every [B, n, K] sample, and autodiff carries the gradient to tau.
+    inv_tau = 1.0 / temperature
+    log_probs, variance = estimate(loc * inv_tau, diag_scale * inv_tau, factors * inv_tau)
     if compute_variance:
         return log_probs, tf.stop_gradient(variance)
     return log_probs

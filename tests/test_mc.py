@@ -23,18 +23,26 @@ def _params(scale=1.0, seed=0):
 def _reference(loc, diag, factors, tau, *, num_samples, chunk_size, link, share=False):
     """All S samples materialised at once, differentiated by autodiff.
 
-    The noise contract (documented in mc.py): chunk i of n samples is
-    stateless_normal([B or 1, n, K + R], fold_in(seed, i)), split into eps_K and eps_R.
+    The noise contract (documented in mc._draw_noise): chunk i of n samples, h = ceil(n / 2),
+    draws uniforms u [2, B or 1, h, K] from fold_in(fold_in(seed, i), 0) and takes eps_K as the
+    Box-Muller pair (r cos t, r sin t) stacked along samples; eps_R = stateless_normal(
+    [B or 1, n, R], fold_in(fold_in(seed, i), 1)).
     """
     rows = 1 if share else loc.shape[0]
-    eps = []
+    fold_in = tf.random.experimental.stateless_fold_in
+    eps_k, eps_r = [], []
     for i, start in enumerate(range(0, num_samples, chunk_size)):
         n = min(chunk_size, num_samples - start)
-        seed = tf.random.experimental.stateless_fold_in(SEED, i)
-        eps.append(tf.random.stateless_normal([rows, n, K + factors.shape[-1]], seed=seed))
-    eps = tf.concat(eps, axis=1)
-    u = loc[:, None] + diag[:, None] * eps[..., :K]
-    u += tf.einsum("bkr,bsr->bsk", factors, tf.broadcast_to(eps[..., K:], [B, num_samples, R]))
+        h = (n + 1) // 2
+        seed = fold_in(SEED, i)
+        u = tf.random.stateless_uniform([2, rows, h, K], seed=fold_in(seed, 0), minval=2.0**-24)
+        r, t = np.sqrt(-2 * np.log(u[0].numpy())), 2 * np.pi * u[1].numpy()
+        eps_k.append(np.concatenate([r * np.cos(t), (r * np.sin(t))[:, : n - h]], axis=1))
+        eps_r.append(tf.random.stateless_normal([rows, n, R], seed=fold_in(seed, 1)))
+    eps_k = tf.constant(np.concatenate(eps_k, axis=1), tf.float32)
+    eps_r = tf.concat(eps_r, axis=1)
+    u = loc[:, None] + diag[:, None] * eps_k
+    u += tf.einsum("bkr,bsr->bsk", factors, tf.broadcast_to(eps_r, [B, num_samples, R]))
     u /= tau
     if link == "softmax":
         log_p = tf.nn.log_softmax(u)
@@ -178,6 +186,6 @@ def test_bad_arguments_raise(kwargs, message):
 
 
 def test_default_chunk_size_bounds_working_set():
-    assert mc.default_chunk_size(1000, 64, 1000) == 2**22 // 64000
+    assert mc.default_chunk_size(1000, 64, 1000) == 2**20 // 64000
     assert mc.default_chunk_size(10, 64, 1000) == 10
     assert mc.default_chunk_size(1000, 64, 10**7) == 1

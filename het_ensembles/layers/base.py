@@ -7,6 +7,8 @@ estimated with `het_ensembles.mc.mc_log_predictive`. Subclasses only say how to 
 argument checks, temperature, seeds, outputs and the TFP view of the noise live here.
 """
 
+import random
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -43,8 +45,8 @@ class MCHeteroscedasticBase(keras.layers.Layer):
       train_mc_samples: Monte Carlo samples S when `training=True`.
       test_mc_samples: Monte Carlo samples S at inference.
       compute_pred_variance: also return the per-class variance of the MC probabilities.
-      share_samples_across_batch: use one set of S noise draws for the whole batch (faster,
-        correlated across the batch).
+      share_samples_across_batch: in training, use one set of S noise draws for the whole batch
+        (faster, correlated across the batch). Inference always shares them (see `seed`).
       logits_only: return only the logits, for Sequential/functional models and Keras losses.
       eps: kept for edward2 compatibility; probabilities are never clipped (log-probabilities are
         computed with logsumexp), so it has no effect.
@@ -53,8 +55,9 @@ class MCHeteroscedasticBase(keras.layers.Layer):
       learn_temperature: learn tau (kept positive with a softplus), initialised at `temperature`.
       mc_chunk_size: samples per chunk of the streaming estimator (None: about 4M values per
         [B, chunk, K] tensor, see `het_ensembles.mc.default_chunk_size`).
-      seed: layer seed. Training draws fresh noise each step from (seed, step); inference is
-        deterministic for a given seed.
+      seed: layer seed (None: drawn from Python's RNG and stored in the config). Training draws
+        fresh noise each step from (seed, step); inference noise is fixed by the seed and shared
+        across the batch, so a prediction depends only on the example and the seed.
     """
 
     link = "softmax"
@@ -114,7 +117,9 @@ class MCHeteroscedasticBase(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.learn_temperature = bool(learn_temperature)
         self.mc_chunk_size = mc_chunk_size
-        self.seed = seed
+        # A concrete seed goes into get_config(), so a reloaded model predicts identically.
+        # Unseeded layers draw it from Python's RNG, which keras.utils.set_random_seed seeds.
+        self.seed = random.randint(0, 2**31 - 1) if seed is None else int(seed)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._user_dtype = dtype
         self.num_outputs = int(num_outputs)
@@ -212,11 +217,15 @@ class MCHeteroscedasticBase(keras.layers.Layer):
         if training:
             num_samples = self.train_mc_samples
             seed = tf.cast(self.seed_generator.next(), tf.int64)
+            share_samples = self.share_samples_across_batch
         else:
             num_samples = self.test_mc_samples
-            # Inference noise is fixed by the layer seed, so predictions are reproducible.
+            # Inference noise is fixed by the layer seed and shared across the batch, so an
+            # example's prediction is reproducible and does not depend on its batch (size or
+            # position) -- evaluation caches stay valid -- and only S x K normals are drawn.
             layer_seed = tf.cast(self.seed_generator.state[0], tf.int64)
             seed = tf.stack([layer_seed, tf.constant(-1, tf.int64)])
+            share_samples = True
         result = mc.mc_log_predictive(
             loc,
             diag_scale,
@@ -226,7 +235,7 @@ class MCHeteroscedasticBase(keras.layers.Layer):
             num_samples=num_samples,
             link=self.link,
             chunk_size=self.mc_chunk_size,
-            share_samples=self.share_samples_across_batch,
+            share_samples=share_samples,
             compute_variance=self.compute_pred_variance,
         )
         log_probs, variance = result if self.compute_pred_variance else (result, None)

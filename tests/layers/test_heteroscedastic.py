@@ -288,3 +288,11 @@ def test_edward2_migration_snippet_uses_same_arguments():
     out = layer(_inputs())
     assert out.shape == (4, 10)
     assert math.isclose(float(tf.reduce_sum(tf.exp(out[0]))), 1.0, rel_tol=1e-5)
+
+
+def test_inference_does_not_depend_on_batch_size_or_position():
+    layer = layers.MCSoftmaxDenseFA(5, 2, test_mc_samples=30, seed=4)
+    x = _inputs(batch=6)
+    full = layer(x)[2].numpy()
+    np.testing.assert_allclose(layer(x[3:5])[2].numpy(), full[3:5], rtol=1e-6)
+    np.testing.assert_allclose(layer(x[::-1])[2].numpy(), full[::-1], rtol=1e-6)

@@ -1,0 +1,220 @@
+"""`het-ensembles bench`: time and memory of the heteroscedastic head, side by side with edward2.
+
+Protocol (DESIGN.md section 4): B=64, D=2048, K=1000, R=15, tau=1.5, S in {100, 1000, 5000}; one
+process per configuration (so peak RSS belongs to that row alone); the median of >= 5 timed train
+steps (forward + backward of the head, after warm-up). Rows: this project's `MCSoftmaxDenseFA`
+(per-example and shared noise), edward2 0.0.2's `MCSoftmaxDenseFA` (same arguments, both
+share-samples settings), a plain Dense head, and the floor: `tf.nn.log_softmax` forward + backward
+over one [B, S, K] tensor. Ratios measured in the same run are the figures that count.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from tqdm import tqdm
+
+ROWS = (
+    ("het_ensembles", False),
+    ("het_ensembles", True),
+    ("edward2", False),
+    ("edward2", True),
+    ("floor", False),
+)
+DEFAULTS = {"batch": 64, "dim": 2048, "classes": 1000, "factors": 15, "temperature": 1.5}
+
+
+def _peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _train_step(impl, share, num_samples, spec):
+    """A tf.function doing forward + backward of one head on fixed random inputs."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.RandomState(0)
+    batch, dim, classes = spec["batch"], spec["dim"], spec["classes"]
+    x = tf.constant(rng.randn(batch, dim).astype("float32"))
+    y = tf.constant(rng.randint(0, classes, batch))
+    if impl == "floor":
+        z = tf.Variable(rng.randn(batch, num_samples, classes).astype("float32"))
+
+        @tf.function
+        def floor_step():
+            with tf.GradientTape() as tape:
+                loss = -tf.reduce_sum(tf.nn.log_softmax(z)[:, :, 0])
+            return tape.gradient(loss, z)
+
+        return floor_step
+    args = {
+        "num_classes": classes,
+        "num_factors": spec["factors"],
+        "temperature": spec["temperature"],
+        "train_mc_samples": num_samples,
+        "share_samples_across_batch": share,
+        "logits_only": True,
+    }
+    if impl == "dense":
+        import keras
+
+        head = keras.layers.Dense(classes)
+    elif impl == "edward2":
+        sys.modules.setdefault("edward2.numpy", None)  # its NumPy backend breaks on new SciPy
+        import edward2
+
+        head = edward2.layers.MCSoftmaxDenseFA(**args)
+    else:
+        from het_ensembles import layers
+
+        head = layers.MCSoftmaxDenseFA(**args, seed=0)
+    head(x[:1], training=True) if impl == "edward2" else head(x[:1])
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            logits = head(x, training=True)
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            )
+        return tape.gradient(loss, head.trainable_weights)
+
+    return step
+
+
+def _worker(impl, share, num_samples, steps, spec):
+    """Runs one configuration in this process and returns its row."""
+    step = _train_step(impl, share, num_samples, spec)
+    for _ in range(2):  # warm-up: tracing and first-touch allocation
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        result = step()
+        # Gradients are EagerTensors: .numpy() waits for the step to finish.
+        [t.numpy() for t in (result if isinstance(result, list) else [result])]
+        times.append(time.perf_counter() - start)
+    return {
+        "impl": impl,
+        "share_samples": share,
+        "num_samples": num_samples,
+        "seconds_per_step": statistics.median(times),
+        "peak_rss_mib": _peak_rss_mib(),
+        "steps": steps,
+    }
+
+
+def _run_row(impl, share, num_samples, steps, spec):
+    cmd = [
+        sys.executable, "-m", "het_ensembles.bench", "--_worker",
+        json.dumps([impl, share, num_samples, steps, spec]),
+    ]  # fmt: skip
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-3:]
+        return {"impl": impl, "share_samples": share, "num_samples": num_samples,
+                "error": " | ".join(tail) or f"exit code {proc.returncode}"}  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _format_table(rows):
+    dense = next((r for r in rows if r["impl"] == "dense" and "error" not in r), None)
+    lines = [
+        "| head | noise | S | s/step | peak RSS MiB | RSS over Dense MiB | time vs edward2 | vs floor |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        noise = "-" if r["impl"] in ("dense", "floor") else ("shared" if r["share_samples"] else
+                                                            "per-example")  # fmt: skip
+        if "error" in r:
+            lines.append(f"| {r['impl']} | {noise} | {r['num_samples']} | failed: {r['error']} |"
+                         " | | | |")  # fmt: skip
+            continue
+        growth = r["peak_rss_mib"] - dense["peak_rss_mib"] if dense else float("nan")
+        ratio_ed, ratio_floor = "", ""
+        if r["impl"] == "het_ensembles":
+            twin = _find(rows, "edward2", r["share_samples"], r["num_samples"])
+            floor = _find(rows, "floor", False, r["num_samples"])
+            if twin:
+                ratio_ed = f"{r['seconds_per_step'] / twin['seconds_per_step']:.2f}x"
+            if floor:
+                ratio_floor = f"{r['seconds_per_step'] / floor['seconds_per_step']:.2f}x"
+        lines.append(
+            f"| {r['impl']} | {noise} | {r['num_samples'] if r['impl'] != 'dense' else '-'} | "
+            f"{r['seconds_per_step']:.3f} | {r['peak_rss_mib']:.0f} | {growth:.0f} | "
+            f"{ratio_ed} | {ratio_floor} |"
+        )
+    return "\n".join(lines)
+
+
+def _find(rows, impl, share, num_samples):
+    for r in rows:
+        if (r["impl"], r["share_samples"], r["num_samples"]) == (impl, share, num_samples):
+            return None if "error" in r else r
+    return None
+
+
+def run(sample_sizes, *, steps=5, impls=None, spec=None):
+    """Runs every configuration, each in its own process; returns the rows."""
+    spec = dict(DEFAULTS, **(spec or {}))
+    plan = [("dense", False, 1)] + [
+        (impl, share, s) for s in sample_sizes for impl, share in ROWS
+        if impls is None or impl in impls
+    ]  # fmt: skip
+    rows = []
+    with tqdm(plan, desc="bench", unit="config", file=sys.stderr) as bar:
+        for impl, share, s in bar:
+            bar.set_postfix_str(f"{impl} share={share} S={s}")
+            rows.append(_run_row(impl, share, s, steps, spec))
+    return rows
+
+
+def _write_json(path, payload):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(tmp, path)
+
+
+def cli_main(argv):
+    parser = argparse.ArgumentParser(prog="het-ensembles bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="S=1000 only (under 2 minutes)")
+    parser.add_argument("--samples", default=None,
+                        help="comma-separated S values (default 100,1000,5000)")  # fmt: skip
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per row (>= 5)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated subset of het_ensembles,edward2,floor")  # fmt: skip
+    parser.add_argument("--json", default=None, help="write the rows as JSON to this path")
+    args = parser.parse_args(argv)
+    if args.steps < 5:
+        parser.error(f"--steps must be >= 5. Received: --steps={args.steps}")
+    try:
+        samples = (
+            [1000] if args.quick and args.samples is None
+            else [int(s) for s in (args.samples or "100,1000,5000").split(",")]
+        )  # fmt: skip
+    except ValueError:
+        parser.error(f"--samples must be comma-separated integers. Received: {args.samples}")
+    if any(s < 1 for s in samples):
+        parser.error(f"--samples values must be >= 1. Received: {args.samples}")
+    impls = None if args.only is None else set(args.only.split(","))
+    rows = run(samples, steps=args.steps, impls=impls)
+    print(_format_table(rows))
+    if args.json:
+        _write_json(args.json, {"protocol": DEFAULTS, "rows": rows})
+        print(f"wrote {args.json}")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--_worker":
+        impl, share, num_samples, steps, spec = json.loads(sys.argv[2])
+        print(json.dumps(_worker(impl, share, num_samples, steps, spec)))
+    else:
+        sys.exit(cli_main(sys.argv[1:]))
