@@ -759,13 +759,13 @@ def make_datasets(config, *, batch_size, strategy=None, start_epoch=0):
     return train, test
 
 
-def cli_main(argv, *, default_config=None):
+def cli_main(argv, *, config_file=None):
     """`het-ensembles train --config=<file> [--config.field=value ...] --output_dir=<dir>`.
 
     Args:
       argv: the arguments after the program / subcommand name.
-      default_config: the config file used when `--config` is not given (the baselines
-        scripts pass theirs).
+      config_file: the config file used when `--config` is not given (the baselines scripts
+        pass theirs).
 
     Returns:
       The exit status: 0 on success, 2 for bad flags or config values.
@@ -774,7 +774,7 @@ def cli_main(argv, *, default_config=None):
     flag_values = flags.FlagValues()
     config_flags.DEFINE_config_file(
         "config",
-        default_config,
+        config_file,
         "Config file with get_config() (configs/...); override fields with --config.<field>.",
         flag_values=flag_values,
         lock_config=True,
@@ -789,6 +789,10 @@ def cli_main(argv, *, default_config=None):
     if {"-h", "--help", "--helpshort", "--helpfull"} & set(argv):
         print(f"usage: {program} --config=<file> [--config.<field>=<value> ...] --output_dir=<dir>")
         print(flag_values.get_help())
+        shown = complete_config(load_config(config_file)) if config_file else default_config()
+        print(f"\nConfig fields ({config_file or 'default_config()'}):")
+        for name, value in sorted(shown.to_dict().items()):
+            print(f"  --config.{name}={value!r}")
         return 0
     try:
         flag_values([program, *argv])

@@ -232,6 +232,9 @@ def test_cli_reports_bad_values_and_flags_with_exit_status_2(npz, tmp_path, caps
     assert training.cli_main(base[:-1]) == 2
     assert "--output_dir" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "member")
+    # --help lists the fields with the values of the default config file.
+    assert training.cli_main(["--help"], config_file=base[0].split("=", 1)[1]) == 0
+    assert "--config.use_bfloat16=True" in capsys.readouterr().out
 
 
 def test_seed_fixes_initial_weights_and_data_order(npz, tmp_path):

@@ -20,7 +20,7 @@ CONFIG = os.path.join(REPO, "configs", "imagenet", "heteroscedastic.py")
 
 
 def main(argv):
-    return training.cli_main(argv[1:], default_config=CONFIG)
+    return training.cli_main(argv[1:], config_file=CONFIG)
 
 
 if __name__ == "__main__":
