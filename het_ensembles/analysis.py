@@ -250,7 +250,7 @@ def plot_correlation(correlation, path, *, class_names=None, highlight_pairs=(),
     k = len(correlation)
     np.fill_diagonal(correlation, np.nan)
     limit = max(float(np.nanmax(np.abs(correlation))) if k > 1 else 1.0, 1e-3)
-    fig, ax = plt.subplots(figsize=(5.5, 4.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(6.0, 5.0), dpi=110)
     image = ax.imshow(correlation, cmap="RdBu_r", vmin=-limit, vmax=limit)
     fig.colorbar(image, ax=ax, label="mean correlation of Sigma(x)")
     if k <= 40:
@@ -263,7 +263,7 @@ def plot_correlation(correlation, path, *, class_names=None, highlight_pairs=(),
                 plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.5)
             )
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     _atomic_savefig(fig, path)
     plt.close(fig)

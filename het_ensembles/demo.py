@@ -429,7 +429,10 @@ def write_reliability_diagrams(eval_dirs, path, *, num_bins=15):
                 single.update_state(expected, np.exp(log_probs))
             ensemble = metrics.ExpectedCalibrationError(num_bins)
             ensemble.update_state(expected, np.exp(metrics.ensemble_log_probs(member_log_probs)))
-            curves = ((single, "-", row), (ensemble, "-o", f"{row} ens{len(member_log_probs)}"))
+            curves = (
+                (single, "-", f"{row} members, pooled"),
+                (ensemble, "-o", f"{row} ens{len(member_log_probs)}"),
+            )
             for ece, style, name in curves:
                 full = ece.bin_counts > 0
                 ax.plot(
@@ -650,8 +653,8 @@ def run_demo(
         os.path.join(output_dir, "correlation_heatmap.png"),
         class_names=cov["class_names"],
         highlight_pairs=cov["planted_pairs"],
-        title=f"Het members: mean correlation of centred Sigma(x), {DATASET} test\n"
-        "(outlined: planted pairs)",
+        title=f"Het members: mean correlation of centred Sigma(x)\n{DATASET} test inputs; "
+        "outlined: planted pairs",
     )
     record = {
         "dataset": DATASET,

@@ -29,7 +29,7 @@ from scipy import special
 from het_ensembles.data import register_arrays
 
 NAME = "synthetic"
-INPUT_DIM = 16
+INPUT_DIM = 4
 NUM_CLASSES = 6
 NUM_FACTORS = 2
 NUM_TRAIN = 4000
@@ -37,7 +37,7 @@ NUM_TEST = 2000
 CLASS_NAMES = tuple(f"class_{k}" for k in range(NUM_CLASSES))
 # Factor r couples classes (2r, 2r + 1) with opposite signs: their labels get swapped.
 planted_pairs = ((0, 1), (2, 3))
-LOC_SCALE = 0.5  # std of the entries of W: mu_k(x) has std LOC_SCALE * sqrt(INPUT_DIM) = 2
+LOC_SCALE = 1.0  # std of the entries of W: mu_k(x) has std LOC_SCALE * sqrt(INPUT_DIM) = 2
 DIAG_SCALE = 0.5  # d_k, the diagonal noise standard deviation before g(x)
 FACTOR_SCALE = 1.5  # size of the planted factor entries (+-)
 NOISE_SLOPE = 1.0  # |w_g|: how strongly the noise scale depends on x
@@ -257,7 +257,7 @@ def load_arrays():
     """The data set as numpy arrays (computed once, then cached; do not modify them in place).
 
     Returns:
-      dict with `x_train` [4000, 16] float32, `y_train` [4000] int32, `x_test` [2000, 16],
+      dict with `x_train` [4000, 4] float32, `y_train` [4000] int32, `x_test` [2000, 4],
       `y_test` (sampled labels), `y_test_clean` (argmax mu(x)) and `class_names`.
     """
     return _arrays()

@@ -160,7 +160,7 @@ def test_planted_covariance_is_low_rank_plus_diagonal_with_planted_pairs():
 def test_synthetic_is_registered_with_clean_labels():
     info = data.get_info("synthetic")
     assert info.num_classes == 6
-    assert info.input_shape == (16,)
+    assert info.input_shape == (synthetic.INPUT_DIM,)
     assert info.num_examples == {"train": 4000, "test": 2000, "test_clean": 2000}
     arrays = synthetic.load_arrays()
     np.testing.assert_array_equal(
