@@ -43,47 +43,91 @@ def _chunk_seed(seed, index):
     return tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int32))
 
 
-def _draw_noise(seed, batch, num, num_classes, num_factors, share_samples):
-    """Standard normal noise for one chunk of `num` samples, as two parts of [h, num - h] samples.
+class _Layout:
+    """Where the sample axis sits, and how the factor term is multiplied, for one noise mode.
 
-    eps_K comes from Box-Muller on uniforms, using both outputs: the cosine half is the first
-    part's eps_K and the sine half the second's (no concatenation of the largest tensor), which
-    costs ~40% less than `stateless_normal` on CPU. The contract, re-implemented by the tests,
-    with h = ceil(num / 2), rows = 1 for shared samples and B otherwise:
-
-        u = stateless_uniform([2, rows, h, K], fold_in(seed, 0), minval=2**-24)
-        r, theta = sqrt(-2 log u[0]), 2 pi u[1]
-        eps_K = (r cos theta, (r sin theta)[:, :num - h])
-        eps_R = stateless_normal([rows, num, R], fold_in(seed, 1)) split as [:, :h], [:, h:]
-
-    Returns:
-      A list of (eps_K [rows, n_part, K], eps_R [rows, n_part, R]) pairs.
+    Per-example noise works on [B, n, K] tensors: eps_R [B, n, R] times V(x)^T [B, R, K] is a
+    batched matmul. Shared noise works sample-major, [n, B, K]: eps_R [n, R] is the same for every
+    example, so eps_R times V^T laid out as [R, B * K] is one large GEMM, ~2-3x faster on CPU.
     """
-    rows = 1 if share_samples else batch
-    half = (num + 1) // 2
-    u = tf.random.stateless_uniform(
-        [2, rows, half, num_classes], seed=_chunk_seed(seed, 0), minval=UNIFORM_FLOOR
-    )
-    radius = tf.sqrt(-2.0 * tf.math.log(u[0]))
-    theta = (2.0 * math.pi) * u[1]
-    eps_r = tf.random.stateless_normal([rows, num, num_factors], seed=_chunk_seed(seed, 1))
-    parts = [(radius * tf.cos(theta), eps_r[:, :half])]
-    if num > half:
-        parts.append(((radius * tf.sin(theta))[:, : num - half], eps_r[:, half:]))
-    return parts
 
+    def __init__(self, share_samples, batch, num_classes, num_factors):
+        self.share = share_samples
+        self.axis = 0 if share_samples else 1  # the sample axis of [.., K] tensors
+        self.batch, self.num_classes, self.num_factors = batch, num_classes, num_factors
 
-def _latents(loc, diag_scale, factors, eps_k, eps_r):
-    """z = loc + diag_scale * eps_K + factors @ eps_R, shape [B, n, K]."""
-    z = loc[:, None, :] + diag_scale[:, None, :] * eps_k
-    if factors.shape[-1]:
-        # [B|1, n, R] x [B, R, K]: a batched matmul (not einsum) broadcasting shared noise.
-        z += tf.matmul(eps_r, factors, transpose_b=True)
-    return z
+    def expand(self, t):
+        """[B, K, ...] per-example tensor -> broadcastable against [.., K] sample tensors."""
+        return tf.expand_dims(t, self.axis)
+
+    def factor_operand(self, factors):
+        """V(x) [B, K, R] rearranged once per call for the sampling matmul."""
+        if self.share:
+            return tf.reshape(tf.transpose(factors, [2, 0, 1]), [self.num_factors, -1])
+        return tf.transpose(factors, [0, 2, 1])  # [B, R, K]
+
+    def split(self, t, start, stop):
+        return t[start:stop] if self.share else t[:, start:stop]
+
+    def draw(self, seed, num):
+        """Standard normal noise for one chunk of `num` samples, as two parts [h, num - h].
+
+        eps_K comes from Box-Muller on uniforms, using both outputs: the cosine half is the
+        first part's eps_K and the sine half the second's (no concatenation of the largest
+        tensor); this costs ~40% less than `stateless_normal` on CPU. The contract, which the
+        tests re-implement, with h = ceil(num / 2):
+
+            u = stateless_uniform([2, *shape_K(h)], fold_in(seed, 0), minval=2**-24)
+            r, theta = sqrt(-2 log u[0]), 2 pi u[1]
+            eps_K = (r cos theta, r sin theta) split over the sample axis
+            eps_R = stateless_normal(shape_R(num), fold_in(seed, 1)) split as [:h], [h:]
+
+        where shape_K(n) = [B, n, K] and shape_R(n) = [B, n, R] per example, and
+        [n, 1, K] and [n, R] when samples are shared.
+
+        Returns:
+          A list of (eps_K, eps_R) pairs, one per part.
+        """
+        half = (num + 1) // 2
+        k = self.num_classes
+        shape_k = [half, 1, k] if self.share else [self.batch, half, k]
+        shape_r = [num, self.num_factors] if self.share else [self.batch, num, self.num_factors]
+        u = tf.random.stateless_uniform(
+            [2, *shape_k], seed=_chunk_seed(seed, 0), minval=UNIFORM_FLOOR
+        )
+        radius = tf.sqrt(-2.0 * tf.math.log(u[0]))
+        theta = (2.0 * math.pi) * u[1]
+        eps_r = tf.random.stateless_normal(shape_r, seed=_chunk_seed(seed, 1))
+        parts = [(radius * tf.cos(theta), self.split(eps_r, 0, half))]
+        if num > half:
+            sine = self.split(radius * tf.sin(theta), 0, num - half)
+            parts.append((sine, self.split(eps_r, half, num)))
+        return parts
+
+    def latents(self, loc, diag_scale, factor_operand, eps_k, eps_r):
+        """z = loc + diag_scale * eps_K + V eps_R: [B, n, K] per example, [n, B, K] shared."""
+        z = self.expand(loc) + self.expand(diag_scale) * eps_k
+        if self.num_factors:
+            if self.share:
+                # [n, R] x [R, B * K] -> [n, B, K]
+                z += tf.reshape(
+                    tf.matmul(eps_r, factor_operand), [-1, self.batch, self.num_classes]
+                )
+            else:
+                z += tf.matmul(eps_r, factor_operand)  # [B, n, R] x [B, R, K] -> [B, n, K]
+        return z
+
+    def factor_grad(self, grad_z, eps_r):
+        """d/dV of sum(grad_z * (V eps_R)), as [B, K, R]."""
+        if self.share:
+            flat = tf.reshape(grad_z, [tf.shape(eps_r)[0], -1])  # [n, B * K]
+            grad = tf.matmul(flat, eps_r, transpose_a=True)  # [B * K, R]
+            return tf.reshape(grad, [self.batch, self.num_classes, self.num_factors])
+        return tf.matmul(grad_z, eps_r, transpose_a=True)  # [B, K, n] x [B, n, R]
 
 
 def _log_link(u, link):
-    """Per-sample log-probabilities: [B, n, K] (softmax) or [B, n, K, 2] (sigmoid: log p, log 1-p)."""
+    """Per-sample log-probabilities: [.., K] (softmax) or [.., K, 2] (sigmoid: log p, log 1-p)."""
     if link == "softmax":
         return tf.nn.log_softmax(u, axis=-1)
     return tf.stack([tf.math.log_sigmoid(u), tf.math.log_sigmoid(-u)], axis=-1)
@@ -132,15 +176,12 @@ def sample_latents(loc, diag_scale, factors, seed, *, num_samples, share_samples
     loc = tf.convert_to_tensor(loc, tf.float32)
     if factors is None:
         factors = tf.zeros(tf.concat([tf.shape(loc), [0]], 0), tf.float32)
-    parts = _draw_noise(
-        _chunk_seed(tf.cast(seed, tf.int64), 0),
-        tf.shape(loc)[0],
-        num_samples,
-        loc.shape[-1],
-        factors.shape[-1],
-        share_samples,
-    )
-    return tf.concat([_latents(loc, diag_scale, factors, *part) for part in parts], axis=1)
+    layout = _Layout(share_samples, tf.shape(loc)[0], loc.shape[-1], factors.shape[-1])
+    operand = layout.factor_operand(factors)
+    seed = _chunk_seed(tf.cast(seed, tf.int64), 0)
+    parts = layout.draw(seed, num_samples)
+    z = tf.concat([layout.latents(loc, diag_scale, operand, *p) for p in parts], layout.axis)
+    return tf.transpose(z, [1, 0, 2]) if share_samples else z
 
 
 def mc_log_predictive(
@@ -197,27 +238,28 @@ def mc_log_predictive(
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1 or None. Received: chunk_size={chunk_size}")
     chunk_size = min(int(chunk_size), num_samples)
-    batch = tf.shape(loc)[0]
+    layout = _Layout(share_samples, tf.shape(loc)[0], num_classes, num_factors)
     out_shape = tf.shape(loc) if link == "softmax" else tf.concat([tf.shape(loc), [2]], 0)
 
-    def chunk_terms(loc, diag_scale, factors, index, size):
+    def chunk_terms(loc, diag_scale, operand, index, size):
         """Per-sample log-probabilities of one chunk's parts (temperature already folded in)."""
-        parts = _draw_noise(
-            _chunk_seed(seed, index), batch, size, num_classes, num_factors, share_samples
-        )
-        for eps_k, eps_r in parts:
-            yield _log_link(_latents(loc, diag_scale, factors, eps_k, eps_r), link), eps_k, eps_r
+        for eps_k, eps_r in layout.draw(_chunk_seed(seed, index), size):
+            z = layout.latents(loc, diag_scale, operand, eps_k, eps_r)
+            yield _log_link(z, link), eps_k, eps_r
 
     @tf.custom_gradient
     def estimate(loc, diag_scale, factors):
+        operand = layout.factor_operand(factors)
+        axis = layout.axis
+
         def forward(state, index, size):
             lse, p_sum, p_sq = state
-            for lp, _, _ in chunk_terms(loc, diag_scale, factors, index, size):
-                lse = _logaddexp(lse, tf.reduce_logsumexp(lp, axis=1))
+            for lp, _, _ in chunk_terms(loc, diag_scale, operand, index, size):
+                lse = _logaddexp(lse, tf.reduce_logsumexp(lp, axis=axis))
                 if compute_variance:
                     p = tf.exp(lp if link == "softmax" else lp[..., 0])
-                    p_sum += tf.reduce_sum(p, axis=1)
-                    p_sq += tf.reduce_sum(tf.square(p), axis=1)
+                    p_sum += tf.reduce_sum(p, axis=axis)
+                    p_sq += tf.reduce_sum(tf.square(p), axis=axis)
             return lse, p_sum, p_sq
 
         zeros = tf.zeros(tf.shape(loc))
@@ -229,18 +271,19 @@ def mc_log_predictive(
 
         def grad(grad_log_probs, grad_variance=None):
             del grad_variance  # The variance is a diagnostic output, not differentiated.
+            grad_log_probs = layout.expand(grad_log_probs)
+            lse_expanded = layout.expand(lse)
 
             def backward(state, index, size):
                 g_loc, g_diag, g_factors = state
-                for lp, eps_k, eps_r in chunk_terms(loc, diag_scale, factors, index, size):
+                for lp, eps_k, eps_r in chunk_terms(loc, diag_scale, operand, index, size):
                     # d log_probs / d lp_s = exp(lp_s - lse): each sample's share of the mean.
-                    grad_lp = grad_log_probs[:, None] * tf.exp(lp - lse[:, None])
-                    grad_u = _log_link_vjp(lp, grad_lp, link)  # [B, n, K]
-                    g_loc += tf.reduce_sum(grad_u, axis=1)
-                    g_diag += tf.reduce_sum(grad_u * eps_k, axis=1)
+                    grad_lp = grad_log_probs * tf.exp(lp - lse_expanded)
+                    grad_z = _log_link_vjp(lp, grad_lp, link)  # like z: [.., K]
+                    g_loc += tf.reduce_sum(grad_z, axis=axis)
+                    g_diag += tf.reduce_sum(grad_z * eps_k, axis=axis)
                     if num_factors:
-                        # [B, K, n] x [B|1, n, R] -> [B, K, R]
-                        g_factors += tf.matmul(grad_u, eps_r, transpose_a=True)
+                        g_factors += layout.factor_grad(grad_z, eps_r)
                 return g_loc, g_diag, g_factors
 
             init = (tf.zeros_like(loc), tf.zeros_like(diag_scale), tf.zeros_like(factors))

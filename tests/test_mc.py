@@ -23,24 +23,27 @@ def _params(scale=1.0, seed=0):
 def _reference(loc, diag, factors, tau, *, num_samples, chunk_size, link, share=False):
     """All S samples materialised at once, differentiated by autodiff.
 
-    The noise contract (documented in mc._draw_noise): chunk i of n samples, h = ceil(n / 2),
-    draws uniforms u [2, B or 1, h, K] from fold_in(fold_in(seed, i), 0) and takes eps_K as the
-    Box-Muller pair (r cos t, r sin t) stacked along samples; eps_R = stateless_normal(
-    [B or 1, n, R], fold_in(fold_in(seed, i), 1)).
+    The noise contract (documented in mc._Layout.draw): chunk i of n samples, h = ceil(n / 2),
+    draws uniforms u [2, B, h, K] (shared: [2, h, 1, K]) from fold_in(fold_in(seed, i), 0) and
+    takes eps_K as the Box-Muller pair (r cos t, r sin t) stacked along samples;
+    eps_R = stateless_normal([B, n, R] (shared: [n, R]), fold_in(fold_in(seed, i), 1)).
     """
-    rows = 1 if share else loc.shape[0]
     fold_in = tf.random.experimental.stateless_fold_in
     eps_k, eps_r = [], []
     for i, start in enumerate(range(0, num_samples, chunk_size)):
         n = min(chunk_size, num_samples - start)
         h = (n + 1) // 2
         seed = fold_in(SEED, i)
-        u = tf.random.stateless_uniform([2, rows, h, K], seed=fold_in(seed, 0), minval=2.0**-24)
+        shape_k, shape_r = ([h, 1, K], [n, R]) if share else ([B, h, K], [B, n, R])
+        u = tf.random.stateless_uniform([2, *shape_k], seed=fold_in(seed, 0), minval=2.0**-24)
         r, t = np.sqrt(-2 * np.log(u[0].numpy())), 2 * np.pi * u[1].numpy()
+        noise_r = tf.random.stateless_normal(shape_r, seed=fold_in(seed, 1)).numpy()
+        if share:  # sample-major [n, 1, K] and [n, R] -> [1, n, K] and [1, n, R]
+            r, t, noise_r = r.transpose(1, 0, 2), t.transpose(1, 0, 2), noise_r[None]
         eps_k.append(np.concatenate([r * np.cos(t), (r * np.sin(t))[:, : n - h]], axis=1))
-        eps_r.append(tf.random.stateless_normal([rows, n, R], seed=fold_in(seed, 1)))
+        eps_r.append(noise_r)
     eps_k = tf.constant(np.concatenate(eps_k, axis=1), tf.float32)
-    eps_r = tf.concat(eps_r, axis=1)
+    eps_r = tf.constant(np.concatenate(eps_r, axis=1), tf.float32)
     u = loc[:, None] + diag[:, None] * eps_k
     u += tf.einsum("bkr,bsr->bsk", factors, tf.broadcast_to(eps_r, [B, num_samples, R]))
     u /= tau
