@@ -713,7 +713,9 @@ def _print_report(rows, cov, targets, summary, synthetic_result, output_dir, sec
         f"Wrote {output_dir}/leaderboard.md, metrics.json, reliability_diagrams.png, "
         f"correlation_heatmap.png (evaluator outputs in {output_dir}/eval/)"
     )
-    print(f"Time: {seconds['total']:.0f} s ({seconds['training']:.0f} s training)")
+    print(
+        f"Time: {seconds['total']:.0f} s ({seconds['training']:.0f} s training the {DATASET} members)"
+    )
 
 
 def _say(message):
