@@ -227,20 +227,21 @@ def evaluate(
         the number of classes or on softmax vs multilabel, a member whose model cannot be loaded
         or whose output does not match, or a dataset whose classes do not match the members'.
     """
-    if isinstance(members, (str, os.PathLike)) or not all(isinstance(m, Member) for m in members):
-        members = find_members(members)
-    members = list(members)
-    num_classes, multilabel = _check_members(members)
+    # Cheap argument checks first: a usage error is reported before any member is loaded.
     _check_int("batch_size", batch_size, 1)
     _check_int("num_bins", num_bins, 1)
     _check_int("max_subsets", max_subsets, 1)
     if ensemble_size is not None:
         _check_int("ensemble_size", ensemble_size, 1)
-        if ensemble_size > len(members):
-            raise ValueError(
-                f"ensemble_size must be <= the number of members ({len(members)}). "
-                f"Received: ensemble_size={ensemble_size}"
-            )
+    if isinstance(members, (str, os.PathLike)) or not all(isinstance(m, Member) for m in members):
+        members = find_members(members)
+    members = list(members)
+    num_classes, multilabel = _check_members(members)
+    if ensemble_size is not None and ensemble_size > len(members):
+        raise ValueError(
+            f"ensemble_size must be <= the number of members ({len(members)}). "
+            f"Received: ensemble_size={ensemble_size}"
+        )
     specs = _dataset_specs(datasets)
     predictor = _Predictor(
         members,
@@ -353,7 +354,13 @@ def cli_main(argv):
     try:
         if args.corruptions:
             corruptions = "all" if args.corruptions == "all" else args.corruptions.split(",")
-            severities = [int(s) for s in args.severities.split(",")]
+            try:
+                severities = [int(s) for s in args.severities.split(",")]
+            except ValueError:
+                raise ValueError(
+                    "--severities must be comma-separated integers in 1..5. "
+                    f"Received: --severities={args.severities!r}"
+                ) from None
             datasets += corrupted_datasets(corruptions, severities)
         if not datasets:
             raise ValueError("No dataset. Received: --dataset=[]; allowed: one or more names")

@@ -34,6 +34,9 @@ import math
 import numpy as np
 
 DEFAULT_NUM_BINS = 15  # robustness-metrics / uncertainty-baselines ECE default
+# Slack for float32 rounding: log_softmax can land a hair above 0 and a softmax a hair above 1.
+# Values beyond it are not probabilities (logits, or probabilities passed as log-probabilities).
+ROUNDING_TOLERANCE = 1e-3
 
 
 def log_probs_from_logits(logits, *, multilabel=False):
@@ -49,6 +52,12 @@ def log_probs_from_logits(logits, *, multilabel=False):
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2:
         raise ValueError(f"`logits` must have shape [N, K]. Received: logits.shape={logits.shape}")
+    bad = np.isnan(logits) | (logits == np.inf)
+    if np.any(bad):
+        raise ValueError(
+            f"`logits` contain NaN or +inf (a diverged model?). Received: {int(np.sum(bad))} such "
+            f"values in logits.shape={logits.shape}"
+        )
     if multilabel:
         out = -np.logaddexp(0.0, -logits)
     else:
@@ -113,7 +122,7 @@ class Accuracy(_Streaming):
 
     def update_state(self, labels, probs, sample_weight=None):
         """Adds a batch: labels [B] or [B, K], probs (or log-probs: only the order matters) [B, K]."""
-        labels, probs = _check_labels_and_values(labels, probs, "probs")
+        labels, probs = _check_labels_and_values(labels, probs, "probs", kind="scores")
         self._update(labels, probs, _weights(sample_weight, len(probs)))
 
     def _update(self, labels, probs, weights):
@@ -136,7 +145,9 @@ class NegativeLogLikelihood(_Streaming):
 
     def update_state(self, labels, log_probs, sample_weight=None):
         """Adds a batch: labels [B] or [B, K], log_probs [B, K]."""
-        labels, log_probs = _check_labels_and_values(labels, log_probs, "log_probs")
+        labels, log_probs = _check_labels_and_values(
+            labels, log_probs, "log_probs", kind="log_probs"
+        )
         log_lik = _label_log_likelihood(labels, log_probs, self.multilabel)
         self._add(-log_lik, _weights(sample_weight, len(log_probs)))
 
@@ -149,7 +160,7 @@ class BrierScore(_Streaming):
 
     def update_state(self, labels, probs, sample_weight=None):
         """Adds a batch: labels [B] or [B, K], probs [B, K]."""
-        labels, probs = _check_labels_and_values(labels, probs, "probs")
+        labels, probs = _check_labels_and_values(labels, probs, "probs", kind="probs")
         self._update(labels, probs, _weights(sample_weight, len(probs)))
 
     def _update(self, labels, probs, weights):
@@ -194,7 +205,7 @@ class ExpectedCalibrationError:
 
     def update_state(self, labels, probs, sample_weight=None):
         """Adds a batch: labels [B] or [B, K], probs [B, K]."""
-        labels, probs = _check_labels_and_values(labels, probs, "probs")
+        labels, probs = _check_labels_and_values(labels, probs, "probs", kind="probs")
         self._update(labels, probs, _weights(sample_weight, len(probs)))
 
     def _update(self, labels, probs, weights):
@@ -245,7 +256,9 @@ class ClassificationMetrics:
 
     def update_state(self, labels, log_probs, sample_weight=None):
         """Adds a batch: labels [B] or [B, K], log_probs [B, K]."""
-        labels, log_probs = _check_labels_and_values(labels, log_probs, "log_probs")
+        labels, log_probs = _check_labels_and_values(
+            labels, log_probs, "log_probs", kind="log_probs"
+        )
         log_lik = _label_log_likelihood(labels, log_probs, self.multilabel)
         weights = _weights(sample_weight, len(log_probs))
         self._update(labels, np.exp(log_probs), log_lik, weights)
@@ -318,6 +331,7 @@ class SubEnsembleMetrics:
                 f"`subsets` name members beyond the {num_members} given. Received: "
                 f"member_log_probs.shape={member_log_probs.shape}, subsets={self.subsets}"
             )
+        _check_values(member_log_probs, "member_log_probs", kind="log_probs")
         labels, _ = _check_labels_and_values(labels, member_log_probs[0], "member_log_probs[0]")
         weights = _weights(sample_weight, member_log_probs.shape[1])
         probs = np.exp(member_log_probs)  # [M, B, K]
@@ -423,28 +437,28 @@ class EnsembleMetrics:
 def accuracy(labels, probs, *, k=1):
     """Top-k accuracy (see `Accuracy`). labels [N] or [N, K], probs [N, K]."""
     metric = Accuracy(k)
-    metric.update_state(labels, probs)
+    metric.update_state(labels, _nonempty(probs, "probs"))
     return metric.result()
 
 
 def nll(labels, log_probs, *, multilabel=False):
     """Mean negative log-likelihood (see `NegativeLogLikelihood`). log_probs [N, K]."""
     metric = NegativeLogLikelihood(multilabel=multilabel)
-    metric.update_state(labels, log_probs)
+    metric.update_state(labels, _nonempty(log_probs, "log_probs"))
     return metric.result()
 
 
 def expected_calibration_error(labels, probs, *, num_bins=DEFAULT_NUM_BINS):
     """Top-1 ECE with equal-width bins (see `ExpectedCalibrationError`). probs [N, K]."""
     metric = ExpectedCalibrationError(num_bins)
-    metric.update_state(labels, probs)
+    metric.update_state(labels, _nonempty(probs, "probs"))
     return metric.result()
 
 
 def brier(labels, probs):
     """Mean multi-class Brier score, sum_k (p_k - y_k)^2 (see `BrierScore`). probs [N, K]."""
     metric = BrierScore()
-    metric.update_state(labels, probs)
+    metric.update_state(labels, _nonempty(probs, "probs"))
     return metric.result()
 
 
@@ -472,7 +486,8 @@ def disagreement(member_probs):
     Returns:
       float in [0, 1]; 0.0 for a single member.
     """
-    predictions = np.argmax(_as_member_array(member_probs), axis=2)  # [M, N]
+    member_probs = _nonempty(_as_member_array(member_probs, "member_probs"), "member_probs", axis=1)
+    predictions = np.argmax(member_probs, axis=2)  # [M, N]
     pairs = list(itertools.combinations(range(len(predictions)), 2))
     if not pairs:
         return 0.0
@@ -484,7 +499,8 @@ def kl_to_ensemble(member_log_probs, *, multilabel=False):
 
     For multilabel members, the sum over labels of the Bernoulli KLs. member_log_probs [M, N, K].
     """
-    member_log_probs = _as_member_array(member_log_probs)
+    member_log_probs = _nonempty(_as_member_array(member_log_probs), "member_log_probs", axis=1)
+    _check_values(member_log_probs, "member_log_probs", kind="log_probs")
     probs = np.exp(member_log_probs)  # [M, N, K]
     log_mean = ensemble_log_probs(member_log_probs)
     with np.errstate(invalid="ignore"):  # -inf - -inf where p_m = 0; _xlogy zeroes those terms
@@ -499,20 +515,64 @@ def kl_to_ensemble(member_log_probs, *, multilabel=False):
 # Helpers.
 
 
-def _as_member_array(member_values):
+def _as_member_array(member_values, name="member_log_probs"):
     member_values = np.asarray(member_values, dtype=np.float64)
     if member_values.ndim != 3 or member_values.shape[0] < 1:
         raise ValueError(
             "Member predictions must have shape [M, N, K] with M >= 1 (member axis first). "
             f"Received: shape={member_values.shape}"
         )
+    _check_values(member_values, name)
     return member_values
 
 
-def _check_labels_and_values(labels, values, values_name):
-    """Validates and converts: labels -> int64 [N] or float64 [N, K]; values -> float64 [N, K]."""
+def _nonempty(values, name, axis=0):
+    """`values` as an array; ValueError if it holds no examples (a one-shot metric of nothing)."""
+    values = np.asarray(values)
+    if values.ndim > axis and values.shape[axis] == 0:
+        raise ValueError(
+            f"`{name}` holds no examples; a metric of an empty set is undefined. "
+            f"Received: {name}.shape={values.shape}"
+        )
+    return values
+
+
+def _check_values(values, name, kind="scores"):
+    """ValueError for NaN anywhere, or values that cannot be `kind` ("probs" / "log_probs")."""
+    if not values.size:
+        return
+    num_nan = int(np.count_nonzero(np.isnan(values)))
+    if num_nan:
+        raise ValueError(
+            f"`{name}` contains NaN (a diverged model?). Received: {num_nan} NaN values in "
+            f"{name}.shape={values.shape}"
+        )
+    tol = ROUNDING_TOLERANCE
+    if kind == "probs" and (values.min() < -tol or values.max() > 1.0 + tol):
+        raise ValueError(
+            f"`{name}` must be probabilities in [0, 1] (log-probabilities or logits given?). "
+            f"Received: {name}.min()={values.min():.6g}, {name}.max()={values.max():.6g}"
+        )
+    if kind == "log_probs" and values.max() > tol:
+        raise ValueError(
+            f"`{name}` must be log-probabilities <= 0 (probabilities or logits given? use "
+            f"log_probs_from_logits). Received: {name}.max()={values.max():.6g}"
+        )
+
+
+def _check_labels_and_values(labels, values, values_name, kind="scores"):
+    """Validates and converts: labels -> int64 [N] or float64 [N, K]; values -> float64 [N, K].
+
+    `kind` says what the values must be: "probs" in [0, 1], "log_probs" <= 0, "scores" anything
+    but NaN (only their order is used).
+    """
     values = np.asarray(values, dtype=np.float64)
     labels = np.asarray(labels)
+    if not (np.issubdtype(labels.dtype, np.number) or labels.dtype == np.bool_):
+        raise ValueError(
+            f"`labels` must be numeric (class ids or 0/1 targets). Received: "
+            f"labels.dtype={labels.dtype}"
+        )
     if values.ndim != 2:
         raise ValueError(
             f"`{values_name}` must have shape [N, K]. Received: {values_name}.shape={values.shape}"
@@ -528,8 +588,15 @@ def _check_labels_and_values(labels, values, values_name):
             f"{num_classes}] (0/1 targets) to match `{values_name}`. "
             f"Received: labels.shape={labels.shape}, {values_name}.shape={values.shape}"
         )
+    _check_values(values, values_name, kind)
     if labels.ndim == 2:
-        return labels.astype(np.float64), values
+        labels = labels.astype(np.float64)
+        if labels.size and not (np.all(labels >= 0) and np.all(labels <= 1)):
+            raise ValueError(
+                "`labels` [N, K] must be targets in [0, 1] (one-hot or multi-hot). Received: "
+                f"labels.min()={np.min(labels)}, labels.max()={np.max(labels)}"
+            )
+        return labels, values
     if (
         labels.size
         and not np.issubdtype(labels.dtype, np.integer)
@@ -553,6 +620,11 @@ def _weights(sample_weight, num_examples):
         raise ValueError(
             f"`sample_weight` must have shape [{num_examples}]. "
             f"Received: sample_weight.shape={np.shape(sample_weight)}"
+        )
+    if weights.size and not (np.all(np.isfinite(weights)) and np.min(weights) >= 0):
+        raise ValueError(
+            "`sample_weight` must be finite and >= 0. Received: "
+            f"sample_weight.min()={np.min(weights)}, sample_weight.max()={np.max(weights)}"
         )
     return weights
 

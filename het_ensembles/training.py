@@ -22,6 +22,7 @@ What a run does, in order (uncertainty-baselines' ImageNet recipe, on Keras' `fi
 
 import contextlib
 import dataclasses
+import glob
 import importlib.util
 import json
 import math
@@ -52,6 +53,14 @@ CHECKPOINTS_TO_KEEP = 3
 
 class ConfigError(ValueError):
     """A config value outside its allowed range (raised before any training)."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, or no readable checkpoint to resume from)."""
+
+
+class NonFiniteError(TrainingError):
+    """The loss or the weights became NaN or inf; no checkpoint of such weights is written."""
 
 
 def default_config():
@@ -540,6 +549,7 @@ class _EpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         run = self.run
+        _check_finite_weights(self.model, step=int(self.model.optimizer.iterations.numpy()))
         examples = run.steps_per_epoch * run.global_batch_size
         train_ms = 1e3 * (time.perf_counter() - self._start) / examples
         logs = logs or {}
@@ -614,12 +624,11 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
         )
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+    latest = _restore_latest(checkpoint, checkpoint_dir)
     manager = tf.train.CheckpointManager(
         checkpoint, _writable_checkpoint_dir(checkpoint_dir, strategy), CHECKPOINTS_TO_KEEP
     )
-    latest = tf.train.latest_checkpoint(checkpoint_dir)
     if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
         logging.info(
             "Resuming from %s: epoch %d, step %d.",
             latest,
@@ -675,7 +684,7 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
         epochs=config.train_epochs,
         initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
-        callbacks=[epoch_end],
+        callbacks=[_StopOnNonFiniteLoss(), epoch_end],
         shuffle=False,  # the dataset is already shuffled (seeded)
         verbose="auto" if chief else 0,
     )
@@ -804,13 +813,33 @@ def cli_main(argv, *, config_file=None):
     except (AttributeError, KeyError) as error:  # ml_collections: override of a missing field
         print(f"{program}: error: the config has no field {error}.", file=sys.stderr)
         return 2
+    except OSError as error:  # config_flags loads the file lazily, on first access
+        print(
+            f"{program}: error: cannot load --config: {str(error).splitlines()[0]} "
+            f"Received: --config={_flag_value(argv, 'config')!r}",
+            file=sys.stderr,
+        )
+        return 2
     logging.set_verbosity(logging.INFO)
     try:
         train_and_evaluate(flag_values.config, flag_values.output_dir)
     except ConfigError as error:
         print(f"{program}: error: {error}", file=sys.stderr)
         return 2
+    except TrainingError as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _flag_value(argv, name):
+    """The value of `--name=value` / `--name value` in `argv` (None if absent)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+        if arg == f"--{name}" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -878,7 +907,7 @@ def _config_record(config, info):
 def _check_resumable(config, output_dir, checkpoint_dir):
     """Refuses to resume checkpoints written by a run with a different config."""
     path = os.path.join(output_dir, "config.json")
-    if not (tf.train.latest_checkpoint(checkpoint_dir) and os.path.exists(path)):
+    if not (checkpoint_prefixes(checkpoint_dir) and os.path.exists(path)):
         return
     with open(path) as f:
         previous = json.load(f)
@@ -924,6 +953,88 @@ def _writable_checkpoint_dir(checkpoint_dir, strategy):
         return checkpoint_dir
     resolver = strategy.cluster_resolver
     return os.path.join(checkpoint_dir, f".{resolver.task_type}_{resolver.task_id}")
+
+
+def checkpoint_prefixes(checkpoint_dir):
+    """The `ckpt-<n>` checkpoints on disk (those with an index file), newest first.
+
+    Read from the directory rather than from TF's `checkpoint` state file, so that a damaged
+    state file does not hide the checkpoints.
+    """
+    found = []
+    for index in glob.glob(os.path.join(glob.escape(checkpoint_dir), "ckpt-*.index")):
+        prefix = index[: -len(".index")]
+        number = prefix.rsplit("-", 1)[1]
+        if number.isdigit():
+            found.append((int(number), prefix))
+    return [prefix for _, prefix in sorted(found, reverse=True)]
+
+
+def _restore_latest(checkpoint, checkpoint_dir):
+    """Restores the newest readable checkpoint; returns its prefix (None: nothing to resume).
+
+    A checkpoint that cannot be read (truncated or corrupt files: TF checks every tensor's
+    CRC) is skipped with a warning and the previous one is tried; the damaged one is
+    overwritten when training saves that epoch again.
+
+    Raises:
+      TrainingError: if there are checkpoints but none of them can be read.
+    """
+    prefixes = checkpoint_prefixes(checkpoint_dir)
+    for prefix in prefixes:
+        try:
+            checkpoint.restore(prefix).assert_existing_objects_matched()
+            return prefix
+        # Truncated files raise IndexError ("Read less bytes than requested"), bad CRCs
+        # DataLossError, a missing variable AssertionError.
+        except (tf.errors.OpError, LookupError, ValueError, AssertionError, OSError) as error:
+            logging.warning(
+                "Checkpoint %s is unreadable or incomplete (%s: %s); falling back to the "
+                "previous checkpoint.",
+                prefix,
+                type(error).__name__,
+                _first_line(error),
+            )
+    if prefixes:
+        raise TrainingError(
+            f"No readable checkpoint in {checkpoint_dir} (tried {len(prefixes)}). Remove the "
+            "directory to train this member from scratch."
+        )
+    return None
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [""])[0][:300]
+
+
+def _check_finite_weights(model, *, step):
+    """NonFiniteError if a weight of `model` is NaN or inf (checked before each save)."""
+    bad = [w.path for w in model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
+    if bad:
+        raise NonFiniteError(
+            f"Non-finite weights after step {step} (in {', '.join(bad[:3])}); stopping without "
+            "saving them. Lower base_learning_rate, check the data, or resume from the last "
+            "checkpoint with a different config."
+        )
+
+
+class _StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raises NonFiniteError at the first step whose loss is NaN or inf.
+
+    It runs after every step, so a diverged run stops before the epoch's checkpoint: the
+    checkpoints on disk all hold finite weights.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))  # the epoch's running mean so far
+        if not math.isfinite(loss):
+            step = int(self.model.optimizer.iterations.numpy())
+            raise NonFiniteError(
+                f"Non-finite training loss ({loss}) at step {step} (batch {batch + 1} of the "
+                "epoch); stopping without a checkpoint of these weights. Lower "
+                "base_learning_rate or check the data; re-running resumes from the last "
+                "(finite) checkpoint."
+            )
 
 
 def _save_checkpoint(manager, strategy, epoch):

@@ -103,6 +103,15 @@ def validate(name, arrays):
             )
         if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
             raise ValueError(f"{name}: x_{split} must be numeric. Received: dtype={x.dtype}")
+        if len(x) == 0:
+            raise ValueError(
+                f"{name}: x_{split} holds no examples. Received: x_{split}.shape={x.shape}"
+            )
+        if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
+            raise ValueError(
+                f"{name}: x_{split} must be finite (NaN or inf would make the loss NaN). "
+                f"Received: {int(np.sum(~np.isfinite(x)))} non-finite values"
+            )
         out[f"x_{split}"] = x
     if out["x_train"].shape[1:] != out["x_test"].shape[1:]:
         raise ValueError(
