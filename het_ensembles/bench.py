@@ -6,6 +6,11 @@ steps (forward + backward of the head, after warm-up). Rows: this project's `MCS
 (per-example and shared noise), edward2 0.0.2's `MCSoftmaxDenseFA` (same arguments, both
 share-samples settings), a plain Dense head, and the floor: `tf.nn.log_softmax` forward + backward
 over one [B, S, K] tensor. Ratios measured in the same run are the figures that count.
+
+Memory is reported two ways: the process's peak RSS (and its growth over the Dense row, which for
+an FA head includes its 2048 x 15000 factor kernel and that kernel's gradient, ~0.25 GiB in any
+implementation), and the step memory: the peak during the train steps minus the RSS once the head
+is built, i.e. the working memory of the Monte Carlo estimate itself.
 """
 
 import argparse
@@ -31,6 +36,35 @@ DEFAULTS = {"batch": 64, "dim": 2048, "classes": 1000, "factors": 15, "temperatu
 
 def _peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _cpu_seconds():
+    """User + system CPU time of this process (all threads): steadier than wall time when the
+    machine is shared."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _status_mib(field):
+    """VmRSS / VmHWM of this process from /proc (Linux), in MiB; None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss():
+    """Resets VmHWM to the current RSS (Linux clear_refs 5); False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def _train_step(impl, share, num_samples, spec):
@@ -90,21 +124,29 @@ def _train_step(impl, share, num_samples, spec):
 def _worker(impl, share, num_samples, steps, spec):
     """Runs one configuration in this process and returns its row."""
     step = _train_step(impl, share, num_samples, spec)
+    # Working memory of the steps alone: peak during the steps minus the RSS once the weights
+    # exist. The process peak also counts building the head (weights, their initialisers).
+    reset = _reset_peak_rss()
+    rss_before_steps = _status_mib("VmRSS")
     for _ in range(2):  # warm-up: tracing and first-touch allocation
         step()
-    times = []
+    times, cpu_times = [], []
     for _ in range(steps):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
         result = step()
         # Gradients are EagerTensors: .numpy() waits for the step to finish.
         [t.numpy() for t in (result if isinstance(result, list) else [result])]
         times.append(time.perf_counter() - start)
+        cpu_times.append(_cpu_seconds() - cpu_start)
+        del result  # only one step's gradients alive at a time
     return {
         "impl": impl,
         "share_samples": share,
         "num_samples": num_samples,
         "seconds_per_step": statistics.median(times),
+        "cpu_seconds_per_step": statistics.median(cpu_times),
         "peak_rss_mib": _peak_rss_mib(),
+        "step_memory_mib": (_status_mib("VmHWM") - rss_before_steps) if reset else None,
         "steps": steps,
     }
 
@@ -126,15 +168,16 @@ def _run_row(impl, share, num_samples, steps, spec):
 def _format_table(rows):
     dense = next((r for r in rows if r["impl"] == "dense" and "error" not in r), None)
     lines = [
-        "| head | noise | S | s/step | peak RSS MiB | RSS over Dense MiB | time vs edward2 | vs floor |",
-        "|---|---|---|---|---|---|---|---|",
+        "| head | noise | S | s/step | CPU s/step | peak RSS MiB | RSS over Dense MiB |"
+        " step memory MiB | time vs edward2 | vs floor |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         noise = "-" if r["impl"] in ("dense", "floor") else ("shared" if r["share_samples"] else
                                                             "per-example")  # fmt: skip
         if "error" in r:
             lines.append(f"| {r['impl']} | {noise} | {r['num_samples']} | failed: {r['error']} |"
-                         " | | | |")  # fmt: skip
+                         " | | | | | |")  # fmt: skip
             continue
         growth = r["peak_rss_mib"] - dense["peak_rss_mib"] if dense else float("nan")
         ratio_ed, ratio_floor = "", ""
@@ -147,10 +190,15 @@ def _format_table(rows):
                 ratio_floor = f"{r['seconds_per_step'] / floor['seconds_per_step']:.2f}x"
         lines.append(
             f"| {r['impl']} | {noise} | {r['num_samples'] if r['impl'] != 'dense' else '-'} | "
-            f"{r['seconds_per_step']:.3f} | {r['peak_rss_mib']:.0f} | {growth:.0f} | "
-            f"{ratio_ed} | {ratio_floor} |"
+            f"{r['seconds_per_step']:.3f} | {r['cpu_seconds_per_step']:.3f} | "
+            f"{r['peak_rss_mib']:.0f} | {growth:.0f} | "
+            f"{_mib(r.get('step_memory_mib'))} | {ratio_ed} | {ratio_floor} |"
         )
     return "\n".join(lines)
+
+
+def _mib(value):
+    return "n/a" if value is None else f"{value:.0f}"
 
 
 def _find(rows, impl, share, num_samples):
