@@ -168,8 +168,10 @@ def _run_row(impl, share, num_samples, steps, spec):
 def _format_table(rows):
     dense = next((r for r in rows if r["impl"] == "dense" and "error" not in r), None)
     lines = [
-        "| head | noise | S | s/step | CPU s/step | peak RSS MiB | RSS over Dense MiB |"
-        " step memory MiB | time vs edward2 | vs floor |",
+        (
+            "| head | noise | S | s/step | CPU s/step | peak RSS MiB | RSS over Dense MiB |"
+            " step memory MiB | time vs edward2 | vs floor |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
