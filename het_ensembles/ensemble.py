@@ -893,7 +893,17 @@ def _compiled_call(model):
     if inputs and len(inputs) == 1:
         spec = tf.TensorSpec([None, *inputs[0].shape[1:]], inputs[0].dtype)
         traced = tf.function(call, input_signature=[spec])
-        return lambda x: traced(tf.cast(x, spec.dtype))
+
+        def checked(x):
+            if not spec.shape[1:].is_compatible_with(x.shape[1:]):
+                raise ValueError(
+                    f"The member's model takes inputs of shape {tuple(spec.shape)}; does the "
+                    "dataset (or image_size) match the member's? "
+                    f"Received: x.shape={tuple(x.shape)}"
+                )
+            return traced(tf.cast(x, spec.dtype))
+
+        return checked
     return tf.function(call, reduce_retracing=True)
 
 

@@ -807,6 +807,7 @@ def cli_main(argv, *, config_file=None):
         flag_values([program, *argv])
         if flag_values.config is None or not flag_values.output_dir:
             raise flags.Error("--config=<file> and --output_dir=<dir> are required.")
+        flag_values.config.to_dict()  # config_flags loads the file lazily: fail here
     except flags.Error as error:
         print(f"{program}: error: {error}", file=sys.stderr)
         return 2
