@@ -153,7 +153,11 @@ def _schedule(num_samples, chunk_size):
 
 
 def _for_each_chunk(num_samples, chunk_size, body, init):
-    """Folds `body(state, chunk_index, chunk_len)` over the chunks, as a tf.while_loop."""
+    """Folds `body(state, chunk_index, chunk_len)` over the chunks, as a tf.while_loop.
+
+    Chunks depend on each other only through the small accumulators, so two iterations may run
+    at once (sampling and log-softmax of the next chunk overlap the current one's reductions).
+    """
     num_full, size, rest = _schedule(num_samples, chunk_size)
     state = init
     if num_full:
@@ -161,7 +165,7 @@ def _for_each_chunk(num_samples, chunk_size, body, init):
             lambda i, _: i < num_full,
             lambda i, s: (i + 1, body(s, i, size)),
             (tf.constant(0), state),
-            parallel_iterations=1,
+            parallel_iterations=2,
         )
     if rest:
         state = body(state, tf.constant(num_full), rest)
