@@ -43,6 +43,11 @@ def _chunk_seed(seed, index):
     return tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int32))
 
 
+def _batch_size(loc):
+    """The static batch size where known (keeps loop-carried shapes static), else dynamic."""
+    return loc.shape[0] if loc.shape[0] is not None else tf.shape(loc)[0]
+
+
 class _Layout:
     """Where the sample axis sits, and how the factor term is multiplied, for one noise mode.
 
@@ -180,7 +185,7 @@ def sample_latents(loc, diag_scale, factors, seed, *, num_samples, share_samples
     loc = tf.convert_to_tensor(loc, tf.float32)
     if factors is None:
         factors = tf.zeros(tf.concat([tf.shape(loc), [0]], 0), tf.float32)
-    layout = _Layout(share_samples, tf.shape(loc)[0], loc.shape[-1], factors.shape[-1])
+    layout = _Layout(share_samples, _batch_size(loc), loc.shape[-1], factors.shape[-1])
     operand = layout.factor_operand(factors)
     seed = _chunk_seed(tf.cast(seed, tf.int64), 0)
     parts = layout.draw(seed, num_samples)
@@ -242,7 +247,7 @@ def mc_log_predictive(
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1 or None. Received: chunk_size={chunk_size}")
     chunk_size = min(int(chunk_size), num_samples)
-    layout = _Layout(share_samples, tf.shape(loc)[0], num_classes, num_factors)
+    layout = _Layout(share_samples, _batch_size(loc), num_classes, num_factors)
     out_shape = tf.shape(loc) if link == "softmax" else tf.concat([tf.shape(loc), [2]], 0)
 
     def chunk_terms(loc, diag_scale, operand, index, size):

@@ -296,3 +296,40 @@ def test_inference_does_not_depend_on_batch_size_or_position():
     full = layer(x)[2].numpy()
     np.testing.assert_allclose(layer(x[3:5])[2].numpy(), full[3:5], rtol=1e-6)
     np.testing.assert_allclose(layer(x[::-1])[2].numpy(), full[::-1], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: layers.MCSoftmaxDenseFA(2, 2, train_mc_samples=1, test_mc_samples=1, seed=1),
+        lambda: layers.MCSoftmaxDenseFA(2, 0, train_mc_samples=2, seed=1),
+        lambda: layers.MCSigmoidDenseFA(3, 3, parameter_efficient=True, train_mc_samples=1),
+        lambda: layers.MCSoftmaxDenseFA(
+            5, 5, share_samples_across_batch=True, train_mc_samples=3, mc_chunk_size=2
+        ),
+    ],
+    ids=["K=2,R=K,S=1", "R=0", "sigmoid-PE,R=K", "shared,odd-chunks"],
+)
+def test_edge_shapes_give_finite_outputs_and_gradients(make):
+    layer = make()
+    x = _inputs(batch=1)
+    with tf.GradientTape() as tape:
+        logits = layer(x, training=True)[0]
+        loss = tf.reduce_sum(logits)
+    grads = tape.gradient(loss, layer.trainable_weights)
+    assert np.all(np.isfinite(logits.numpy()))
+    assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+
+
+def test_fit_with_static_batch_of_one():
+    """Regression: a static batch size must not turn into an unknown one inside the MC loop."""
+    model = keras.Sequential(
+        [
+            keras.Input((D,), batch_size=1),
+            layers.MCSoftmaxDenseFA(3, 1, logits_only=True, train_mc_samples=2, seed=0),
+        ]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.RandomState(0).randn(4, D).astype("float32")
+    history = model.fit(x, np.array([0, 1, 2, 0]), batch_size=1, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
