@@ -7,7 +7,9 @@
 - `small_cnn`, `mlp`: small models for the embedded sets (`small.py`).
 
 The head is the last layer, always named "head", so `model.get_layer("head").input` is the
-feature vector the covariance analysis needs. The model outputs logits [B, K]; for a
+feature vector the covariance analysis needs (the one exception: `MCSoftmaxDense` with K = 2
+returns one sigmoid logit, which `TwoClassLogits` turns into [B, 2]). The model outputs
+logits [B, K]; for a
 heteroscedastic head these are log of the Monte Carlo mean probabilities (`logits_only=True`),
 so sparse cross-entropy `from_logits=True` is the right loss for both. The head runs in
 float32 even under a `mixed_bfloat16` policy, like uncertainty-baselines' heads.
@@ -98,7 +100,33 @@ def build_model(architecture, *, input_shape, num_classes, head=None, l2=0.0, se
     )
     inputs = keras.Input(shape=input_shape, name="inputs")
     features = trunk(inputs, l2=float(l2), seeds=seeds, **kwargs)
-    return keras.Model(inputs=inputs, outputs=head_layer(features), name=architecture)
+    logits = head_layer(features)
+    if num_classes == 2 and logits.shape[-1] == 1:
+        logits = TwoClassLogits(name="two_class_logits")(logits)
+    return keras.Model(inputs=inputs, outputs=logits, name=architecture)
+
+
+@keras.saving.register_keras_serializable(package="het_ensembles")
+class TwoClassLogits(keras.layers.Layer):
+    """One sigmoid logit z [B, 1] -> two-class log-probabilities [B, 2]: (log(1 - p), log p).
+
+    `MCSoftmaxDense(2)` returns a single sigmoid logit for two classes (as edward2's does); the
+    trainer, the metrics and the evaluator take logits [B, K], and these are normalised
+    log-probabilities, so softmax cross-entropy on them is the layer's own Bernoulli NLL.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, logit):
+        logit = keras.ops.cast(logit, "float32")
+        return keras.ops.concatenate(
+            [keras.ops.log_sigmoid(-logit), keras.ops.log_sigmoid(logit)], axis=-1
+        )
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2)
 
 
 def build_head(head, *, num_classes, l2, seeds, initializer):
