@@ -679,15 +679,16 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
         global_batch_size,
         strategy.num_replicas_in_sync,
     )
-    model.fit(
-        train_dataset,
-        epochs=config.train_epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=[_StopOnNonFiniteLoss(), epoch_end],
-        shuffle=False,  # the dataset is already shuffled (seeded)
-        verbose="auto" if chief else 0,
-    )
+    with _multi_worker_fit_fixes(model):
+        model.fit(
+            train_dataset,
+            epochs=config.train_epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[_StopOnNonFiniteLoss(), epoch_end],
+            shuffle=False,  # the dataset is already shuffled (seeded)
+            verbose="auto" if chief else 0,
+        )
 
     # None when the last checkpoint was already final (killed while writing the member).
     results = epoch_end.results or run.evaluate()
@@ -699,6 +700,67 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
         _save_member_model(model, os.path.join(output_dir, "model.keras"))
     writer.close()
     return results
+
+
+@contextlib.contextmanager
+def _multi_worker_fit_fixes(model):
+    """Works around two bugs of Keras 3 `fit` under `MultiWorkerMirroredStrategy` (>= 2 workers).
+
+    1. Before training, `fit` builds the metrics from one batch averaged across replicas with
+       `strategy.reduce("MEAN", (x, y))`, which the multi-worker strategy cannot do for a nested
+       structure ("Attempt to convert a value (PerReplica...) to a Tensor"). The build only
+       needs shapes: this model builds from the first local replica's batch instead.
+    2. Every step, `fit` reduces the (scalar) logs with `strategy.reduce("MEAN", v, axis=0)`
+       ("Invalid reduction dimension 0 for input with 0 dimensions"). The logs are the same on
+       every replica (synchronised metrics), so they are averaged with `axis=None` instead.
+
+    Single-worker runs (and other strategies) are left untouched. Keras versions without these
+    internals are left untouched too.
+    """
+    strategy = model.distribute_strategy
+    try:
+        from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+
+        multi_worker = keras_tf_trainer._collective_all_reduce_multi_worker(strategy)
+        original_reduce = keras_tf_trainer.reduce_per_replica
+    except (ImportError, AttributeError):
+        multi_worker = False
+    if not multi_worker:
+        yield
+        return
+
+    def local(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(value)[0]
+        return value
+
+    def build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(local, next(batches))
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    def mean(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.reduce("MEAN", value, axis=None)
+        return value
+
+    def reduce_per_replica(values, strategy, reduction="auto"):
+        if reduction in ("auto", "mean") and keras_tf_trainer._collective_all_reduce_multi_worker(
+            strategy
+        ):
+            return tf.nest.map_structure(mean, values)
+        return original_reduce(values, strategy, reduction)
+
+    model._maybe_symbolic_build = build
+    keras_tf_trainer.reduce_per_replica = reduce_per_replica
+    try:
+        yield
+    finally:
+        keras_tf_trainer.reduce_per_replica = original_reduce
+        del model._maybe_symbolic_build
 
 
 def compile_model(model, config, *, num_classes, steps_per_epoch, global_batch_size):
