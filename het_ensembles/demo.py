@@ -50,21 +50,27 @@ DEFAULT_QUICK_OUTPUT_DIR = os.path.join("runs", "demo_quick")
 
 
 def default_config_dir():
-    """The repository's `configs/` directory (next to the `het_ensembles` package).
+    """The `configs/` directory: the checkout's (next to the package), else the installed copy.
+
+    A wheel installs the configs under `<sys.prefix>/share/het-ensembles/configs`.
 
     Raises:
-      ValueError: if it is not there (an installed wheel without the source tree).
+      ValueError: if neither holds the demo's configs.
     """
     import het_ensembles
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(het_ensembles.__file__)))
-    path = os.path.join(root, "configs")
-    if not os.path.isfile(os.path.join(path, DATASET, "deterministic.py")):
-        raise ValueError(
-            "The demo's configs (configs/noisy_digits/*.py) are not next to the package. Run it "
-            f"from a source checkout or pass --config_dir. Received: looked in {path!r}"
-        )
-    return path
+    candidates = [
+        os.path.join(root, "configs"),
+        os.path.join(sys.prefix, "share", "het-ensembles", "configs"),
+    ]
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, DATASET, "deterministic.py")):
+            return path
+    raise ValueError(
+        "The demo's configs (configs/noisy_digits/*.py) were not found; pass --config_dir. "
+        f"Received: looked in {candidates!r}"
+    )
 
 
 def member_config(config_dir, dataset_dir, config_file, *, seed, quick):
