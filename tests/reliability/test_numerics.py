@@ -3,6 +3,8 @@
 - bfloat16 and float16 mixed precision: the heteroscedastic ResNet-50 (one eager training step
   with gradients) and the small models (a short `fit`) keep a finite loss, finite gradients
   and weights, float32 logits from a float32 head, and normalised log-probabilities.
+  (Not claimed: float16 *inference* of a ResNet-50 whose batch-norm moving statistics are
+  still at their initial values -- it can overflow float16; see the ResNet test.)
 - K=2, R=0, R=K, S=1 and batch size 1 work through the layers (values checked against numpy:
   normalised log-probabilities, diagonal / full-rank covariance) and a short fit.
 """
@@ -43,9 +45,7 @@ def test_heteroscedastic_resnet50_step_under_mixed_precision(policy):
     assert model.get_layer("head").dtype_policy.name == "float32"
     assert any(layer.dtype_policy.name == policy for layer in model.layers)
     rng = np.random.default_rng(0)
-    # Normalised images, as the data pipeline feeds them. (Inputs of std 10 can overflow
-    # float16's range, max 65504, at inference right after a step, when the batch-norm
-    # moving statistics are still near their initial values; bfloat16 has float32's range.)
+    # Normalised images, as the data pipeline feeds them.
     x = tf.constant(rng.normal(size=(2, 32, 32, 3)), tf.float32)
     y = tf.constant([1, 7])
     # Gradients of the unscaled loss: float16 training would add dynamic loss scaling
@@ -61,7 +61,12 @@ def test_heteroscedastic_resnet50_step_under_mixed_precision(policy):
     assert all(np.isfinite(g.numpy()).all() for g in grads)
     optimizer.apply(grads, model.trainable_variables)
     assert all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in model.weights)
-    _assert_normalised(model(x, training=False))
+    if policy == "mixed_bfloat16":  # bfloat16 has float32's range
+        _assert_normalised(model(x, training=False))
+    # float16 inference right after initialisation is not checked: batch norm then applies its
+    # initial moving statistics (mean 0, variance 1), so nothing normalises the activations and
+    # 50 layers of residual sums can exceed float16's range (65504) -- seen as NaN logits. It
+    # is a property of float16, not of the head; the trainer offers bfloat16 (use_bfloat16).
 
 
 @pytest.mark.parametrize("policy", POLICIES)
