@@ -255,7 +255,15 @@ def evaluate(
     )
     for spec in specs:
         predictor.check_dataset(spec)
-    os.makedirs(output_dir, exist_ok=True)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write_test_"):
+            pass
+    except OSError as e:
+        raise ValueError(
+            f"output_dir is not a writable directory ({e.strerror}). "
+            f"Received: output_dir={output_dir!r}"
+        ) from e
     model_sha256 = {m.name: _file_sha256(m.model_path) for m in members}
     caches = []
     for spec in specs:

@@ -421,6 +421,13 @@ def test_evaluate(member, tmp_path, arguments, message):
         ensemble.evaluate(call.pop("members"), call.pop("datasets"), str(tmp_path / "e"), **call)
 
 
+def test_evaluate_unwritable_output_dir(member, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match=r"output_dir is not a writable directory.*a_file/e"):
+        ensemble.evaluate([member], {"d": _xy()}, str(blocker / "e"), progress=False)
+
+
 # ------------------------------------------------------------------------------------------------
 # The command line: each subcommand's usage errors exit non-zero with a message naming the flag.
 
