@@ -11,4 +11,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-from het_ensembles import layers  # noqa: E402,F401  (registers the Keras layers)
+from het_ensembles import (
+    layers,  # noqa: F401  (registers the Keras layers)
+    models,  # noqa: F401  (registers the models' helper layers)
+)

@@ -254,6 +254,9 @@ def cli_main(argv):
     if any(s < 1 for s in samples):
         parser.error(f"--samples values must be >= 1. Received: {args.samples}")
     impls = None if args.only is None else set(args.only.split(","))
+    known = {impl for impl, _ in ROWS}
+    if impls is not None and not impls <= known:
+        parser.error(f"--only takes a subset of {sorted(known)}. Received: --only={args.only}")
     rows = run(samples, steps=args.steps, impls=impls)
     print(_format_table(rows))
     if args.json:

@@ -14,7 +14,10 @@ import het_ensembles
 # name -> (module holding `cli_main`, one-line help)
 SUBCOMMANDS = {
     "train": ("het_ensembles.training", "train one ensemble member from a config"),
-    "evaluate": ("het_ensembles.ensemble", "evaluate members and ensembles, write a leaderboard row"),
+    "evaluate": (
+        "het_ensembles.ensemble",
+        "evaluate members and ensembles, write a leaderboard row",
+    ),
     "demo": ("het_ensembles.demo", "the main job: Hom/Het members and ensembles on noisy_digits"),
     "covariance": ("het_ensembles.analysis", "top correlated class pairs of a member's Sigma(x)"),
     "bench": ("het_ensembles.bench", "time and memory of the MC head vs edward2"),
@@ -28,8 +31,12 @@ def _parser():
         epilog="Run 'het-ensembles <command> --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=het_ensembles.__version__)
-    parser.add_argument("command", choices=sorted(SUBCOMMANDS), metavar="command",
-                        help="; ".join(f"{k}: {v[1]}" for k, v in SUBCOMMANDS.items()))
+    parser.add_argument(
+        "command",
+        choices=sorted(SUBCOMMANDS),
+        metavar="command",
+        help="; ".join(f"{k}: {v[1]}" for k, v in SUBCOMMANDS.items()),
+    )
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 

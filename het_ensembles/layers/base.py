@@ -16,6 +16,8 @@ import tensorflow as tf
 from het_ensembles import mc
 
 MIN_SCALE = 1e-3  # edward2 MIN_SCALE_MONTE_CARLO: floor on the diagonal standard deviation d(x).
+# Every Dense sublayer a layer may hold, by role (the attribute is `<role>_layer`).
+_ROLES = ("loc", "diag", "scale", "scale_homoscedastic", "scale_heteroscedastic")
 
 
 def _tfd():
@@ -120,7 +122,7 @@ class MCHeteroscedasticBase(keras.layers.Layer):
         # A concrete seed goes into get_config(), so a reloaded model predicts identically.
         # Unseeded layers draw it from Python's RNG, which keras.utils.set_random_seed seeds.
         self.seed = random.randint(0, 2**31 - 1) if seed is None else int(seed)
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
         self._user_dtype = dtype
         self.num_outputs = int(num_outputs)
         # Sublayers are created in edward2's order so that get_weights() lines up with it.
@@ -142,9 +144,13 @@ class MCHeteroscedasticBase(keras.layers.Layer):
     def _dense(self, role):
         """A Dense sublayer with this layer's regularizers and dtype, as edward2 builds it."""
         units = self.num_outputs * (self.num_factors if role == "scale" else 1)
+        # Initial weights follow from the layer seed (one derived seed per sublayer), so a model
+        # built twice with the same seeds starts from the same weights.
+        init_seed = (self.seed * len(_ROLES) + _ROLES.index(role)) % 2**31
         return keras.layers.Dense(
             units,
             activation="softplus" if role == "diag" else None,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=init_seed),
             kernel_regularizer=self.kernel_regularizer,
             bias_regularizer=self.bias_regularizer,
             dtype=self.dtype_policy,

@@ -333,3 +333,16 @@ def test_fit_with_static_batch_of_one():
     x = np.random.RandomState(0).randn(4, D).astype("float32")
     history = model.fit(x, np.array([0, 1, 2, 0]), batch_size=1, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_initial_weights_follow_the_layer_seed(variant):
+    def initial(seed):
+        layer = _make(variant, seed=seed)
+        layer.build((None, D))
+        return layer.get_weights()
+
+    first, again, other = initial(7), initial(7), initial(8)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other))
