@@ -130,6 +130,10 @@ def mean_correlation(model, inputs, *, batch_size=256, max_examples=None, center
         )
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size}")
+    if max_examples is not None and max_examples < 1:
+        raise ValueError(
+            f"`max_examples` must be >= 1 or None. Received: max_examples={max_examples}"
+        )
     if center is None:
         center = is_softmax_head(head)
     features_of = feature_model(model)
@@ -428,8 +432,8 @@ def _parser():
 def cli_main(argv):
     """`het-ensembles covariance --member DIR [...]`; returns the exit status."""
     args = _parser().parse_args(argv)
-    for name in ("top_k", "batch_size"):
-        if getattr(args, name) < 1:
+    for name in ("top_k", "batch_size", "max_examples"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             print(f"error: --{name} must be >= 1. Received: {getattr(args, name)}", file=sys.stderr)
             return 2
     try:

@@ -466,10 +466,13 @@ def _cli_cases(npz, tmp):
         ([*cov, "--top_k", "0"], r"--top_k must be >= 1"),
         ([*cov, "--batch_size", "x"], r"--batch_size: invalid int"),
         ([*cov, "--rank_by", "x"], r"--rank_by: invalid choice"),
+        ([*cov, "--max_examples", "-3"], r"--max_examples must be >= 1"),
+        ([*cov, "--max_examples", "0"], r"--max_examples must be >= 1"),
         (["bench", "--steps", "1"], r"--steps must be >= 5"),
         (["bench", "--samples", "a"], r"--samples must be comma-separated integers"),
         (["bench", "--samples", "0"], r"--samples values must be >= 1"),
         (["bench", "--bogus"], r"unrecognized arguments: --bogus"),
+        (["bench", "--only", "bogus"], r"--only takes a subset of"),
         (["demo", "--bogus"], r"unrecognized arguments: --bogus"),
         (
             ["demo", "--output_dir", f"{tmp}/demo", "--config_dir", f"{tmp}/noconfigs"],
@@ -478,7 +481,7 @@ def _cli_cases(npz, tmp):
     ]
 
 
-CLI_CASE_COUNT = 32
+CLI_CASE_COUNT = 35
 
 
 @pytest.mark.parametrize("index", range(CLI_CASE_COUNT))
