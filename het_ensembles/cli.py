@@ -1,8 +1,8 @@
 """The `het-ensembles` command line: one entry point, one subcommand per job.
 
 Each subcommand lives in the module that does the work and exposes
-`cli_main(argv: list[str]) -> int`; this file only dispatches, so that
-`het-ensembles --help` stays fast (TensorFlow is imported only when needed).
+`cli_main(argv: list[str]) -> int`; this file only dispatches, importing that module
+when the subcommand runs.
 """
 
 import argparse
