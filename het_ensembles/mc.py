@@ -152,9 +152,11 @@ def _logaddexp(a, b):
     return m_safe + tf.math.log(tf.exp(a - m_safe) + tf.exp(b - m_safe))
 
 
-def _schedule(num_samples, chunk_size):
-    """(number of full chunks, chunk size, size of the final partial chunk or 0)."""
-    return num_samples // chunk_size, chunk_size, num_samples % chunk_size
+def _factors_tensor(loc, factors):
+    """`factors` as a float32 [B, K, R] tensor; None (diagonal model) becomes [B, K, 0]."""
+    if factors is None:
+        return tf.zeros(tf.concat([tf.shape(loc), [0]], 0), tf.float32)
+    return tf.convert_to_tensor(factors, tf.float32)
 
 
 def _for_each_chunk(num_samples, chunk_size, body, init):
@@ -163,12 +165,12 @@ def _for_each_chunk(num_samples, chunk_size, body, init):
     Chunks depend on each other only through the small accumulators, so two iterations may run
     at once (sampling and log-softmax of the next chunk overlap the current one's reductions).
     """
-    num_full, size, rest = _schedule(num_samples, chunk_size)
+    num_full, rest = divmod(num_samples, chunk_size)
     state = init
     if num_full:
         _, state = tf.while_loop(
             lambda i, _: i < num_full,
-            lambda i, s: (i + 1, body(s, i, size)),
+            lambda i, s: (i + 1, body(s, i, chunk_size)),
             (tf.constant(0), state),
             parallel_iterations=2,
         )
@@ -183,8 +185,7 @@ def sample_latents(loc, diag_scale, factors, seed, *, num_samples, share_samples
     Used to check the sampler against the TFP distribution of a layer (`noise_distribution`).
     """
     loc = tf.convert_to_tensor(loc, tf.float32)
-    if factors is None:
-        factors = tf.zeros(tf.concat([tf.shape(loc), [0]], 0), tf.float32)
+    factors = _factors_tensor(loc, factors)
     layout = _Layout(share_samples, _batch_size(loc), loc.shape[-1], factors.shape[-1])
     operand = layout.factor_operand(factors)
     seed = _chunk_seed(tf.cast(seed, tf.int64), 0)
@@ -236,9 +237,7 @@ def mc_log_predictive(
     loc = tf.convert_to_tensor(loc, tf.float32)
     diag_scale = tf.convert_to_tensor(diag_scale, tf.float32)
     num_classes = loc.shape[-1]
-    if factors is None:
-        factors = tf.zeros(tf.concat([tf.shape(loc), [0]], 0), tf.float32)
-    factors = tf.convert_to_tensor(factors, tf.float32)
+    factors = _factors_tensor(loc, factors)
     num_factors = factors.shape[-1]
     temperature = tf.convert_to_tensor(temperature, tf.float32)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
