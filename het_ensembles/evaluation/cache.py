@@ -1,0 +1,135 @@
+"""The prediction cache: each member's log-probabilities per dataset, computed once.
+
+Layout (DESIGN.md section 6): `<output_dir>/predictions/<dataset>/` holds `labels.npy` and, per
+member, `<member>.npy` (float32 [N, K] log-probabilities) with a `<member>.json` sidecar holding
+the SHA-256 of the member's `model.keras`, of the labels and of the predictions, and what the
+predictions depend on (dataset name and split, image size, label field; not the batch size:
+inference noise is fixed by the layer seed, not by a position in the batch). An entry is reused
+only while all of these match, so a retrained member is recomputed, a damaged file too (with a
+warning), and an interrupted evaluation resumes.
+"""
+
+import hashlib
+import json
+import os
+import time
+import warnings
+
+import numpy as np
+
+from het_ensembles import member_dir
+
+PREDICTIONS_DIR = "predictions"
+LABELS_FILE = "labels.npy"
+CACHE_FORMAT = 1  # bump when the sidecar or the cached arrays change meaning
+
+
+def cache_key(member, dataset, *, model_sha256, image_size, label_field):
+    """What `member`'s cached predictions on `dataset` depend on (JSON-able)."""
+    if dataset.arrays is not None:
+        source = {"arrays_sha256": dataset.arrays_sha256()}
+    else:
+        source = {
+            "name": dataset.name,
+            "split": dataset.split,
+            "image_size": image_size,
+            "label_field": label_field,
+        }
+    return {"format": CACHE_FORMAT, "model_sha256": model_sha256, "dataset": source}
+
+
+def save_npy(path, array):
+    member_dir.atomic_write(path, lambda f: np.save(f, array))
+
+
+class PredictionCache:
+    """`<output_dir>/predictions/<dataset>/`: labels.npy, <member>.npy and <member>.json."""
+
+    def __init__(self, output_dir, dataset, keys):
+        """`keys`: member name -> what its entry depends on (format, model hash, dataset)."""
+        self.dataset = dataset
+        self.directory = os.path.join(output_dir, PREDICTIONS_DIR, dataset.cache_name)
+        self.keys = keys
+        self.labels_path = os.path.join(self.directory, LABELS_FILE)
+
+    def predictions_path(self, member):
+        return os.path.join(self.directory, f"{member.name}.npy")
+
+    def sidecar_path(self, member):
+        return os.path.join(self.directory, f"{member.name}.json")
+
+    def labels_sha256(self):
+        """SHA-256 of labels.npy, or None if it is missing or unreadable (then warns)."""
+        if not os.path.exists(self.labels_path):
+            return None
+        try:
+            np.load(self.labels_path, mmap_mode="r")
+        except (OSError, ValueError, EOFError) as e:
+            warnings.warn(f"Ignoring a damaged cache file {self.labels_path} ({e}); recomputing.")
+            return None
+        return file_sha256(self.labels_path)
+
+    def stale_members(self, members):
+        """The members whose cached predictions are missing, outdated or damaged."""
+        labels_sha = self.labels_sha256()
+        return [m for m in members if not self._is_fresh(m, labels_sha)]
+
+    def _is_fresh(self, member, labels_sha):
+        path, sidecar_path = self.predictions_path(member), self.sidecar_path(member)
+        if labels_sha is None or not os.path.exists(sidecar_path):
+            return False
+        try:
+            with open(sidecar_path) as f:
+                sidecar = json.load(f)
+            expected = {**self.keys[member.name], "labels_sha256": labels_sha}
+            if any(sidecar.get(k) != v for k, v in expected.items()):
+                return False  # the member or the data changed: recompute quietly
+            if file_sha256(path) != sidecar["predictions_sha256"]:
+                raise ValueError("checksum mismatch")
+            log_probs = np.load(path, mmap_mode="r")
+            if log_probs.dtype != np.float32 or list(log_probs.shape) != sidecar["shape"]:
+                raise ValueError(f"unexpected array {log_probs.dtype} {log_probs.shape}")
+            return True
+        except (OSError, ValueError, EOFError, KeyError, TypeError) as e:
+            warnings.warn(
+                f"Ignoring a damaged cache entry for member {member.name} on "
+                f"{self.dataset.key} ({path}: {e}); recomputing."
+            )
+            return False
+
+    def store_labels(self, labels):
+        os.makedirs(self.directory, exist_ok=True)
+        save_npy(self.labels_path, labels)
+        return file_sha256(self.labels_path)
+
+    def store(self, member, log_probs, labels_sha, *, ms_per_example, num_params):
+        """Writes <member>.npy, then its sidecar (whose presence vouches for the array)."""
+        os.makedirs(self.directory, exist_ok=True)
+        path = self.predictions_path(member)
+        save_npy(path, log_probs.astype(np.float32))
+        sidecar = {
+            **self.keys[member.name],
+            "member_path": member.path,
+            "labels_sha256": labels_sha,
+            "predictions_sha256": file_sha256(path),
+            "shape": list(log_probs.shape),
+            "ms_per_example": ms_per_example,
+            "num_params": num_params,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        member_dir.write_json(self.sidecar_path(member), sidecar)
+
+    def load(self, member):
+        """(log_probs memory-mapped [N, K], sidecar dict)."""
+        with open(self.sidecar_path(member)) as f:
+            sidecar = json.load(f)
+        return np.load(self.predictions_path(member), mmap_mode="r"), sidecar
+
+
+def file_sha256(path):
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,101 @@
+"""`het-ensembles evaluate`: flags in, `evaluate(...)` run, a summary printed."""
+
+import argparse
+import os
+import sys
+
+from het_ensembles import metrics
+from het_ensembles.evaluation import report
+from het_ensembles.evaluation.datasets import corrupted_datasets
+from het_ensembles.evaluation.evaluator import evaluate
+
+
+def cli_main(argv):
+    """`het-ensembles evaluate ...`; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="het-ensembles evaluate",
+        description="Evaluate ensemble members and their ensemble; write metrics.json, "
+        "leaderboard.md and reliability_diagram.png to --output_dir.",
+    )
+    parser.add_argument(
+        "--members",
+        nargs="+",
+        action="extend",
+        required=True,
+        help="glob(s) of member directories (quote them), e.g. 'runs/het/*'; recursive with **",
+    )
+    parser.add_argument(
+        "--dataset",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="dataset name(s) for het_ensembles.data, optionally '<name>:<split>' "
+        "(e.g. noisy_digits:test_clean)",
+    )
+    parser.add_argument(
+        "--output_dir", required=True, help="predictions cache, metrics.json, leaderboard.md, plot"
+    )
+    parser.add_argument(
+        "--corruptions",
+        default=None,
+        help="also evaluate ImageNet-C: 'all' (15 benchmark corruptions) or a comma list",
+    )
+    parser.add_argument("--severities", default="1,2,3,4,5", help="ImageNet-C severities")
+    parser.add_argument(
+        "--ensemble_size",
+        type=int,
+        default=None,
+        help="also report the mean +- std over all sub-ensembles of this size",
+    )
+    parser.add_argument("--batch_size", type=int, default=256, help="prediction batch size")
+    parser.add_argument("--num_bins", type=int, default=metrics.DEFAULT_NUM_BINS, help="ECE bins")
+    parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: the members')")
+    parser.add_argument(
+        "--image_size", type=int, default=None, help="image side (default: the members' config)"
+    )
+    parser.add_argument("--label_field", default=None, help="cifar10_n label field")
+    parser.add_argument(
+        "--method", default=None, help="leaderboard row name (default: from the members' head)"
+    )
+    parser.add_argument(
+        "--max_subsets", type=int, default=100, help="cap on the number of sub-ensembles"
+    )
+    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    datasets = list(args.dataset)
+    try:
+        if args.corruptions:
+            corruptions = "all" if args.corruptions == "all" else args.corruptions.split(",")
+            try:
+                severities = [int(s) for s in args.severities.split(",")]
+            except ValueError:
+                raise ValueError(
+                    "--severities must be comma-separated integers in 1..5. "
+                    f"Received: --severities={args.severities!r}"
+                ) from None
+            datasets += corrupted_datasets(corruptions, severities)
+        if not datasets:
+            raise ValueError("No dataset. Received: --dataset=[]; allowed: one or more names")
+        results = evaluate(
+            args.members,
+            datasets,
+            args.output_dir,
+            ensemble_size=args.ensemble_size,
+            batch_size=args.batch_size,
+            num_bins=args.num_bins,
+            data_dir=args.data_dir,
+            image_size=args.image_size,
+            label_field=args.label_field,
+            method=args.method,
+            max_subsets=args.max_subsets,
+            progress=not args.no_progress,
+        )
+    except ValueError as e:
+        print(f"het-ensembles evaluate: error: {e}", file=sys.stderr)
+        return 2
+    print(report.summary(results))
+    print(
+        f"Wrote {os.path.join(args.output_dir, 'metrics.json')}, leaderboard.md and "
+        "reliability_diagram.png"
+    )
+    return 0

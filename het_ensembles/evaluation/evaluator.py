@@ -1,0 +1,317 @@
+"""`evaluate`: members and datasets in; predictions cached, metrics.json, leaderboard.md, plot out.
+
+The steps, each in its own module: find and check members (`member_dir`, `members`), parse and
+check datasets (`datasets`), predict what the cache lacks (`predict` into `cache`), score
+(`scoring`) and write the report (`report`).
+"""
+
+import os
+import warnings
+
+import numpy as np
+
+from het_ensembles import member_dir, metrics
+from het_ensembles.evaluation import cache as cache_lib
+from het_ensembles.evaluation import datasets as datasets_lib
+from het_ensembles.evaluation import members as members_lib
+from het_ensembles.evaluation import predict, report, scoring
+
+
+def evaluate(
+    members,
+    datasets,
+    output_dir,
+    *,
+    ensemble_size=None,
+    batch_size=256,
+    num_bins=metrics.DEFAULT_NUM_BINS,
+    data_dir=None,
+    image_size=None,
+    label_field=None,
+    method=None,
+    max_subsets=100,
+    progress=True,
+):
+    """Evaluates members and their ensemble; writes metrics.json, leaderboard.md and a plot.
+
+    Args:
+      members: a glob pattern, a list of patterns / member directories (see
+        `member_dir.find_members`), or a list of `member_dir.Member`.
+      datasets: dataset names for `het_ensembles.data.load` (split "test"; `"<name>:<split>"`
+        picks another split, e.g. "noisy_digits:test_clean"; `"imagenet2012_corrupted"` means all
+        15 x 5 ImageNet-C sets and `"imagenet2012_corrupted/<corruption>"` its 5 severities), or
+        a dict `{name: (x, y)}` of in-memory arrays (x [N, ...], y [N] or multi-hot [N, K]).
+      output_dir: where predictions/, metrics.json, leaderboard.md and the plot go.
+      ensemble_size: if set and smaller than the number of members, also report the mean and std
+        over the size-`ensemble_size` sub-ensembles (all of them, or `max_subsets` drawn at
+        random with a fixed seed when there are more).
+      batch_size: prediction batch size (not part of the cache key: predictions do not depend
+        on it).
+      num_bins: ECE bins.
+      data_dir: TFDS data directory (default: each member's `config.json` `data_dir`).
+      image_size: image side fed to the models (default: each member's `config.json`
+        `image_size`, else the dataset's own).
+      label_field: passed to `data.load` (cifar10_n).
+      method: the leaderboard row name (default from the members' `head`).
+      max_subsets: cap on the number of sub-ensembles.
+      progress: show tqdm progress bars.
+
+    Returns:
+      The contents of metrics.json: `{dataset: {"ensemble": {...}, "member_mean": {...},
+      "member_std": {...}, "members": {name: {...}}, ["ensemble_subsets": {...}]}}`, plus an
+      `"imagenet2012_corrupted"` summary entry when ImageNet-C sets were evaluated.
+
+    Raises:
+      ValueError: for bad arguments or members (see `member_dir.find_members`), members that
+        disagree on the number of classes or on softmax vs multilabel, a member whose model
+        cannot be loaded or whose output does not match, a dataset whose classes do not match
+        the members', or inputs with NaN or inf values.
+    """
+    # Cheap argument checks first: a usage error is reported before any member is loaded.
+    _check_int("batch_size", batch_size, 1)
+    _check_int("num_bins", num_bins, 1)
+    _check_int("max_subsets", max_subsets, 1)
+    if ensemble_size is not None:
+        _check_int("ensemble_size", ensemble_size, 1)
+    members = _as_members(members)
+    num_classes, multilabel = members_lib.check_members(members)
+    if ensemble_size is not None and ensemble_size > len(members):
+        raise ValueError(
+            f"ensemble_size must be <= the number of members ({len(members)}). "
+            f"Received: ensemble_size={ensemble_size}"
+        )
+    eval_datasets = datasets_lib.parse_datasets(datasets)
+    for dataset in eval_datasets:
+        _check_dataset_classes(dataset, num_classes, multilabel, label_field)
+    member_dir.check_writable_dir(output_dir)
+
+    predictor = _CachePredictor(
+        members,
+        models=members_lib.ModelStore(num_classes),
+        multilabel=multilabel,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        image_size=image_size,
+        label_field=label_field,
+        progress=progress,
+    )
+    caches = [predictor.cache(output_dir, d) for d in eval_datasets]
+    stale = {c.dataset.key: c.stale_members(members) for c in caches}
+    # Load every model that has work to do now, so a broken member fails before hours of work.
+    for member in members:
+        if any(member in todo for todo in stale.values()):
+            predictor.models.get(member)
+    for cache in caches:
+        if stale[cache.dataset.key]:
+            predictor.fill(cache, stale[cache.dataset.key])
+
+    subsets = scoring.subsets_of(len(members), ensemble_size, max_subsets)
+    rows = {
+        c.dataset.key: scoring.compute_rows(c, members, subsets, multilabel, num_bins)
+        for c in caches
+    }
+    results = {key: scoring.format_rows(r, members, ensemble_size) for key, r in rows.items()}
+    corrupted_rows = scoring.corruption_rows(rows, members)
+    if corrupted_rows is not None:
+        results[scoring.CORRUPTED] = scoring.format_rows(corrupted_rows, members, ensemble_size)
+
+    member_dir.write_json(os.path.join(output_dir, "metrics.json"), results)
+    method = method or members_lib.default_method(members)
+    member_dir.write_text(
+        os.path.join(output_dir, "leaderboard.md"),
+        report.leaderboard(results, members, method=method, ensemble_size=ensemble_size),
+    )
+    report.write_reliability_diagram(os.path.join(output_dir, "reliability_diagram.png"), rows)
+    return results
+
+
+def cached_predictions(output_dir, members, dataset, *, image_size=None, label_field=None):
+    """The predictions an earlier `evaluate` cached: `(labels, log_probs [M, N, K])`.
+
+    Every entry is verified (the member's model hash, the labels' and predictions' checksums).
+
+    Args:
+      output_dir: the `output_dir` given to `evaluate`.
+      members: as for `evaluate`.
+      dataset: one dataset name as given to `evaluate` (e.g. "noisy_digits:test_clean").
+      image_size, label_field: as given to `evaluate`.
+
+    Raises:
+      ValueError: if an entry is missing, outdated or damaged (run `evaluate` first).
+    """
+    members = _as_members(members)
+    (parsed,) = datasets_lib.parse_datasets([dataset])
+    predictor = _CachePredictor(members, image_size=image_size, label_field=label_field)
+    cache = predictor.cache(output_dir, parsed)
+    stale = cache.stale_members(members)
+    if stale:
+        raise ValueError(
+            f"No valid cached predictions of {[m.name for m in stale]} on {dataset} in "
+            f"{output_dir}; run evaluate first. Received: output_dir={output_dir!r}"
+        )
+    labels = np.load(cache.labels_path)
+    return labels, np.stack([np.asarray(cache.load(m)[0]) for m in members])
+
+
+def _as_members(members):
+    if isinstance(members, (str, os.PathLike)) or not all(
+        isinstance(m, member_dir.Member) for m in members
+    ):
+        return member_dir.find_members(members)
+    return list(members)
+
+
+def _check_dataset_classes(dataset, num_classes, multilabel, label_field):
+    """ValueError if a named dataset's classes do not fit the members (arrays: at prediction)."""
+    if dataset.arrays is not None:
+        return
+    from het_ensembles import data
+
+    info = data.get_info(dataset.name, label_field=label_field)
+    if num_classes is not None and info.num_classes != num_classes:
+        raise ValueError(
+            f"Dataset {dataset.key} has {info.num_classes} classes; the members have "
+            f"{num_classes}. Received: dataset={dataset.key!r}"
+        )
+    if bool(info.multilabel) != multilabel:
+        raise ValueError(
+            f"Dataset {dataset.key} multilabel={info.multilabel} but the members have "
+            f"multilabel={multilabel}. Received: dataset={dataset.key!r}"
+        )
+
+
+class _CachePredictor:
+    """Fills prediction caches: one pass over a dataset for the members that need it."""
+
+    def __init__(
+        self,
+        members,
+        *,
+        models=None,
+        multilabel=False,
+        batch_size=256,
+        data_dir=None,
+        image_size=None,
+        label_field=None,
+        progress=False,
+    ):
+        self.members = members
+        self.models = models
+        self.multilabel = multilabel
+        self.batch_size = batch_size
+        self.data_dir = data_dir
+        self.image_size = image_size
+        self.label_field = label_field
+        self.progress = progress
+        self._model_sha256 = {}
+
+    def image_size_of(self, member):
+        return self.image_size if self.image_size is not None else member.config.get("image_size")
+
+    def cache(self, output_dir, dataset):
+        """The `PredictionCache` of `dataset`, keyed for each member."""
+        keys = {}
+        for m in self.members:
+            if m.name not in self._model_sha256:
+                self._model_sha256[m.name] = cache_lib.file_sha256(m.model_path)
+            keys[m.name] = cache_lib.cache_key(
+                m,
+                dataset,
+                model_sha256=self._model_sha256[m.name],
+                image_size=self.image_size_of(m),
+                label_field=self.label_field,
+            )
+        return cache_lib.PredictionCache(output_dir, dataset, keys)
+
+    def fill(self, cache, stale):
+        """Predicts `stale` members on `cache.dataset` and stores the results.
+
+        Members that see the same images (same image_size) share one pass over the data. If the
+        labels of a pass differ from labels.npy, the dataset changed since the cache was written:
+        labels.npy is replaced and every other member is recomputed too.
+        """
+        labels_sha = cache.labels_sha256()
+        todo, relabelled = list(stale), False
+        while todo:
+            image_size = self.image_size_of(todo[0])
+            group = [m for m in todo if self.image_size_of(m) == image_size]
+            todo = [m for m in todo if m not in group]
+            labels, outputs = self._predict(cache.dataset, group, image_size)
+            if labels_sha is not None and not np.array_equal(labels, np.load(cache.labels_path)):
+                if relabelled:
+                    raise RuntimeError(
+                        f"Two passes over {cache.dataset.key} gave different labels: its "
+                        "evaluation pipeline is not deterministic."
+                    )
+                warnings.warn(
+                    f"The labels of {cache.dataset.key} differ from the cached ones: the dataset "
+                    "changed, so every member is recomputed on it."
+                )
+                relabelled, labels_sha = True, None
+                todo = [m for m in self.members if m not in group]
+            if labels_sha is None:
+                labels_sha = cache.store_labels(labels)
+            for member, (log_probs, ms_per_example) in zip(group, outputs):
+                cache.store(
+                    member,
+                    log_probs,
+                    labels_sha,
+                    ms_per_example=ms_per_example,
+                    num_params=int(self.models.get(member).count_params()),
+                )
+
+    def _predict(self, dataset, group, image_size):
+        """One pass over the data for every member of `group`: labels, [(log_probs, ms)]."""
+        batches, total = datasets_lib.batches(
+            dataset,
+            batch_size=self.batch_size,
+            image_size=image_size,
+            data_dir=self.data_dir or self.members[0].config.get("data_dir"),
+            label_field=self.label_field,
+        )
+        runners = [
+            predict.ModelRunner(
+                self.models.get(m), multilabel=self.multilabel, name=f"Member {m.name}"
+            )
+            for m in group
+        ]
+        description = f"{dataset.key} ({len(group)} member{'s' * (len(group) > 1)})"
+        labels, outputs = [], [[] for _ in group]
+        for y, log_probs in predict.predict_batches(
+            runners, batches, total=total, description=description, progress=self.progress
+        ):
+            labels.append(y)
+            for member, out, batch_log_probs in zip(group, outputs, log_probs):
+                self._check_classes(member, batch_log_probs)
+                out.append(batch_log_probs)
+        labels = np.concatenate(labels)
+        self._check_labels(dataset, labels)
+        return labels, [
+            (np.concatenate(out), runner.ms_per_example()) for out, runner in zip(outputs, runners)
+        ]
+
+    def _check_classes(self, member, log_probs):
+        if self.models.num_classes is None:  # no config.json, no static output shape
+            self.models.num_classes = log_probs.shape[1]
+        if log_probs.shape[1] != self.models.num_classes:
+            raise ValueError(
+                f"Member {member.name} must output logits [B, {self.models.num_classes}]. "
+                f"Received: shape={log_probs.shape}"
+            )
+
+    def _check_labels(self, dataset, labels):
+        k = self.models.num_classes
+        if self.multilabel:
+            ok = labels.ndim == 2 and labels.shape[1] == k
+        else:
+            ok = labels.ndim == 1 and (labels.size == 0 or (labels.min() >= 0 and labels.max() < k))
+        if not ok:
+            raise ValueError(
+                f"The labels of {dataset.key} do not fit {k} classes (multilabel="
+                f"{self.multilabel}). Received: labels.shape={labels.shape}"
+            )
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")

@@ -1,0 +1,87 @@
+"""The members evaluated together: compatible with each other, loaded once, outputs checked.
+
+Finding member directories and reading one is `het_ensembles.member_dir`'s job; this module
+checks that members can be ensembled (same number of classes, all softmax or all multilabel)
+and loads their models for prediction.
+"""
+
+from het_ensembles import member_dir
+
+
+def check_members(members):
+    """Same K and same kind (softmax / multilabel) for all; returns (K or None, multilabel).
+
+    Raises:
+      ValueError: no members, members that disagree, or an unfinished member.
+    """
+    if not members:
+        raise ValueError("No members. Received: members=[]")
+    counts = {m.name: m.num_classes for m in members if m.num_classes is not None}
+    if len(set(counts.values())) > 1:
+        raise ValueError(
+            "Members disagree on the number of classes (config.json num_classes). "
+            f"Received: {counts}"
+        )
+    kinds = {m.name: m.multilabel for m in members}
+    if len(set(kinds.values())) > 1:
+        raise ValueError(
+            "Members mix softmax and multilabel (sigmoid) models, which cannot be ensembled. "
+            f"Received: multilabel={kinds}"
+        )
+    for member in members:
+        if not member.finished:
+            raise ValueError(
+                f"Member {member.name} has no {member_dir.MODEL_FILE}: {member.model_path}"
+            )
+    num_classes = next(iter(counts.values()), None)
+    return num_classes, members[0].multilabel
+
+
+def default_method(members):
+    """The leaderboard row name from the members' heads ("Heteroscedastic", "Mixed (...)")."""
+    heads = [m.head or "model" for m in members]
+    if len(set(heads)) == 1:
+        return heads[0].capitalize()
+    parts = " + ".join(f"{heads.count(h)} {h}" for h in sorted(set(heads)))
+    return f"Mixed ({parts})"
+
+
+class ModelStore:
+    """Loads each member's model once, checking its output against the members' K.
+
+    Args:
+      num_classes: the members' K from their config.json, or None if unknown: then the first
+        model with a static output shape sets it.
+    """
+
+    def __init__(self, num_classes):
+        self.num_classes = num_classes
+        self._models = {}
+
+    def get(self, member):
+        """The loaded Keras model of `member` (ValueError if it cannot be loaded or mismatches)."""
+        if member.name not in self._models:
+            model = member.load_model()
+            output_dim = _static_output_dim(member, model)
+            if self.num_classes is None:
+                self.num_classes = output_dim
+            if output_dim is not None and output_dim != self.num_classes:
+                raise ValueError(
+                    f"Member {member.name} outputs {output_dim} classes; expected "
+                    f"{self.num_classes} (config.json num_classes or the other members). "
+                    f"Received: {member.model_path}"
+                )
+            self._models[member.name] = model
+        return self._models[member.name]
+
+
+def _static_output_dim(member, model):
+    try:
+        shape = model.output_shape
+    except (AttributeError, ValueError):  # subclassed models have no static output shape
+        return None
+    if isinstance(shape, tuple) and len(shape) == 2 and isinstance(shape[1], int):
+        return shape[1]
+    raise ValueError(
+        f"Member {member.name} must output logits [B, K]. Received: output_shape={shape}"
+    )

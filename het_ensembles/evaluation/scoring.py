@@ -1,0 +1,200 @@
+"""Metrics over cached predictions: members, their mean and std, ensembles, ImageNet-C summary.
+
+Everything here is numpy over the prediction cache (`cache.PredictionCache`), computed with the
+streaming accumulators of `het_ensembles.metrics` in chunks, so every example counts once and
+memory stays bounded for ImageNet-sized sets.
+"""
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+
+from het_ensembles import metrics
+
+CORRUPTED = "imagenet2012_corrupted"
+SEVERITIES = (1, 2, 3, 4, 5)
+# AlexNet's top-1 error per corruption, averaged over the 5 severities (Hendrycks & Dietterich
+# 2019, as used by uncertainty-baselines and robustness-metrics for mCE).
+ALEXNET_ERRORS = {
+    "gaussian_noise": 0.886428,
+    "shot_noise": 0.894468,
+    "impulse_noise": 0.922640,
+    "defocus_blur": 0.819880,
+    "glass_blur": 0.826268,
+    "motion_blur": 0.785948,
+    "zoom_blur": 0.798360,
+    "snow": 0.866816,
+    "frost": 0.826572,
+    "fog": 0.819324,
+    "brightness": 0.564592,
+    "contrast": 0.853204,
+    "elastic_transform": 0.646056,
+    "pixelate": 0.717840,
+    "jpeg_compression": 0.606500,
+}
+CORRUPTIONS = tuple(ALEXNET_ERRORS)  # the 15 benchmark corruptions, in the usual order
+TOP_ACCURACY_K = 5  # `top5_accuracy`
+METRICS_CHUNK_VALUES = 2**23  # values in one [M, n, K] chunk of cached predictions (~64 MB f64)
+
+
+@dataclasses.dataclass
+class Rows:
+    """Metric dicts of one dataset (or of the ImageNet-C summary)."""
+
+    members: dict  # member name -> metrics
+    ensemble: dict
+    subsets: list  # metrics of each sub-ensemble
+    # ECE bins (counts, correct, confidence sums) for the plot: member name -> bins, and the
+    # ensemble's.
+    member_bins: dict | None = None
+    ensemble_bins: tuple | None = None
+    is_corrupted: bool = False
+
+
+def subsets_of(num_members, ensemble_size, max_subsets):
+    if ensemble_size is None or ensemble_size >= num_members:
+        return []
+    total = math.comb(num_members, ensemble_size)
+    if total <= max_subsets:
+        return list(itertools.combinations(range(num_members), ensemble_size))
+    rng = np.random.default_rng(0)
+    chosen = set()
+    while len(chosen) < max_subsets:
+        chosen.add(tuple(sorted(rng.choice(num_members, ensemble_size, replace=False).tolist())))
+    return sorted(chosen)
+
+
+def compute_rows(cache, members, subsets, multilabel, num_bins):
+    labels = np.load(cache.labels_path)
+    loaded = [cache.load(m) for m in members]
+    arrays = [a for a, _ in loaded]
+    num_examples, num_classes = arrays[0].shape
+    if any(a.shape != (num_examples, num_classes) for a in arrays) or len(labels) != num_examples:
+        raise ValueError(
+            f"Cached predictions of {cache.dataset.key} disagree in shape: "
+            f"{[a.shape for a in arrays]}, labels {labels.shape}"
+        )
+    kwargs = {"multilabel": multilabel, "num_bins": num_bins, "top_k": TOP_ACCURACY_K}
+    member_metrics = [metrics.ClassificationMetrics(**kwargs) for _ in members]
+    # The full ensemble first, then the sub-ensembles, sharing the per-member work.
+    ensembles = metrics.SubEnsembleMetrics([tuple(range(len(members))), *subsets], **kwargs)
+    chunk = max(1, METRICS_CHUNK_VALUES // (len(members) * num_classes))
+    for start in range(0, num_examples, chunk):
+        y = labels[start : start + chunk]
+        stacked = np.stack([a[start : start + chunk] for a in arrays])  # [M, n, K]
+        for accumulator, log_probs in zip(member_metrics, stacked):
+            accumulator.update_state(y, log_probs)
+        ensembles.update_state(y, stacked)
+
+    member_rows = {}
+    for member, accumulator, (_, sidecar) in zip(members, member_metrics, loaded):
+        row = accumulator.result()
+        row["ms_per_example"] = sidecar.get("ms_per_example")
+        row["num_params"] = sidecar.get("num_params")
+        member_rows[member.name] = row
+    costs = [(r["ms_per_example"], r["num_params"]) for r in member_rows.values()]
+
+    def with_costs(row, indices):
+        ms = [costs[i][0] for i in indices]
+        params = [costs[i][1] for i in indices]
+        row["ms_per_example"] = None if None in ms else float(sum(ms))
+        row["num_params"] = None if None in params else int(sum(params))
+        return row
+
+    ensemble_result, *subset_results = ensembles.result()
+    ensemble_row = with_costs(ensemble_result, range(len(members)))
+    subset_rows = [with_costs(r, s) for r, s in zip(subset_results, subsets)]
+    for row in [*member_rows.values(), ensemble_row, *subset_rows]:
+        if row["num_examples"] != num_examples:
+            raise RuntimeError(f"Counted {row['num_examples']} examples of {num_examples}.")
+    return Rows(
+        member_rows,
+        ensemble_row,
+        subset_rows,
+        is_corrupted=cache.dataset.is_corrupted,
+        member_bins={name: _bins(a.ece) for name, a in zip(member_rows, member_metrics)},
+        ensemble_bins=_bins(ensembles.ensembles[0].ece),
+    )
+
+
+def _bins(ece):
+    return ece.bin_counts.copy(), ece.bin_correct.copy(), ece.bin_confidence.copy()
+
+
+def corruption_rows(rows, members):
+    """ImageNet-C summary per row: cNLL, cA, cECE (means), CE per corruption and mCE."""
+    by_corruption = {}
+    for key, r in rows.items():
+        if not r.is_corrupted:
+            continue
+        corruption = key.split("/", 1)[1].rpartition("_")[0]
+        if corruption in ALEXNET_ERRORS:
+            by_corruption.setdefault(corruption, []).append(r)
+    if not by_corruption:
+        return None
+    all_rows = [r for group in by_corruption.values() for r in group]
+
+    def summarise(pick):
+        per_set = [pick(r) for r in all_rows]
+        out = {
+            "nll": float(np.mean([p["nll"] for p in per_set])),
+            "accuracy": float(np.mean([p["accuracy"] for p in per_set])),
+            "ece": float(np.mean([p["ece"] for p in per_set])),
+        }
+        for corruption, group in by_corruption.items():
+            error = np.mean([1.0 - pick(r)["accuracy"] for r in group])
+            out[f"ce/{corruption}"] = float(error / ALEXNET_ERRORS[corruption])
+        out["mce"] = float(np.mean([out[f"ce/{c}"] for c in by_corruption]))
+        out["num_datasets"] = len(all_rows)
+        times = [p["ms_per_example"] for p in per_set]
+        out["ms_per_example"] = None if None in times else float(np.mean(times))
+        out["num_params"] = per_set[0]["num_params"]  # the same model on every set
+        return out
+
+    member_rows = {m.name: summarise(lambda r, n=m.name: r.members[n]) for m in members}
+    ensemble_row = summarise(lambda r: r.ensemble)
+    num_subsets = len(all_rows[0].subsets)
+    subset_rows = [summarise(lambda r, i=i: r.subsets[i]) for i in range(num_subsets)]
+    return Rows(member_rows, ensemble_row, subset_rows)
+
+
+def format_rows(rows, members, ensemble_size):
+    member_rows = [rows.members[m.name] for m in members]
+    out = {
+        "ensemble": rows.ensemble,
+        "member_mean": _mean(member_rows),
+        "member_std": _std(member_rows),
+        "members": rows.members,
+    }
+    if rows.subsets:
+        out["ensemble_subsets"] = {
+            "ensemble_size": ensemble_size,
+            "num_subsets": len(rows.subsets),
+            "mean": _mean(rows.subsets),
+            "std": _std(rows.subsets),
+        }
+    return out
+
+
+def _numeric_keys(rows):
+    return [k for k, v in rows[0].items() if isinstance(v, (int, float))]
+
+
+def _mean(rows):
+    return {
+        k: float(np.mean([r[k] for r in rows]))
+        for k in _numeric_keys(rows)
+        if all(r[k] is not None for r in rows)
+    }
+
+
+def _std(rows):
+    """Sample standard deviation (ddof=1) over rows; 0 for a single row."""
+    ddof = 1 if len(rows) > 1 else 0
+    return {
+        k: float(np.std([r[k] for r in rows], ddof=ddof))
+        for k in _numeric_keys(rows)
+        if all(r[k] is not None for r in rows)
+    }

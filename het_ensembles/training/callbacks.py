@@ -1,0 +1,172 @@
+"""What runs around the training steps: the divergence guard, the test pass, the epoch's end.
+
+Timing fields a member records: `train/ms_per_example`, the wall time of an epoch's training
+steps (forward, backward, update and input pipeline) per training example; and
+`test/ms_per_example`, model inference per test example as defined in
+`het_ensembles.evaluation.predict` (the evaluator's `ms_per_example`).
+"""
+
+import dataclasses
+import math
+import time
+
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from tensorflow.core.framework import summary_pb2
+
+from het_ensembles import metrics
+from het_ensembles.evaluation import predict
+from het_ensembles.training import checkpoints
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raises NonFiniteError at the first step whose loss is NaN or inf.
+
+    It runs after every step, so a diverged run stops before the epoch's checkpoint: the
+    checkpoints on disk all hold finite weights.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))  # the epoch's running mean so far
+        if not math.isfinite(loss):
+            step = int(self.model.optimizer.iterations.numpy())
+            raise checkpoints.NonFiniteError(
+                f"Non-finite training loss ({loss}) at step {step} (batch {batch + 1} of the "
+                "epoch); stopping without a checkpoint of these weights. Lower "
+                "base_learning_rate or check the data; re-running resumes from the last "
+                "(finite) checkpoint."
+            )
+
+
+class TestPass:
+    """Exact test metrics of the model being trained, over one pass of the test split.
+
+    Every example is counted once (checked against `expected_examples` when known). The
+    prediction step is `evaluation.predict.ModelRunner`, traced once and reused every epoch.
+
+    Args:
+      model: the Keras model (logits [B, K]).
+      dataset: a `tf.data.Dataset` of global `(x, y)` batches.
+      strategy: the strategy the model was built under.
+      multilabel: whether the model is a sigmoid (multilabel) model.
+      num_classes: K.
+      num_bins: ECE bins.
+      expected_examples: how many examples one pass must count (None: not checked).
+    """
+
+    def __init__(
+        self, model, dataset, *, strategy, multilabel, num_classes, num_bins, expected_examples
+    ):
+        self.dataset = dataset
+        self.strategy = strategy
+        self.multilabel = multilabel
+        self.num_classes = num_classes
+        self.num_bins = num_bins
+        self.expected_examples = expected_examples
+        self.runner = predict.ModelRunner(model, multilabel=multilabel, strategy=strategy)
+
+    def __call__(self):
+        """`{"test/<metric>": value}`: accuracy, top5_accuracy, nll, ece, brier, num_examples,
+        ms_per_example."""
+        accumulator = metrics.ClassificationMetrics(
+            multilabel=self.multilabel, num_bins=self.num_bins
+        )
+        batches = self.strategy.experimental_distribute_dataset(self.dataset)
+        for labels, (log_probs,) in predict.predict_batches([self.runner], batches):
+            if self.multilabel and labels.ndim == 1:  # a sigmoid head on integer labels
+                labels = np.eye(self.num_classes, dtype=np.float32)[labels]
+            accumulator.update_state(labels, log_probs)
+        results = accumulator.result()
+        counted = results["num_examples"]
+        if self.expected_examples is not None and counted != self.expected_examples:
+            raise RuntimeError(
+                f"Evaluation saw {counted} test examples; the dataset has "
+                f"{self.expected_examples}. Every example must be counted once (is the TFDS "
+                "copy complete?)."
+            )
+        results["ms_per_example"] = self.runner.ms_per_example()
+        return {f"test/{name}": value for name, value in results.items()}
+
+
+@dataclasses.dataclass
+class EpochContext:
+    """What the epoch-end callback needs to evaluate, log and checkpoint."""
+
+    config: ml_collections.ConfigDict
+    strategy: tf.distribute.Strategy
+    test_pass: TestPass
+    manager: tf.train.CheckpointManager
+    epoch: tf.Variable
+    writer: object
+    steps_per_epoch: int
+    global_batch_size: int
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """Per epoch: evaluate on the test split, write TensorBoard scalars, checkpoint."""
+
+    def __init__(self, context):
+        super().__init__()
+        self.context = context
+        self.results = None
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        run = self.context
+        checkpoints.check_finite_weights(
+            self.model, step=int(self.model.optimizer.iterations.numpy())
+        )
+        examples = run.steps_per_epoch * run.global_batch_size
+        train_ms = 1e3 * (time.perf_counter() - self._start) / examples
+        logs = logs or {}
+        results = {
+            "train/loss": float(logs["loss"]),
+            "train/nll": float(logs["nll"]),
+            "train/accuracy": float(logs["accuracy"]),
+            "train/ms_per_example": train_ms,
+            "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+        }
+        results.update(run.test_pass())
+        with run.writer.as_default():
+            for name, value in results.items():
+                if value is not None:
+                    write_scalar(name, value, step=epoch + 1)
+            run.writer.flush()
+        self.results = results
+        logging.info(
+            "Epoch %d/%d: train loss %.4f, accuracy %.4f; test nll %.4f, accuracy %.4f, ece %.4f",
+            epoch + 1,
+            run.config.train_epochs,
+            results["train/loss"],
+            results["train/accuracy"],
+            results["test/nll"],
+            results["test/accuracy"],
+            results["test/ece"],
+        )
+        run.epoch.assign(epoch + 1)
+        done = epoch + 1 == run.config.train_epochs
+        if done or (epoch + 1) % run.config.checkpoint_interval == 0:
+            checkpoints.save_checkpoint(run.manager, run.strategy, epoch + 1)
+
+
+# TensorBoard's scalar plugin reads summaries tagged with this metadata.
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+)
+
+
+def write_scalar(name, value, *, step):
+    """`tf.summary.scalar` without needing the `tensorboard` package installed.
+
+    Writes to the default summary writer what TensorBoard's scalar plugin writes: a float32
+    tensor tagged `name` with the "scalars" plugin metadata.
+    """
+    return tf.summary.write(
+        name, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA
+    )

@@ -1,0 +1,278 @@
+"""The trainer's config schema: every field, its default and its allowed range (no TensorFlow).
+
+Where it sits: configs/*.py -> **config** -> trainer. A config file's `get_config()` sets some
+fields; `complete_config` fills in the rest from `default_config()` (uncertainty-baselines'
+ImageNet ResNet-50 values) and `validate_config` checks each range before any TensorFlow work.
+Importing this module, loading and checking a config do not import TensorFlow, so configs can be
+inspected and launched from machines without it.
+"""
+
+import importlib.util
+import json
+import math
+import numbers
+import os
+
+import ml_collections
+from ml_collections import config_dict
+
+HEADS = ("deterministic", "heteroscedastic")
+HEAD_CLASSES = ("MCSoftmaxDenseFA", "MCSigmoidDenseFA", "MCSoftmaxDense")
+# Fields that may change between a killed run and its resumption (infrastructure, not the run).
+RESUMABLE_FIELDS = ("data_dir", "tpu", "checkpoint_interval", "eval_steps")
+# Fields only a heteroscedastic head reads; a deterministic member's config.json leaves them out.
+HETEROSCEDASTIC_FIELDS = (
+    "head_class",
+    "num_factors",
+    "temperature",
+    "learn_temperature",
+    "train_mc_samples",
+    "test_mc_samples",
+    "share_samples_across_batch",
+    "parameter_efficient",
+    "mc_chunk_size",
+)
+
+
+class ConfigError(ValueError):
+    """A config value outside its allowed range (raised before any training)."""
+
+
+def default_config():
+    """Every field the trainer reads, with uncertainty-baselines' ImageNet ResNet-50 values.
+
+    Config files start from this and override what their leaderboard row changes; a config that
+    leaves a field out gets the value here.
+
+    Returns:
+      An unlocked `ml_collections.ConfigDict`.
+    """
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    # Data.
+    config.dataset = "imagenet2012"
+    config.label_field = config_dict.placeholder(str)  # cifar10_n: the noisy label field
+    config.data_dir = config_dict.placeholder(str)
+    config.image_size = config_dict.placeholder(int)  # None: the dataset's native size
+    config.steps_per_epoch = config_dict.placeholder(int)  # None: train examples // batch
+    config.eval_steps = config_dict.placeholder(int)  # None: the whole test split
+
+    # Model.
+    config.model = "resnet50"
+    config.model_kwargs = ml_collections.ConfigDict()  # e.g. depth, width_multiplier
+    config.head = "deterministic"
+    config.head_class = "MCSoftmaxDenseFA"
+    config.num_factors = 15
+    config.temperature = 1.5
+    config.learn_temperature = False
+    config.train_mc_samples = 1000
+    config.test_mc_samples = 5000
+    config.share_samples_across_batch = False
+    config.parameter_efficient = False
+    config.mc_chunk_size = config_dict.placeholder(int)
+    config.multilabel = False  # sigmoid head trained with binary cross-entropy
+
+    # Optimisation: SGD with Nesterov momentum, linear warm-up, then step decay.
+    config.per_core_batch_size = 128
+    config.train_epochs = 90
+    config.base_learning_rate = 0.1  # per `base_batch_size` examples
+    config.base_batch_size = 256  # lr = base_learning_rate * global_batch / base_batch_size
+    config.one_minus_momentum = 0.1
+    config.l2 = 1e-4
+    config.warmup_epochs = 5
+    config.lr_decay_epochs = (30, 60, 80)  # of `lr_decay_base_epochs`, scaled to train_epochs
+    config.lr_decay_base_epochs = 90
+    config.lr_decay_ratio = 0.1
+    config.label_smoothing = 0.0
+    config.num_bins = 15  # ECE bins
+
+    # Infrastructure.
+    config.use_bfloat16 = False
+    config.tpu = config_dict.placeholder(str)  # TPU name or "local"; None: no TPU
+    config.checkpoint_interval = 1  # epochs
+    return config
+
+
+def load_config(path):
+    """Calls `get_config()` of the config file at `path`, as `--config=path` does.
+
+    Config files use it to start from a sibling file and override a few fields.
+
+    Args:
+      path: a Python file defining `get_config() -> ConfigDict`.
+
+    Returns:
+      The `ConfigDict` it returns.
+    """
+    path = os.path.abspath(path)
+    module_name = "het_ensembles_config_" + str(abs(hash(path)))
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or not os.path.isfile(path):
+        raise ConfigError(f"No config file at this path. Received: path={path!r}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def complete_config(config):
+    """`default_config()` updated with the fields of `config`; unknown fields are errors.
+
+    Args:
+      config: a `ConfigDict` (or dict) holding some of the fields of `default_config()`.
+
+    Returns:
+      A new, unlocked `ConfigDict` with every field.
+
+    Raises:
+      ConfigError: for a field `default_config()` does not have, or a value of the wrong type.
+    """
+    full = default_config()
+    values = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+    unknown = sorted(set(values) - set(full.keys()))
+    if unknown:
+        raise ConfigError(
+            f"Unknown config fields. Received: {unknown}; allowed: {sorted(full.keys())}"
+        )
+    for name, value in values.items():
+        try:
+            setattr(full, name, value)
+        except TypeError as error:
+            raise ConfigError(
+                f"Wrong type for config.{name}. Received: {name}={value!r}"
+            ) from error
+    return full
+
+
+def validate_config(config, *, num_classes=None):
+    """Checks every field's range; with `num_classes`, also `num_factors <= num_classes`.
+
+    Args:
+      config: a complete config (see `complete_config`).
+      num_classes: the dataset's number of classes K, if known.
+
+    Raises:
+      ConfigError: naming the field, the value received and the allowed range.
+    """
+    # Imported here so that loading a config stays free of TensorFlow (models imports Keras).
+    from het_ensembles import data, models
+
+    def check(ok, name, allowed):
+        if not ok:
+            raise ConfigError(
+                f"Invalid config.{name}. Received: {name}={config[name]!r}; allowed: {allowed}"
+            )
+
+    def is_int(value, low, optional=False):
+        if value is None:
+            return optional
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+
+    def is_float(value, low, high, low_open=False, high_open=False):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return False
+        value = float(value)
+        if not math.isfinite(value):
+            return False
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        return above and below
+
+    check(is_int(config.seed, 0), "seed", "an integer >= 0")
+    check(isinstance(config.dataset, str) and config.dataset, "dataset", data.known_names())
+    check(config.model in models.ARCHITECTURES, "model", sorted(models.ARCHITECTURES))
+    check(config.head in HEADS, "head", list(HEADS))
+    check(config.head_class in HEAD_CLASSES, "head_class", list(HEAD_CLASSES))
+    check(is_int(config.image_size, 1, optional=True), "image_size", "None or an integer >= 1")
+    check(
+        is_int(config.steps_per_epoch, 1, optional=True), "steps_per_epoch", "None or an int >= 1"
+    )
+    check(is_int(config.eval_steps, 1, optional=True), "eval_steps", "None or an integer >= 1")
+    check(is_int(config.per_core_batch_size, 1), "per_core_batch_size", "an integer >= 1")
+    check(is_int(config.train_epochs, 1), "train_epochs", "an integer >= 1")
+    check(
+        is_float(config.base_learning_rate, 0, math.inf, low_open=True),
+        "base_learning_rate",
+        "a finite float > 0",
+    )
+    check(is_int(config.base_batch_size, 1), "base_batch_size", "an integer >= 1")
+    check(
+        is_float(config.one_minus_momentum, 0, 1, low_open=True),
+        "one_minus_momentum",
+        "a float in (0, 1] (momentum = 1 - one_minus_momentum)",
+    )
+    check(is_float(config.l2, 0, math.inf), "l2", "a finite float >= 0")
+    check(is_float(config.warmup_epochs, 0, math.inf), "warmup_epochs", "a float >= 0")
+    check(is_int(config.lr_decay_base_epochs, 1), "lr_decay_base_epochs", "an integer >= 1")
+    decay = tuple(config.lr_decay_epochs)
+    check(
+        all(is_int(e, 0) and e <= config.lr_decay_base_epochs for e in decay)
+        and list(decay) == sorted(decay),
+        "lr_decay_epochs",
+        f"increasing integers in [0, lr_decay_base_epochs={config.lr_decay_base_epochs}]",
+    )
+    check(is_float(config.lr_decay_ratio, 0, 1, low_open=True), "lr_decay_ratio", "(0, 1]")
+    check(is_float(config.label_smoothing, 0, 1), "label_smoothing", "a float in [0, 1]")
+    check(is_int(config.num_bins, 1), "num_bins", "an integer >= 1")
+    check(is_int(config.checkpoint_interval, 1), "checkpoint_interval", "an integer >= 1")
+    check(isinstance(config.use_bfloat16, bool), "use_bfloat16", "True or False")
+    check(isinstance(config.multilabel, bool), "multilabel", "True or False")
+
+    if config.head == "heteroscedastic":
+        check(
+            is_float(config.temperature, 0, math.inf, low_open=True),
+            "temperature",
+            "a finite float > 0",
+        )
+        check(is_int(config.train_mc_samples, 1), "train_mc_samples", "an integer >= 1")
+        check(is_int(config.test_mc_samples, 1), "test_mc_samples", "an integer >= 1")
+        check(is_int(config.mc_chunk_size, 1, optional=True), "mc_chunk_size", "None or int >= 1")
+        sigmoid = config.head_class == "MCSigmoidDenseFA"
+        check(
+            sigmoid == config.multilabel,
+            "multilabel",
+            "True exactly when head_class='MCSigmoidDenseFA' (sigmoid head, binary CE)",
+        )
+        if config.head_class != "MCSoftmaxDense":
+            low = 0 if sigmoid else 1
+            upper = "num_classes" if num_classes is None else f"num_classes={num_classes}"
+            check(
+                is_int(config.num_factors, low)
+                and (num_classes is None or config.num_factors <= num_classes),
+                "num_factors",
+                f"an integer in [{low}, {upper}]",
+            )
+
+
+def head_kwargs(config):
+    """The `head` argument of `models.build_model` for `config` (a dict of layer arguments)."""
+    if config.head == "deterministic":
+        return {"type": "dense"}
+    kwargs = {
+        "type": config.head_class,
+        "temperature": config.temperature,
+        "train_mc_samples": config.train_mc_samples,
+        "test_mc_samples": config.test_mc_samples,
+        "share_samples_across_batch": config.share_samples_across_batch,
+        "learn_temperature": config.learn_temperature,
+        "mc_chunk_size": config.mc_chunk_size,
+    }
+    if config.head_class != "MCSoftmaxDense":
+        kwargs["num_factors"] = config.num_factors
+        kwargs["parameter_efficient"] = config.parameter_efficient
+    return kwargs
+
+
+def config_record(config, *, num_classes):
+    """What a member's config.json holds: the fields the run used, plus `num_classes`.
+
+    A deterministic member leaves out `HETEROSCEDASTIC_FIELDS`, which its model never read.
+    Tuples become lists, as JSON stores them, so a record compares equal to one read back.
+    """
+    record = config.to_dict()
+    if config.head == "deterministic":
+        for name in HETEROSCEDASTIC_FIELDS:
+            record.pop(name, None)
+    record["num_classes"] = int(num_classes)
+    record["multilabel"] = bool(config.multilabel)
+    return json.loads(json.dumps(record))

@@ -1,0 +1,61 @@
+"""The training loss and the metrics Keras reports during `fit`."""
+
+import keras
+import tensorflow as tf
+
+
+class CrossEntropy(keras.losses.Loss):
+    """Per-example NLL of integer labels [B] (or 0/1 targets [B, K]) given logits [B, K].
+
+    Softmax cross-entropy, or with `multilabel=True` the sigmoid cross-entropy summed over the
+    K labels (the NLL of the target vector under independent Bernoullis; `metrics.nll` with
+    `multilabel=True` is the same number). Optional label smoothing as Keras':
+    softmax targets `(1 - s) y + s / K`, sigmoid targets `(1 - s) y + s / 2`.
+    """
+
+    def __init__(self, num_classes, *, multilabel=False, label_smoothing=0.0, name="nll"):
+        super().__init__(name=name)
+        self.num_classes = int(num_classes)
+        self.multilabel = bool(multilabel)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        logits = tf.cast(y_pred, tf.float32)
+        targets = _targets(y_true, self.num_classes)
+        if self.multilabel:
+            targets = targets * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+            per_label = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
+            return tf.reduce_sum(per_label, axis=-1)
+        targets = targets * (1.0 - self.label_smoothing) + self.label_smoothing / self.num_classes
+        return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+
+    def get_config(self):
+        return {
+            "num_classes": self.num_classes,
+            "multilabel": self.multilabel,
+            "label_smoothing": self.label_smoothing,
+            "name": self.name,
+        }
+
+
+class MeanOf(keras.metrics.Mean):
+    """Mean over examples of `fn(y_true, y_pred)` [B] (Keras' wrapper would reshape labels)."""
+
+    def __init__(self, fn, name):
+        super().__init__(name=name)
+        self._fn = fn
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(self._fn(y_true, y_pred), sample_weight)
+
+
+def top1_correct(y_true, y_pred, num_classes):
+    predicted = tf.one_hot(tf.argmax(y_pred, axis=-1), num_classes)
+    return tf.cast(tf.reduce_sum(predicted * _targets(y_true, num_classes), axis=-1) > 0, "float32")
+
+
+def _targets(y_true, num_classes):
+    """Integer labels [B] -> one-hot [B, K]; 0/1 targets [B, K] pass through."""
+    if y_true.shape.rank == 1:
+        return tf.one_hot(tf.cast(y_true, tf.int32), num_classes)
+    return tf.cast(y_true, tf.float32)

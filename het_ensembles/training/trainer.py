@@ -1,0 +1,347 @@
+"""The one trainer: a config in, an ensemble member directory out.
+
+Where it sits: data -> models -> **training** -> member directory -> ensemble evaluator. Every
+script (`het-ensembles train`, `baselines/*/*.py`, the demo) calls `train_and_evaluate`.
+What a run does, in order (uncertainty-baselines' ImageNet recipe, on Keras' `fit`):
+
+1. checks the config (`validate_config`) and that `output_dir` is writable, before any
+   TensorFlow work; picks the `tf.distribute` strategy (`make_strategy`); seeds once with
+   `keras.utils.set_random_seed(config.seed)`;
+2. builds the model (`models.build_model`, dense or heteroscedastic head, L2 on kernels and
+   biases, optionally `mixed_bfloat16` with a float32 head) and SGD with Nesterov momentum
+   `1 - one_minus_momentum` on `WarmUpPiecewiseConstantSchedule`;
+3. restores the latest checkpoint in `output_dir/checkpoints` if there is one (a re-run of a
+   killed command continues where it stopped: same step and epoch counters);
+4. trains with `keras.Model.fit` (progress bar), and after every epoch evaluates on the whole test
+   split with `het_ensembles.metrics`, writes TensorBoard scalars to `output_dir/logs` and, every
+   `checkpoint_interval` epochs, a checkpoint;
+5. writes the member directory (DESIGN section 6): `config.json`, `metrics.json` and, last, so
+   that its presence marks a finished member, `model.keras` (without optimizer state).
+"""
+
+import contextlib
+import os
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from het_ensembles import data, member_dir, models
+from het_ensembles.data import pipeline
+from het_ensembles.training import callbacks, checkpoints, distribute, losses, schedule
+from het_ensembles.training.config import (
+    RESUMABLE_FIELDS,
+    ConfigError,
+    complete_config,
+    config_record,
+    head_kwargs,
+    validate_config,
+)
+
+
+def create_model(config, *, input_shape, num_classes):
+    """The model of `config`; under `use_bfloat16` its layers compute in bfloat16.
+
+    The global Keras dtype policy is set only while the layers are built, then restored, so
+    one process can run float32 and bfloat16 configs in turn.
+    """
+    policy = "mixed_bfloat16" if config.use_bfloat16 else "float32"
+    with dtype_policy(policy):
+        return models.build_model(
+            config.model,
+            input_shape=tuple(input_shape),
+            num_classes=num_classes,
+            head=head_kwargs(config),
+            l2=config.l2,
+            seed=config.seed,
+            **config.model_kwargs.to_dict(),
+        )
+
+
+def train_and_evaluate(config, output_dir, *, strategy=None):
+    """Trains one ensemble member and writes its directory (see the module docstring).
+
+    Re-running the same call after the process was killed resumes from the latest checkpoint in
+    `output_dir/checkpoints`; re-running it on a finished member returns its metrics.
+
+    Args:
+      config: a `ConfigDict` with fields of `default_config()` (missing ones take its values).
+      output_dir: the member directory.
+      strategy: a `tf.distribute.Strategy` to use instead of `make_strategy(config)`.
+
+    Returns:
+      The member's final metrics (the contents of `metrics.json`).
+
+    Raises:
+      ConfigError: (a `ValueError`) for a bad config value, dataset or `output_dir`, before any
+        training.
+    """
+    config, info = _checked_config(config)
+    try:
+        member_dir.check_writable_dir(output_dir)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    files = member_dir.paths(output_dir)
+    record = config_record(config, num_classes=info.num_classes)
+    _check_resumable(record, files)
+    member = member_dir.read_member(output_dir)
+    if member.finished and member.metrics is not None:
+        logging.info("%s is a finished member; nothing to do.", output_dir)
+        return member.metrics
+
+    strategy = strategy or distribute.make_strategy(config)
+    keras.utils.set_random_seed(config.seed)
+    global_batch_size = config.per_core_batch_size * strategy.num_replicas_in_sync
+    steps_per_epoch = _steps_per_epoch(config, info, strategy)
+    with strategy.scope():
+        model = create_model(config, input_shape=info.input_shape, num_classes=info.num_classes)
+        compile_model(
+            model,
+            config,
+            num_classes=info.num_classes,
+            steps_per_epoch=steps_per_epoch,
+            global_batch_size=global_batch_size,
+        )
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    manager = _restore_or_start(model, epoch, files["checkpoints"], strategy)
+    chief = distribute.is_chief(strategy)
+    if chief:
+        member_dir.write_json(files["config"], record)
+
+    initial_epoch = int(epoch.numpy())
+    train_dataset, test_dataset = make_datasets(
+        config, batch_size=global_batch_size, strategy=strategy, start_epoch=initial_epoch
+    )
+    writer = (
+        tf.summary.create_file_writer(files["logs"]) if chief else tf.summary.create_noop_writer()
+    )
+    test_pass = callbacks.TestPass(
+        model,
+        test_dataset,
+        strategy=strategy,
+        multilabel=config.multilabel,
+        num_classes=info.num_classes,
+        num_bins=config.num_bins,
+        expected_examples=_expected_test_examples(config, info, strategy, global_batch_size),
+    )
+    epoch_end = callbacks.EpochEnd(
+        callbacks.EpochContext(
+            config=config,
+            strategy=strategy,
+            test_pass=test_pass,
+            manager=manager,
+            epoch=epoch,
+            writer=writer,
+            steps_per_epoch=steps_per_epoch,
+            global_batch_size=global_batch_size,
+        )
+    )
+    logging.info(
+        "Training %s (%d parameters) on %s: %d epochs of %d steps, global batch %d, %d replicas.",
+        config.model,
+        model.count_params(),
+        config.dataset,
+        config.train_epochs,
+        steps_per_epoch,
+        global_batch_size,
+        strategy.num_replicas_in_sync,
+    )
+    with distribute.multi_worker_fit_fixes(model):
+        model.fit(
+            train_dataset,
+            epochs=config.train_epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[callbacks.StopOnNonFiniteLoss(), epoch_end],
+            shuffle=False,  # the dataset is already shuffled (seeded)
+            verbose="auto" if chief else 0,
+        )
+
+    # None when the last checkpoint was already final (killed while writing the member).
+    results = epoch_end.results or test_pass()
+    results["train/steps"] = int(model.optimizer.iterations.numpy())
+    results["train/epochs"] = int(epoch.numpy())
+    results["num_params"] = int(model.count_params())
+    if chief:
+        member_dir.write_json(files["metrics"], results)
+        _save_member_model(model, files["model"])  # last: it marks the member finished
+    writer.close()
+    return results
+
+
+def _restore_or_start(model, epoch, checkpoint_dir, strategy):
+    """Restores the newest readable checkpoint, or saves epoch 0; returns the manager."""
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+    latest = checkpoints.restore_latest(checkpoint, checkpoint_dir)
+    manager = tf.train.CheckpointManager(
+        checkpoint,
+        checkpoints.writable_checkpoint_dir(checkpoint_dir, strategy),
+        checkpoints.CHECKPOINTS_TO_KEEP,
+    )
+    if latest:
+        logging.info(
+            "Resuming from %s: epoch %d, step %d.",
+            latest,
+            int(epoch.numpy()),
+            int(model.optimizer.iterations.numpy()),
+        )
+    else:
+        checkpoints.save_checkpoint(manager, strategy, 0)  # epoch 0: the initial weights
+    return manager
+
+
+def compile_model(model, config, *, num_classes, steps_per_epoch, global_batch_size):
+    """Compiles `model` with SGD + Nesterov on the config's schedule and the cross-entropy loss.
+
+    Call it inside the strategy's scope. The reported metrics are `loss` (cross-entropy, with
+    label smoothing if any, plus the L2 terms in `model.losses`), `nll` and `accuracy`.
+    """
+    optimizer = keras.optimizers.SGD(
+        learning_rate=schedule.learning_rate_schedule(
+            config, steps_per_epoch=steps_per_epoch, global_batch_size=global_batch_size
+        ),
+        momentum=1.0 - config.one_minus_momentum,
+        nesterov=True,
+    )
+    nll = losses.CrossEntropy(num_classes, multilabel=config.multilabel)
+    model.compile(
+        optimizer=optimizer,
+        loss=losses.CrossEntropy(
+            num_classes,
+            multilabel=config.multilabel,
+            label_smoothing=config.label_smoothing,
+            name="loss",
+        ),
+        metrics=[
+            losses.MeanOf(nll.call, name="nll"),
+            losses.MeanOf(lambda y, p: losses.top1_correct(y, p, num_classes), name="accuracy"),
+        ],
+    )
+    optimizer.build(model.trainable_variables)  # so a checkpoint can restore its slots
+
+
+def make_datasets(config, *, batch_size, strategy=None, start_epoch=0):
+    """The training stream and the test set of `config`.
+
+    Args:
+      config: a complete config.
+      batch_size: the global batch size.
+      strategy: the training set is distributed with it (per-replica batches); the test set
+        stays a plain dataset of global batches (`callbacks.TestPass` distributes it).
+      start_epoch: the epoch training starts at. A fresh run (0) reads the order given by
+        `config.seed`; a resumed run reads a fresh order derived from (seed, start_epoch)
+        instead of replaying epoch 0's.
+
+    Returns:
+      `(train_dataset, test_dataset)`; the test set is cut to `config.eval_steps` batches.
+    """
+    seed = config.seed if start_epoch == 0 else pipeline.derive_seed(config.seed, start_epoch)
+    common = {
+        "batch_size": batch_size,
+        "image_size": config.image_size,
+        "data_dir": config.data_dir,
+        "label_field": config.label_field,
+    }
+    train = data.load(
+        config.dataset, "train", is_training=True, seed=seed, strategy=strategy, **common
+    )
+    test = data.load(
+        config.dataset,
+        "test",
+        is_training=False,
+        drop_remainder=distribute.drops_eval_remainder(strategy),
+        **common,
+    )
+    if config.eval_steps is not None:
+        test = test.take(config.eval_steps)
+    return train, test
+
+
+def _checked_config(config):
+    """The complete, validated config and its dataset's info (no TensorFlow work)."""
+    config = complete_config(config)
+    validate_config(config)
+    try:
+        info = data.get_info(
+            config.dataset,
+            data_dir=config.data_dir,
+            label_field=config.label_field,
+            image_size=config.image_size,
+        )
+    except ValueError as error:
+        raise ConfigError(f"Invalid config.dataset / label_field / image_size: {error}") from error
+    validate_config(config, num_classes=info.num_classes)
+    if info.multilabel and not config.multilabel:
+        raise ConfigError(
+            f"Dataset {config.dataset} has multi-hot labels; it needs a sigmoid head. Received: "
+            "multilabel=False; allowed: multilabel=True with head_class='MCSigmoidDenseFA'"
+        )
+    return config, info
+
+
+def _steps_per_epoch(config, info, strategy):
+    if config.steps_per_epoch is not None:
+        return config.steps_per_epoch
+    global_batch_size = config.per_core_batch_size * strategy.num_replicas_in_sync
+    steps = info.num_examples["train"] // global_batch_size
+    if steps < 1:
+        raise ConfigError(
+            f"The training split ({info.num_examples['train']} examples) is smaller than one "
+            f"global batch. Received: per_core_batch_size={config.per_core_batch_size} x "
+            f"{strategy.num_replicas_in_sync} replicas; allowed: <= the split size"
+        )
+    return steps
+
+
+def _expected_test_examples(config, info, strategy, global_batch_size):
+    """How many test examples one evaluation must count (None: cut by eval_steps)."""
+    if config.eval_steps is not None:
+        return None
+    expected = info.num_examples["test"]
+    if distribute.drops_eval_remainder(strategy):
+        expected -= expected % global_batch_size
+    return expected
+
+
+def _check_resumable(record, files):
+    """Refuses to resume checkpoints written by a run with a different config.
+
+    Args:
+      record: the config.json this run would write (`config.config_record`).
+      files: `member_dir.paths(output_dir)`.
+    """
+    if not checkpoints.checkpoint_prefixes(files["checkpoints"]):
+        return
+    if not os.path.exists(files["config"]):
+        return
+    previous = member_dir.read_json(files["config"], what="member config")
+    changed = sorted(
+        name
+        for name in record
+        if name not in RESUMABLE_FIELDS and previous.get(name) != record[name]
+    )
+    if changed:
+        details = ", ".join(f"{n}={previous.get(n)!r} -> {record[n]!r}" for n in changed)
+        raise ConfigError(
+            f"{os.path.dirname(files['config'])} holds checkpoints of a run with a different "
+            f"config ({details}). Use a new --output_dir, or the original values to resume."
+        )
+
+
+def _save_member_model(model, path):
+    """Saves the model without optimizer or compile state (smaller, loads anywhere)."""
+    member = type(model).from_config(model.get_config())  # uncompiled twin
+    member.set_weights(model.get_weights())
+    with member_dir.atomic_path(path) as tmp:
+        member.save(tmp)
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Sets the global Keras dtype policy inside the block only."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
