@@ -29,12 +29,12 @@ and `correlation.png` to `--output_dir` (default `<member>/covariance`).
 
 import argparse
 import importlib
-import json
 import os
 import sys
-import tempfile
 
 import numpy as np
+
+from het_ensembles.member_dir import atomic_write, read_member, write_json
 
 RANK_BY = ("abs", "positive", "negative")
 
@@ -269,57 +269,8 @@ def plot_correlation(correlation, path, *, class_names=None, highlight_pairs=(),
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    _atomic_savefig(fig, path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
-
-
-def _atomic_savefig(fig, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".png.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _atomic_write(path, write):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def load_member(member_dir):
-    """(keras model, config dict) of a member directory (DESIGN section 6).
-
-    Raises:
-      ValueError: if the directory has no model.keras.
-    """
-    import keras
-
-    import het_ensembles  # noqa: F401  (registers the layers for deserialisation)
-
-    path = os.path.join(member_dir, "model.keras")
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"Not a finished member directory (no model.keras). Received: member={member_dir!r}"
-        )
-    config = {}
-    config_path = os.path.join(member_dir, "config.json")
-    if os.path.isfile(config_path):
-        with open(config_path) as f:
-            config = json.load(f)
-    return keras.saving.load_model(path, compile=False), config
 
 
 def analyze_member(
@@ -354,7 +305,8 @@ def analyze_member(
     """
     from het_ensembles import data
 
-    model, config = load_member(member_dir)
+    member = read_member(member_dir)
+    model, config = member.load_model(), member.config
     dataset = dataset or config.get("dataset")
     if not dataset:
         raise ValueError(
@@ -390,14 +342,11 @@ def analyze_member(
 
 def write_outputs(result, output_dir, *, title=None):
     """Writes `correlation.npy`, `covariance_pairs.json` and `correlation.png` of a result."""
-    _atomic_write(
+    atomic_write(
         os.path.join(output_dir, "correlation.npy"), lambda f: np.save(f, result["correlation"])
     )
     summary = {key: value for key, value in result.items() if key != "correlation"}
-    _atomic_write(
-        os.path.join(output_dir, "covariance_pairs.json"),
-        lambda f: f.write(json.dumps(summary, indent=2).encode()),
-    )
+    write_json(os.path.join(output_dir, "covariance_pairs.json"), summary)
     plot_correlation(
         result["correlation"],
         os.path.join(output_dir, "correlation.png"),

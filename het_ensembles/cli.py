@@ -6,22 +6,71 @@ when the subcommand runs.
 """
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
+import tempfile
 
 import het_ensembles
 
 # name -> (module holding `cli_main`, one-line help)
 SUBCOMMANDS = {
-    "train": ("het_ensembles.training", "train one ensemble member from a config"),
+    "train": ("het_ensembles.training.cli", "train one ensemble member from a config"),
     "evaluate": (
-        "het_ensembles.ensemble",
+        "het_ensembles.evaluation.cli",
         "evaluate members and ensembles, write a leaderboard row",
     ),
     "demo": ("het_ensembles.demo", "the main job: Hom/Het members and ensembles on noisy_digits"),
     "covariance": ("het_ensembles.analysis", "top correlated class pairs of a member's Sigma(x)"),
     "bench": ("het_ensembles.bench", "time and memory of the MC head vs edward2"),
 }
+
+
+# Lines TensorFlow's C++ runtime prints to stderr while it loads, before any logging setting
+# applies, on every machine without a GPU: information, not errors.
+STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "cudart_stub.cc",
+    "failed call to cuInit",
+    "Unable to register cu",
+    "computation_placer.cc",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+)
+
+
+@contextlib.contextmanager
+def _without_startup_noise():
+    """Loads TensorFlow and its devices with `STARTUP_NOISE` lines removed from stderr.
+
+    The C++ runtime writes to file descriptor 2 directly, so it is captured there; every other
+    line is passed on once TensorFlow has started.
+    """
+    if "tensorflow" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA platform probe happens here
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            sys.stderr.write(drop_startup_noise(captured.read().decode(errors="replace")))
+    yield
+
+
+def drop_startup_noise(text):
+    """`text` without its `STARTUP_NOISE` lines."""
+    lines = text.splitlines(keepends=True)
+    return "".join(line for line in lines if not any(noise in line for noise in STARTUP_NOISE))
 
 
 def _parser():
@@ -48,7 +97,9 @@ def main(argv=None):
     else:
         parsed = _parser().parse_args(argv)
         command, rest = parsed.command, parsed.args
-    module = importlib.import_module(SUBCOMMANDS[command][0])
+    wants_help = bool({"-h", "--help", "--helpshort", "--helpfull"} & set(rest))
+    with contextlib.nullcontext() if wants_help else _without_startup_noise():
+        module = importlib.import_module(SUBCOMMANDS[command][0])
     return module.cli_main(rest)
 
 

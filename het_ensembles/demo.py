@@ -26,15 +26,16 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
+from het_ensembles import member_dir as member_files
+
 DATASET = "noisy_digits"
 CLEAN_SPLIT = f"{DATASET}:test_clean"
 NUM_MEMBERS = 4
-TOP_K = 5
+TOP_PAIRS = 5
 # (key, config file, row name in Table 7)
 METHODS = (("hom", "deterministic.py", "Hom"), ("het", "heteroscedastic.py", "Het"))
 # --quick: the same recipe, fewer epochs and Monte Carlo samples (a smoke run, not the result).
@@ -142,7 +143,7 @@ def train_member(config, member_dir, *, label, progress=True):
 
     from het_ensembles import training
 
-    if os.path.isfile(os.path.join(member_dir, "model.keras")):
+    if os.path.isfile(member_files.paths(member_dir)["model"]):
         _say(f"{label}: reusing the finished member in {member_dir}")
         return training.train_and_evaluate(config, member_dir)
     with tqdm(
@@ -264,7 +265,7 @@ def markdown_table7(rows):
     return "\n".join(lines)
 
 
-def covariance_analysis(het_members, *, top_k=TOP_K, progress=True):
+def covariance_analysis(het_members, *, top_k=TOP_PAIRS, progress=True):
     """Mean correlation of the (centred) Sigma(x) over the test inputs, averaged over members.
 
     Returns:
@@ -286,7 +287,7 @@ def covariance_analysis(het_members, *, top_k=TOP_K, progress=True):
         file=sys.stderr,
         disable=not progress,
     ):
-        model, _ = analysis.load_member(member_dir)
+        model = member_files.read_member(member_dir).load_model()
         inputs = data.load(DATASET, "test", batch_size=256, is_training=False)
         correlation, _ = analysis.mean_correlation(model, inputs)
         correlations.append(correlation)
@@ -341,7 +342,7 @@ def check_targets(rows, cov):
             "met": _best(rows, "noisy", "nll") == "Het" + ens
             and _best(rows, "noisy", "ece") == "Het" + ens,
         },
-        f">= 3 planted pairs in the top {TOP_K}": {
+        f">= 3 planted pairs in the top {TOP_PAIRS}": {
             "value": f"{cov['planted_in_top']} of {len(cov['planted_pairs'])}",
             "met": cov["planted_in_top"] >= 3,
         },
@@ -393,11 +394,11 @@ def summary_lines(rows, cov, targets):
     found = cov["planted_in_top"]
     lines.append(
         f"- The learned noise covariance points at the planted confusions: {found} of the "
-        f"{len(cov['planted_pairs'])} planted pairs are among its {TOP_K} most correlated class "
+        f"{len(cov['planted_pairs'])} planted pairs are among its {TOP_PAIRS} most correlated class "
         "pairs (negative correlation: the noise moves one logit up and its partner down, a "
         "label swap)."
         if found
-        else f"- The learned noise covariance did not recover the planted pairs in its top {TOP_K}."
+        else f"- The learned noise covariance did not recover the planted pairs in its top {TOP_PAIRS}."
     )
     return lines
 
@@ -406,30 +407,28 @@ def summary_lines(rows, cov, targets):
 # Plots and files.
 
 
-def write_reliability_diagrams(eval_dirs, path, *, num_bins=15):
+def write_reliability_diagrams(members, eval_dirs, path, *, num_bins=15):
     """Accuracy vs confidence for Hom, Hom ens4, Het, Het ens4 on noisy and clean test labels.
 
-    Reads the evaluator's cached member predictions (`<eval_dir>/predictions/<dataset>/*.npy`
-    beside `labels.npy`, DESIGN section 6), telling the noisy and clean directories apart by
-    their labels; single-model curves pool the members' bins.
+    Reads the member predictions the evaluator cached (`evaluation.cached_predictions`, which
+    verifies their checksums); single-model curves pool the members' bins.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from het_ensembles import metrics
-    from het_ensembles.data import noisy_digits
+    from het_ensembles import evaluation, metrics
 
-    arrays = noisy_digits.load_arrays()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), dpi=100)
-    for ax, (title, expected) in zip(
-        axes,
-        (("noisy test labels", arrays["y_test"]), ("clean test labels", arrays["y_test_clean"])),
+    for ax, (title, dataset) in zip(
+        axes, (("noisy test labels", DATASET), ("clean test labels", CLEAN_SPLIT))
     ):
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
         for color, (key, _, row) in zip(("C0", "C3"), METHODS):
-            member_log_probs = _cached_predictions(eval_dirs[key], expected)
+            expected, member_log_probs = evaluation.cached_predictions(
+                eval_dirs[key], members[key], dataset
+            )
             single = metrics.ExpectedCalibrationError(num_bins)
             for log_probs in member_log_probs:
                 single.update_state(expected, np.exp(log_probs))
@@ -454,33 +453,8 @@ def write_reliability_diagrams(eval_dirs, path, *, num_bins=15):
         ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(f"Reliability diagrams, {DATASET} ({num_bins} bins)", fontsize=11)
     fig.tight_layout()
-    _atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    member_files.atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
-
-
-def _cached_predictions(eval_dir, labels):
-    """[M, N, K] member log-probabilities from the evaluator cache whose labels are `labels`."""
-    root = os.path.join(eval_dir, "predictions")
-    for directory, _, files in sorted(os.walk(root)):
-        if "labels.npy" in files and np.array_equal(
-            np.load(os.path.join(directory, "labels.npy")), labels
-        ):
-            names = sorted(f for f in files if f.endswith(".npy") and f != "labels.npy")
-            return np.stack([np.load(os.path.join(directory, f)) for f in names])
-    raise ValueError(f"No cached predictions with these labels. Received: eval_dir={eval_dir!r}")
-
-
-def _atomic_write(path, write, mode="wb"):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _to_json(value):
@@ -509,7 +483,7 @@ def leaderboard_markdown(rows, cov, targets, summary, *, quick, synthetic=None):
         markdown_table7(rows),
         "",
         (
-            f"Top {TOP_K} class pairs of the Het members' noise correlation (centred Sigma(x), mean "
+            f"Top {TOP_PAIRS} class pairs of the Het members' noise correlation (centred Sigma(x), mean "
             "over members and test inputs; paper Table 4 shape):"
         ),
         "",
@@ -653,7 +627,9 @@ def run_demo(
     from het_ensembles import analysis
 
     eval_dirs = {key: os.path.join(output_dir, "eval", key) for key, _, _ in METHODS}
-    write_reliability_diagrams(eval_dirs, os.path.join(output_dir, "reliability_diagrams.png"))
+    write_reliability_diagrams(
+        members, eval_dirs, os.path.join(output_dir, "reliability_diagrams.png")
+    )
     analysis.plot_correlation(
         cov["correlation"],
         os.path.join(output_dir, "correlation_heatmap.png"),
@@ -674,19 +650,12 @@ def run_demo(
         "synthetic": synthetic_result,
         "seconds": {"training": trained - start, "total": time.perf_counter() - start},
     }
-    _atomic_write(
-        os.path.join(output_dir, "metrics.json"),
-        lambda f: f.write(json.dumps(_to_json(record), indent=2) + "\n"),
-        mode="w",
+    member_files.write_text(
+        os.path.join(output_dir, "metrics.json"), json.dumps(_to_json(record), indent=2) + "\n"
     )
-    _atomic_write(
+    member_files.write_text(
         os.path.join(output_dir, "leaderboard.md"),
-        lambda f: f.write(
-            leaderboard_markdown(
-                rows, cov, targets, summary, quick=quick, synthetic=synthetic_result
-            )
-        ),
-        mode="w",
+        leaderboard_markdown(rows, cov, targets, summary, quick=quick, synthetic=synthetic_result),
     )
     _print_report(rows, cov, targets, summary, synthetic_result, output_dir, record["seconds"])
     return record
@@ -698,7 +667,7 @@ def _print_report(rows, cov, targets, summary, synthetic_result, output_dir, sec
     print(format_table7(rows))
     print()
     print(
-        f"== Table 4 shape: top {TOP_K} class pairs of the learned noise correlation "
+        f"== Table 4 shape: top {TOP_PAIRS} class pairs of the learned noise correlation "
         "(Het members, centred Sigma(x)) =="
     )
     print(format_pairs_next_to_planted(cov))

@@ -425,8 +425,13 @@ class EnsembleMetrics:
         self._all.update_state(labels, member_log_probs, sample_weight)
 
     def result(self):
-        if self._all is None:
-            return {**ClassificationMetrics(**self._options).result(), "ensemble_size": None}
+        if self._all is None:  # the same keys as after an update, every value NaN
+            empty = {name: math.nan for name in ("gibbs_nll", "disagreement", "kl_to_ensemble")}
+            return {
+                **ClassificationMetrics(**self._options).result(),
+                **empty,
+                "ensemble_size": None,
+            }
         return self._all.result()[0]
 
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from het_ensembles import analysis, data
+from het_ensembles import analysis, data, member_dir
 
 
 @keras.saving.register_keras_serializable(package="test_analysis")
@@ -169,7 +169,8 @@ def test_cli_on_a_member_directory(tmp_path, capsys):
     assert analysis.cli_main(["--member", str(member), "--top_k", "3", "--batch_size", "128"]) == 0
     out = capsys.readouterr().out
     assert "noisy_digits/test (539 examples)" in out
-    loaded, config = analysis.load_member(str(member))
+    read = member_dir.read_member(str(member))
+    loaded, config = read.load_model(), read.config
     assert config == {"dataset": "noisy_digits"}
     x_test = next(iter(data.load("noisy_digits", "test", batch_size=1000, is_training=False)))[0]
     expected = _reference_mean_correlation(loaded, x_test.numpy())

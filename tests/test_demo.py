@@ -4,6 +4,7 @@ They check what the demo computes and writes, not the demo's targets (those are 
 running `het-ensembles demo`).
 """
 
+import glob
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from het_ensembles import demo, training
+from het_ensembles import demo, member_dir, training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
@@ -49,8 +50,15 @@ def demo_run(tmp_path_factory, tiny_config_dir):
     return output_dir, record
 
 
-def _cached(output_dir, key, labels):
-    return demo._cached_predictions(os.path.join(output_dir, "eval", key), labels)
+def _cached(output_dir, key, dataset):
+    """The evaluator's cached predictions [M, N, K] and labels, read through its public API."""
+    from het_ensembles import evaluation
+
+    members = sorted(glob.glob(os.path.join(output_dir, "members", key, "*")))
+    labels, log_probs = evaluation.cached_predictions(
+        os.path.join(output_dir, "eval", key), members, dataset
+    )
+    return labels, log_probs
 
 
 def test_demo_writes_its_files_and_table_rows(demo_run, capsys):
@@ -79,10 +87,15 @@ def test_demo_table_matches_numpy_on_the_cached_predictions(demo_run):
 
     output_dir, record = demo_run
     arrays = noisy_digits.load_arrays()
-    for labels_key, column in (("y_test", "noisy"), ("y_test_clean", "clean")):
+    for labels_key, column, dataset in (
+        ("y_test", "noisy", "noisy_digits"),
+        ("y_test_clean", "clean", "noisy_digits:test_clean"),
+    ):
         labels = arrays[labels_key]
         for key, row in (("hom", "Hom"), ("het", "Het")):
-            log_probs = _cached(output_dir, key, labels).astype(np.float64)  # [M, N, K]
+            cached_labels, log_probs = _cached(output_dir, key, dataset)
+            np.testing.assert_array_equal(cached_labels, labels)
+            log_probs = log_probs.astype(np.float64)  # [M, N, K]
             picked = log_probs[:, np.arange(len(labels)), labels]  # [M, N]
             member_nll = -picked.mean(axis=1)
             ensemble_probs = np.exp(log_probs).mean(axis=0)
@@ -101,7 +114,8 @@ def test_demo_covariance_is_the_mean_over_het_members(demo_run):
     cov = record["covariance"]
     per_member = []
     for seed in ("0", "1"):
-        model, _ = analysis.load_member(os.path.join(output_dir, "members", "het", seed))
+        member = member_dir.read_member(os.path.join(output_dir, "members", "het", seed))
+        model = member.load_model()
         x = next(iter(data.load("noisy_digits", "test", batch_size=1000, is_training=False)))[0]
         per_member.append(analysis.mean_correlation(model, x.numpy())[0])
     np.testing.assert_allclose(cov["correlation"], np.mean(per_member, axis=0), atol=1e-5)

@@ -174,6 +174,58 @@ class TestCache:
         assert second["toy"]["members"]["b"] == first["toy"]["members"]["b"]
         assert second["toy"]["members"]["a"]["nll"] != first["toy"]["members"]["a"]["nll"]
 
+    def test_another_batch_size_reuses_the_cache(self, tmp_path, monkeypatch):
+        # A heteroscedastic head's inference noise is fixed by its seed, not by the batch, so
+        # the batch size is not part of the cache key: a second batch size predicts nothing.
+        from het_ensembles import models
+
+        model = models.build_model(
+            "mlp",
+            input_shape=(NUM_FEATURES,),
+            num_classes=NUM_CLASSES,
+            head={"type": "MCSoftmaxDenseFA", "num_factors": 2, "test_mc_samples": 16},
+            seed=0,
+            hidden_units=(8,),
+        )
+        os.makedirs(tmp_path / "het")
+        model.save(tmp_path / "het" / "model.keras")
+        x, y = _data()
+        first = ensemble.evaluate(
+            str(tmp_path / "het"),
+            {"toy": (x, y)},
+            str(tmp_path / "out"),
+            batch_size=8,
+            progress=False,
+        )
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("the member was loaded again to predict")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(keras.saving, "load_model", refuse)
+            again = ensemble.evaluate(
+                str(tmp_path / "het"),
+                {"toy": (x, y)},
+                str(tmp_path / "out"),
+                batch_size=5,
+                progress=False,
+            )
+        assert again == first
+        # ... and predicting afresh at that batch size gives the same numbers.
+        fresh = ensemble.evaluate(
+            str(tmp_path / "het"),
+            {"toy": (x, y)},
+            str(tmp_path / "fresh"),
+            batch_size=5,
+            progress=False,
+        )
+        np.testing.assert_allclose(
+            np.load(tmp_path / "fresh" / "predictions" / "toy" / "het.npy"),
+            np.load(tmp_path / "out" / "predictions" / "toy" / "het.npy"),
+            atol=1e-6,
+        )
+        assert fresh["toy"]["ensemble"]["nll"] == pytest.approx(first["toy"]["ensemble"]["nll"])
+
     @pytest.mark.parametrize("damage", ["garbage", "plausible_values", "labels"])
     def test_damaged_file_is_recomputed_not_trusted(self, tmp_path, damage):
         weights = _write_member(str(tmp_path / "m" / "a"), seed=1)

@@ -1,6 +1,7 @@
 """Tests for het_ensembles.metrics against hand-computed values, numpy, scikit-learn, TF and TFP."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -333,6 +334,16 @@ class TestSubEnsembleMetrics:
         by_id.update_state(labels, member_log_probs)
         by_one_hot.update_state(np.eye(7)[labels], member_log_probs)
         assert by_one_hot.result() == pytest.approx(by_id.result())
+
+    def test_result_before_any_update_has_every_key(self):
+        # The same keys SubEnsembleMetrics returns with no data, each NaN (no examples yet).
+        empty = metrics.EnsembleMetrics().result()
+        labels, member_log_probs = _random_problem(12, num_members=2)
+        full = metrics.EnsembleMetrics()
+        full.update_state(labels, member_log_probs)
+        assert set(empty) == set(full.result())
+        for key in ("gibbs_nll", "disagreement", "kl_to_ensemble"):
+            assert math.isnan(empty[key]), key
 
     def test_bad_subsets(self):
         with pytest.raises(ValueError, match="subsets"):

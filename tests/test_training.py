@@ -25,6 +25,7 @@ import tensorflow as tf
 
 import het_ensembles
 from het_ensembles import training
+from het_ensembles.training.config import HETEROSCEDASTIC_FIELDS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_TRAIN, NUM_TEST, NUM_FEATURES, NUM_CLASSES = 64, 21, 8, 4
@@ -36,7 +37,8 @@ SCALARS = (
     "test/nll",
     "test/accuracy",
     "test/ece",
-    "ms_per_example",
+    "train/ms_per_example",
+    "test/ms_per_example",
     "learning_rate",
 )
 
@@ -123,6 +125,9 @@ def test_member_directory_metrics_and_tensorboard(npz, tmp_path):
         stored = json.load(f)
     assert stored["num_classes"] == NUM_CLASSES and stored["multilabel"] is False
     assert stored["dataset"] == f"npz:{npz}" and stored["seed"] == 0
+    # A deterministic member records no field of a head it does not have.
+    assert not set(HETEROSCEDASTIC_FIELDS) & set(stored)
+    assert stored["head"] == "deterministic"
     with open(os.path.join(out, "metrics.json")) as f:
         assert json.load(f) == pytest.approx(results)
     steps_per_epoch = NUM_TRAIN // BATCH
@@ -318,7 +323,13 @@ def test_sigmoid_head_member_reports_multilabel_nll(npz, tmp_path):
     )
     results = training.train_and_evaluate(config, out)
     with open(os.path.join(out, "config.json")) as f:
-        assert json.load(f)["multilabel"] is True
+        stored = json.load(f)
+    assert stored["multilabel"] is True
+    assert {n: stored[n] for n in ("head_class", "num_factors", "test_mc_samples")} == {
+        "head_class": "MCSigmoidDenseFA",
+        "num_factors": 2,
+        "test_mc_samples": 8,
+    }
     model = keras.saving.load_model(os.path.join(out, "model.keras"))
     assert type(model.get_layer("head")).__name__ == "MCSigmoidDenseFA"
     arrays = np.load(npz)
@@ -434,3 +445,22 @@ def test_mirrored_strategy_over_two_logical_cpus(npz, tmp_path):
     arrays = np.load(npz)
     expected = reference_metrics(arrays["y_test"], model.predict(arrays["x_test"], verbose=0))
     assert results["test/nll"] == pytest.approx(expected["nll"], rel=1e-5)
+
+
+def test_loading_and_checking_a_config_starts_no_tensorflow():
+    # Launchers and --help read configs on machines (or in processes) without TensorFlow.
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from het_ensembles.training import config
+        loaded = config.complete_config(
+            config.load_config({os.path.join(REPO, "configs", "imagenet", "heteroscedastic.py")!r})
+        )
+        assert loaded.head == "heteroscedastic", loaded.head
+        print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -12,6 +12,7 @@ Labels are integers [N] in [0, K) (or multi-hot [N, K] for multilabel sets). K i
 """
 
 import os
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -71,6 +72,11 @@ def get(name):
 
 def _npz_reader(path):
     def read():
+        if not zipfile.is_zipfile(path):  # np.load would guess another format and say so
+            raise ValueError(
+                f"{path} is not a NumPy .npz archive (numpy.savez writes one, holding x_train, "
+                f"y_train, x_test, y_test). Received: npz:{path}"
+            )
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
 

@@ -36,7 +36,6 @@ _EXPORTS = {
     "make_datasets": "trainer",
     "train_and_evaluate": "trainer",
 }
-__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):

@@ -173,6 +173,15 @@ def test_malformed_arrays_raise(registered, values, match):
 def test_errors_for_names_splits_and_label_field(registered, tmp_path):
     with pytest.raises(ValueError, match="not found"):
         data.get_info(f"npz:{tmp_path}/missing.npz")
+    for name, content in (("text.npz", b"x_train,y_train\n1,2\n"), ("array.npz", None)):
+        path = tmp_path / name
+        if content is None:  # a single .npy array saved under an .npz name
+            with open(path, "wb") as f:
+                np.save(f, np.zeros(3))
+        else:
+            path.write_bytes(content)
+        with pytest.raises(ValueError, match=rf"{name} is not a NumPy \.npz archive"):
+            data.get_info(f"npz:{path}")
     with pytest.raises(ValueError, match="Unknown dataset"):
         data.get_info("never_registered")
     name = registered("plain_set", _arrays)

@@ -31,7 +31,8 @@ import pytest
 from conftest import BATCH, NUM_TRAIN, REPO, python, tiny_config
 
 import het_ensembles  # noqa: F401  (registers the layers for load_model)
-from het_ensembles import metrics, training
+from het_ensembles import member_dir, metrics, training
+from het_ensembles.training import checkpoints, trainer
 
 NUM_KILLS = 5
 KILL_SEED = 0  # kills after 3, 2, 0, 0, 2 new checkpoints (0: timed from start)
@@ -195,8 +196,8 @@ def test_full_or_unwritable_output_dir_fails_fast(npz, tmp_path, monkeypatch, er
 
     # Root ignores permission bits and a full disk cannot be made in a test: the write probe
     # that check_output_dir runs before any TensorFlow work is made to fail as the OS would.
-    monkeypatch.setattr(training.tempfile, "NamedTemporaryFile", refuse)
-    monkeypatch.setattr(training, "create_model", pytest.fail)  # must not get that far
+    monkeypatch.setattr(member_dir.tempfile, "NamedTemporaryFile", refuse)
+    monkeypatch.setattr(trainer, "create_model", pytest.fail)  # must not get that far
     with pytest.raises(ValueError, match=rf"output_dir is not a writable directory \({message}"):
         training.train_and_evaluate(tiny_config(npz), out)
     assert not os.path.exists(os.path.join(out, "checkpoints"))
@@ -245,14 +246,14 @@ def test_nan_loss_stops_naming_the_step_and_keeps_checkpoints_finite(npz, tmp_pa
 def test_non_finite_weights_are_never_saved(npz):
     config = tiny_config(npz)
     model = training.create_model(config, input_shape=(8,), num_classes=4)
-    training._check_finite_weights(model, step=3)  # finite: no error
+    checkpoints.check_finite_weights(model, step=3)  # finite: no error
     weights = model.get_weights()
     weights[1][2] = np.inf
     model.set_weights(weights)
     with pytest.raises(
         training.NonFiniteError, match=r"Non-finite weights after step 3 \(in .*bias"
     ):
-        training._check_finite_weights(model, step=3)
+        checkpoints.check_finite_weights(model, step=3)
 
 
 def test_metrics_refuse_nan_predictions():

@@ -31,13 +31,14 @@ def _worker_code(npz, out, weights_path, epochs):
         import numpy as np
         from absl import logging
         from het_ensembles import training
+        from het_ensembles.training import trainer
         logging.set_verbosity(logging.INFO)
         seen = []
-        original = training.compile_model
+        original = trainer.compile_model
         def compile_and_keep(model, *args, **kwargs):
             seen.append(model)
             return original(model, *args, **kwargs)
-        training.compile_model = compile_and_keep
+        trainer.compile_model = compile_and_keep
         config = training.default_config()
         config.dataset = "npz:{npz}"
         config.model = "mlp"

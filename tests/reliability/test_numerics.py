@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 from het_ensembles import layers, models, training
+from het_ensembles.training import trainer
 
 POLICIES = ["mixed_bfloat16", "mixed_float16"]
 
@@ -33,7 +34,7 @@ def _assert_normalised(logits, atol=1e-4):
 
 @pytest.mark.parametrize("policy", POLICIES)
 def test_heteroscedastic_resnet50_step_under_mixed_precision(policy):
-    with training._dtype_policy(policy):
+    with trainer.dtype_policy(policy):
         model = models.build_model(
             "resnet50",
             input_shape=(32, 32, 3),
@@ -91,12 +92,12 @@ def test_small_models_fit_under_mixed_precision(
     config.train_mc_samples = 8
     config.test_mc_samples = 8
     config.base_learning_rate = 0.5
-    with training._dtype_policy(policy):
+    with trainer.dtype_policy(policy):
         model = models.build_model(
             architecture,
             input_shape=input_shape,
             num_classes=num_classes,
-            head=training.head_spec(config),
+            head=training.head_kwargs(config),
             l2=1e-4,
             seed=1,
             **kwargs,
