@@ -464,3 +464,20 @@ def test_loading_and_checking_a_config_starts_no_tensorflow():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_killed_after_the_final_checkpoint_reports_the_same_metrics(npz, tmp_path):
+    # A kill between the last checkpoint and the member files: the re-run trains nothing, and
+    # must still report the last epoch's training figures (kept in the checkpoint).
+    out = str(tmp_path / "member")
+    first = training.train_and_evaluate(tiny_config(npz), out)
+    assert first["train/hours"] > 0 and first["train/devices"].endswith("CPU cores")
+    for name in ("model.keras", "metrics.json"):
+        os.remove(os.path.join(out, name))
+    again = training.train_and_evaluate(tiny_config(npz), out)
+    assert again["train/steps"] == first["train/steps"]
+    assert set(again) == set(first)
+    for name in ("train/loss", "train/nll", "train/accuracy", "learning_rate", "train/hours"):
+        assert again[name] == pytest.approx(first[name], rel=1e-6), name
+    for name in ("test/nll", "test/accuracy", "test/ece"):
+        assert again[name] == pytest.approx(first[name], rel=1e-6), name

@@ -91,6 +91,27 @@ class TestPass:
         return {f"test/{name}": value for name, value in results.items()}
 
 
+# The last epoch's training figures, kept in the checkpoint (`EpochContext.train_record`) so
+# that a run killed after its final checkpoint still reports them when it resumes.
+TRAIN_FIELDS = (
+    "train/loss",
+    "train/nll",
+    "train/accuracy",
+    "train/ms_per_example",
+    "learning_rate",
+)
+
+
+def new_train_record():
+    """The checkpointed vector of `TRAIN_FIELDS` (NaN until an epoch ends)."""
+    return tf.Variable(tf.fill([len(TRAIN_FIELDS)], math.nan), trainable=False, name="train_record")
+
+
+def new_train_seconds():
+    """The checkpointed wall time of all epochs so far (training and test passes)."""
+    return tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+
+
 @dataclasses.dataclass
 class EpochContext:
     """What the epoch-end callback needs to evaluate, log and checkpoint."""
@@ -100,6 +121,8 @@ class EpochContext:
     test_pass: TestPass
     manager: tf.train.CheckpointManager
     epoch: tf.Variable
+    train_record: tf.Variable
+    train_seconds: tf.Variable
     writer: object
     steps_per_epoch: int
     global_batch_size: int
@@ -150,6 +173,8 @@ class EpochEnd(keras.callbacks.Callback):
             results["test/ece"],
         )
         run.epoch.assign(epoch + 1)
+        run.train_record.assign([results[name] for name in TRAIN_FIELDS])
+        run.train_seconds.assign_add(time.perf_counter() - self._start)
         done = epoch + 1 == run.config.train_epochs
         if done or (epoch + 1) % run.config.checkpoint_interval == 0:
             checkpoints.save_checkpoint(run.manager, run.strategy, epoch + 1)

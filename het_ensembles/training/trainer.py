@@ -102,8 +102,13 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
             steps_per_epoch=steps_per_epoch,
             global_batch_size=global_batch_size,
         )
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    manager = _restore_or_start(model, epoch, files["checkpoints"], strategy)
+    progress = {
+        "epoch": tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
+        "train_record": callbacks.new_train_record(),
+        "train_seconds": callbacks.new_train_seconds(),
+    }
+    epoch = progress["epoch"]
+    manager = _restore_or_start(model, progress, files["checkpoints"], strategy)
     chief = distribute.is_chief(strategy)
     if chief:
         member_dir.write_json(files["config"], record)
@@ -131,6 +136,8 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
             test_pass=test_pass,
             manager=manager,
             epoch=epoch,
+            train_record=progress["train_record"],
+            train_seconds=progress["train_seconds"],
             writer=writer,
             steps_per_epoch=steps_per_epoch,
             global_batch_size=global_batch_size,
@@ -157,10 +164,14 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
             verbose="auto" if chief else 0,
         )
 
-    # None when the last checkpoint was already final (killed while writing the member).
-    results = epoch_end.results or test_pass()
+    results = epoch_end.results
+    if results is None:  # the last checkpoint was already final (killed writing the member)
+        last = progress["train_record"].numpy().tolist()
+        results = {**dict(zip(callbacks.TRAIN_FIELDS, last)), **test_pass()}
     results["train/steps"] = int(model.optimizer.iterations.numpy())
     results["train/epochs"] = int(epoch.numpy())
+    results["train/hours"] = float(progress["train_seconds"].numpy()) / 3600
+    results["train/devices"] = distribute.device_description(strategy)
     results["num_params"] = int(model.count_params())
     if chief:
         member_dir.write_json(files["metrics"], results)
@@ -169,9 +180,15 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
     return results
 
 
-def _restore_or_start(model, epoch, checkpoint_dir, strategy):
-    """Restores the newest readable checkpoint, or saves epoch 0; returns the manager."""
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+def _restore_or_start(model, progress, checkpoint_dir, strategy):
+    """Restores the newest readable checkpoint, or saves epoch 0; returns the manager.
+
+    Args:
+      progress: the run's counters to checkpoint beside the model and optimizer
+        (`{"epoch": ..., "train_record": ..., "train_seconds": ...}`).
+    """
+    epoch = progress["epoch"]
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, **progress)
     latest = checkpoints.restore_latest(checkpoint, checkpoint_dir)
     manager = tf.train.CheckpointManager(
         checkpoint,
