@@ -68,7 +68,12 @@ def test_reproduces_the_published_heteroscedastic_row():
 def test_reproduces_the_published_sngp_rows():
     metrics = {
         "imagenet2012": {"nll": 0.9312, "accuracy": 0.76108, "ece": 0.01321},
-        "imagenet2012_corrupted": {"nll": 3.0311, "accuracy": 0.41148, "ece": 0.0452, "mce": 0.7461},
+        "imagenet2012_corrupted": {
+            "nll": 3.0311,
+            "accuracy": 0.41148,
+            "ece": 0.0452,
+            "mce": 0.7461,
+        },
         "imagenet_a": {"nll": 7.1189, "accuracy": 0.00821, "ece": 0.35463},
         "imagenet_v2": {"nll": 1.5391, "accuracy": 0.64012, "ece": 0.04012},
         "imagenet_vid_robust": {"accuracy": 0.4962},
