@@ -28,11 +28,16 @@ Preprocessing follows uncertainty-baselines (`datasets/resnet_preprocessing.py`,
   normalised with the CIFAR-10 mean / std (uncertainty-baselines uses the CIFAR-10 statistics
   for CIFAR-100 too).
 
-Two deliberate differences from uncertainty-baselines, both no-ops at its defaults:
-uncertainty-baselines feeds the bicubic-resized [0, 255] image to a mean/std meant for [0, 1]
-(its `convert_image_dtype` is a no-op on float input), we divide by 255 first; and its eval crop
-fraction is `image_size / (image_size + 32)`, we keep 224/256 for any `image_size` so that small
-smoke-test images see the same field of view.
+Differences from uncertainty-baselines' ResNet-50 scripts:
+
+- Input scale (a real difference, kept for now): `baselines/imagenet/deterministic.py` and
+  `heteroscedastic.py` build `ImageNetDataset` with its default `normalize_input=False`, so
+  their model sees the bicubic-resized crop as float pixels in [0, 255] (`convert_image_dtype`
+  is a no-op on float input) without mean/std normalisation; only the EfficientNet scripts pass
+  `normalize_input=True` (and then subtract a [0, 1] mean from [0, 255] pixels). We divide by
+  255 and normalise with the ImageNet mean / std, for training and every eval set alike.
+- Eval crop fraction: `image_size / (image_size + 32)` there; we keep 224/256 for any
+  `image_size` (the same at 224) so that small smoke-test images see the same field of view.
 
 Split "test" is TFDS "validation" for ImageNet and ImageNet-C; `cifar10_n` has its noisy labels
 (`label_field`) only on "train", so its "test" and "test_clean" both use the clean `label`.
