@@ -23,6 +23,11 @@ published Heteroscedastic and SNGP rows come out unchanged):
   devices when given (`7.5 (32 TPUv2 cores)`); parameters as `58.4M` (`850K` below a million);
 - `-` for a dataset that was not evaluated or a value that is missing.
 
+The ImageNet-A and ImageNetV2 cells are robustness-metrics' `imagenet_variants` report as the
+published rows were made: 1000-way predictions on ImageNet-A (not the authors' 200-class
+restriction, `het_ensembles.data.restrict_log_probs`) and the matched-frequency ImageNetV2.
+ImageNet-R has no column in the published table.
+
 Usage:
 
     rows = [
@@ -57,12 +62,13 @@ CIFAR_HEADER = (
     "----------- | ----------- |",
 )
 
-# ImageNet table: (dataset key in the metrics dict, cell kind) per column after "Method".
+# ImageNet table: (dataset key in the metrics dict, or keys tried in turn; cell kind) per column
+# after "Method".
 IMAGENET_COLUMNS = (
     ("imagenet2012", "nll_acc_ece"),
     ("imagenet2012_corrupted", "corrupted"),  # the evaluator's ImageNet-C summary entry
-    ("imagenet_a", "nll_acc_ece"),
-    ("imagenet_v2", "nll_acc_ece"),  # matched-frequency
+    ("imagenet_a", "nll_acc_ece"),  # 1000-way predictions, as robustness-metrics
+    (("imagenet_v2", "imagenet_v2/matched-frequency"), "nll_acc_ece"),
     ("imagenet_vid_robust", "accuracy"),  # pm-k accuracy; not in TFDS
     ("ytbb_robust", "accuracy"),  # pm-k accuracy; not in TFDS
     ("objectnet", "accuracy"),  # not in TFDS
@@ -172,7 +178,8 @@ def row(
     _check_amount("num_params", num_params)
 
     def pick(dataset):
-        entry = metrics.get(dataset)
+        keys = (dataset,) if isinstance(dataset, str) else dataset
+        entry = next((metrics[key] for key in keys if key in metrics), None)
         if entry is None or statistic is None:
             return entry
         if statistic == "ensemble_subsets":

@@ -219,3 +219,9 @@ def test_family_of(family, names):
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_imagenet_v2_column_also_reads_the_explicit_variant_name():
+    metrics = {"imagenet_v2/matched-frequency": {"nll": 1.58, "accuracy": 0.648, "ece": 0.084}}
+    cells = leaderboard.row("m", metrics, statistic=None).split(" | ")
+    assert cells[4] == "1.58 / 64.8% / 0.084" and cells[3] == "-"

@@ -9,7 +9,8 @@ the evaluator and the demo never special-case one. Names:
   `cifar10`, `cifar100`, `cifar10_n` (noisy label field chosen with `label_field`).
   ImageNet-A and ImageNet-R carry 1000-class labels but use 200 classes:
   `get_info(name).class_subset`, and `restrict_log_probs` / `subset_labels` to score a
-  1000-way model on those 200 classes as their authors do.
+  1000-way model on those 200 classes as their authors do (uncertainty-baselines' leaderboard,
+  via robustness-metrics, scores ImageNet-A 1000-way: see `class_subsets`).
 - Embedded (no download): `noisy_digits`, `synthetic`.
 - Bring your own: `npz:<path>` with arrays `x_train, y_train, x_test, y_test` (optional
   `y_test_clean`, `class_names`).
