@@ -366,6 +366,7 @@ def test_sigkill_then_same_command_resumes(npz, tmp_path):
         f"--config.per_core_batch_size={BATCH}",
         f"--config.train_epochs={epochs}",
         "--config.use_bfloat16=False",
+        "--config.checkpoint_interval=1",  # the config's 25 (uncertainty-baselines)
         f"--output_dir={out}",
     ]
     command = f"import sys; from het_ensembles import cli; sys.exit(cli.main({['train', *argv]!r}))"

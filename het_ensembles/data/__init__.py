@@ -4,7 +4,13 @@ Every dataset is reached through `get_info(name)` and `load(name, split, ...)`, 
 the evaluator and the demo never special-case one. Names:
 
 - TFDS (`tfds_sets`): `imagenet2012`, `imagenet2012_corrupted/<corruption>_<severity>`,
+  the robustness test sets `imagenet_a`, `imagenet_r`, `imagenet_v2` (matched-frequency;
+  `imagenet_v2/<variant>`), `cifar10_corrupted/<corruption>_<severity>` (CIFAR-10-C), and
   `cifar10`, `cifar100`, `cifar10_n` (noisy label field chosen with `label_field`).
+  ImageNet-A and ImageNet-R carry 1000-class labels but use 200 classes:
+  `get_info(name).class_subset`, and `restrict_log_probs` / `subset_labels` to score a
+  1000-way model on those 200 classes as their authors do (uncertainty-baselines' leaderboard,
+  via robustness-metrics, scores ImageNet-A 1000-way: see `class_subsets`).
 - Embedded (no download): `noisy_digits`, `synthetic`.
 - Bring your own: `npz:<path>` with arrays `x_train, y_train, x_test, y_test` (optional
   `y_test_clean`, `class_names`).
@@ -30,6 +36,10 @@ import numbers
 
 from het_ensembles.data import arrays as _arrays
 from het_ensembles.data import tfds_sets as _tfds_sets
+from het_ensembles.data.class_subsets import IMAGENET_A_INDICES as IMAGENET_A_INDICES
+from het_ensembles.data.class_subsets import IMAGENET_R_INDICES as IMAGENET_R_INDICES
+from het_ensembles.data.class_subsets import restrict_log_probs as restrict_log_probs
+from het_ensembles.data.class_subsets import subset_labels as subset_labels
 
 SPLITS = ("train", "test", "test_clean")
 
@@ -45,6 +55,8 @@ class DatasetInfo:
       num_examples: split name -> number of examples.
       class_names: optional names of the K classes (used by the covariance analysis).
       multilabel: whether labels are multi-hot [K] instead of one integer.
+      class_subset: None, or the sorted class indices the labels can take when the set uses
+        only some of the K classes (ImageNet-A / ImageNet-R: 200 of 1000).
     """
 
     name: str
@@ -53,6 +65,7 @@ class DatasetInfo:
     num_examples: dict
     class_names: tuple | None = None
     multilabel: bool = False
+    class_subset: tuple | None = None
 
 
 def register_arrays(name, fn):
@@ -75,6 +88,11 @@ def known_names():
     return [
         "imagenet2012",
         "imagenet2012_corrupted/<corruption>_<severity>",
+        "imagenet_a",
+        "imagenet_r",
+        "imagenet_v2",
+        "imagenet_v2/<variant>",
+        "cifar10_corrupted/<corruption>_<severity>",
         "cifar10",
         "cifar100",
         "cifar10_n",
@@ -87,7 +105,7 @@ def _check_name(name):
     if not isinstance(name, str) or not (_tfds_sets.is_tfds_name(name) or _arrays.is_known(name)):
         raise ValueError(f"Unknown dataset. Received: name={name!r}; allowed: {known_names()}")
     if _tfds_sets.is_tfds_name(name):
-        _tfds_sets.spec(name)  # checks ImageNet-C corruption and severity
+        _tfds_sets.spec(name)  # checks corruption, severity and ImageNetV2 variant
 
 
 def get_info(name, *, data_dir=None, label_field=None, image_size=None):
@@ -118,6 +136,7 @@ def get_info(name, *, data_dir=None, label_field=None, image_size=None):
             input_shape=_tfds_sets.input_shape(name, image_size),
             num_examples=dict(spec.num_examples),
             class_names=_tfds_sets.class_names(name),
+            class_subset=spec.class_subset,
         )
     _check_no_label_field(name, label_field)
     data = _arrays.get(name)

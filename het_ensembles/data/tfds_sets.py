@@ -1,4 +1,11 @@
-"""TFDS datasets with uncertainty-baselines preprocessing: ImageNet, ImageNet-C, CIFAR, CIFAR-10N.
+"""TFDS datasets with uncertainty-baselines preprocessing: ImageNet and its robustness sets, CIFAR.
+
+Sets: `imagenet2012`, `imagenet2012_corrupted/<corruption>_<severity>` (ImageNet-C),
+`imagenet_a` (ImageNet-A), `imagenet_r` (ImageNet-R), `imagenet_v2` (ImageNetV2,
+matched-frequency; `imagenet_v2/<variant>` for the others), `cifar10`, `cifar100`, `cifar10_n`,
+`cifar10_corrupted/<corruption>_<severity>` (CIFAR-10-C, TFDS corruption names). The robustness
+sets have a "test" split only and 1000-class ImageNet (or 10-class CIFAR) labels; ImageNet-A
+and ImageNet-R use 200 of the classes (`class_subsets`).
 
 Preprocessing follows uncertainty-baselines (`datasets/resnet_preprocessing.py`, `cifar.py`):
 
@@ -9,16 +16,28 @@ Preprocessing follows uncertainty-baselines (`datasets/resnet_preprocessing.py`,
   stores ImageNet-C already center-cropped to 224; uncertainty-baselines'
   `ImageNetCorruptedDataset` still applies this eval crop, and so do we, so corrupted-set
   numbers are comparable with its leaderboard.
+- ImageNet-A, ImageNet-R, ImageNetV2: the same eval crop. uncertainty-baselines has no loader
+  for them; its leaderboard columns come from robustness-metrics, which feeds uncertainty-
+  baselines models `ub.datasets.resnet_preprocessing.preprocess_for_eval`
+  (`robustness_metrics/models/uncertainty_baselines.py`), the crop above. These images are
+  decoded whole (`decode_image`: some files of web-collected sets need not be JPEG) and then
+  cropped, which gives the same pixels as decoding the crop window.
 - Both then scale to [0, 1] and normalise with the ImageNet mean / std.
-- CIFAR train: pad 4 pixels, random 32x32 crop, random flip; CIFAR eval: unchanged; both
+- CIFAR train: pad 4 pixels, random 32x32 crop, random flip; CIFAR eval (and CIFAR-10-C, as
+  uncertainty-baselines' `baselines/cifar/utils.py` `load_cifar10_c`): unchanged; both
   normalised with the CIFAR-10 mean / std (uncertainty-baselines uses the CIFAR-10 statistics
   for CIFAR-100 too).
 
-Two deliberate differences from uncertainty-baselines, both no-ops at its defaults:
-uncertainty-baselines feeds the bicubic-resized [0, 255] image to a mean/std meant for [0, 1]
-(its `convert_image_dtype` is a no-op on float input), we divide by 255 first; and its eval crop
-fraction is `image_size / (image_size + 32)`, we keep 224/256 for any `image_size` so that small
-smoke-test images see the same field of view.
+Differences from uncertainty-baselines' ResNet-50 scripts:
+
+- Input scale (a real difference, kept for now): `baselines/imagenet/deterministic.py` and
+  `heteroscedastic.py` build `ImageNetDataset` with its default `normalize_input=False`, so
+  their model sees the bicubic-resized crop as float pixels in [0, 255] (`convert_image_dtype`
+  is a no-op on float input) without mean/std normalisation; only the EfficientNet scripts pass
+  `normalize_input=True` (and then subtract a [0, 1] mean from [0, 255] pixels). We divide by
+  255 and normalise with the ImageNet mean / std, for training and every eval set alike.
+- Eval crop fraction: `image_size / (image_size + 32)` there; we keep 224/256 for any
+  `image_size` (the same at 224) so that small smoke-test images see the same field of view.
 
 Split "test" is TFDS "validation" for ImageNet and ImageNet-C; `cifar10_n` has its noisy labels
 (`label_field`) only on "train", so its "test" and "test_clean" both use the clean `label`.
@@ -31,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from het_ensembles.data import pipeline
+from het_ensembles.data import class_subsets, pipeline
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # uncertainty-baselines datasets/imagenet.py
 IMAGENET_STDDEV = (0.229, 0.224, 0.225)
@@ -61,6 +80,33 @@ BENCHMARK_CORRUPTIONS = (
 )
 EXTRA_CORRUPTIONS = ("gaussian_blur", "saturate", "spatter", "speckle_noise")
 SEVERITIES = (1, 2, 3, 4, 5)
+
+# tensorflow_datasets cifar10_corrupted BENCHMARK_CORRUPTIONS (TFDS names: "frosted_glass_blur"
+# and "elastic" are ImageNet-C's glass_blur and elastic_transform), the list uncertainty-
+# baselines evaluates (`baselines/cifar/utils.py` `load_corrupted_test_info("cifar10")`).
+CIFAR10_C_BENCHMARK_CORRUPTIONS = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "frosted_glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic",
+    "pixelate",
+    "jpeg_compression",
+)
+CIFAR10_C_EXTRA_CORRUPTIONS = ("gaussian_blur", "saturate", "spatter", "speckle_noise")
+
+# tensorflow_datasets imagenet_v2 configs; the leaderboard's ImageNetV2 column is
+# matched-frequency (uncertainty-baselines baselines/imagenet/README.md, "Metrics" 5).
+IMAGENET_V2_VARIANTS = ("matched-frequency", "threshold-0.7", "topimages")
+IMAGENET_V2_DEFAULT_VARIANT = "matched-frequency"
 
 CIFAR10N_LABEL_FIELDS = (
     "worse_label",
@@ -105,21 +151,41 @@ class _Spec:
     native_size: int
     splits: dict  # our split -> (TFDS split, label feature or None for `label_field`)
     num_examples: dict  # our split -> count (published sizes; TFDS metadata may be absent)
+    class_subset: tuple | None = None  # the classes the labels can take (ImageNet-A / -R)
+    decode_any_format: bool = False  # decode whole images of any format, then crop (eval only)
 
 
 _IMAGENET_TRAIN, _IMAGENET_VALIDATION = 1_281_167, 50_000
 _CIFAR_TRAIN, _CIFAR_TEST = 50_000, 10_000
+# Test-set sizes of the robustness sets (their papers; TFDS catalog).
+_IMAGENET_A_TEST, _IMAGENET_R_TEST, _IMAGENET_V2_TEST = 7_500, 30_000, 10_000
+
+_PLAIN_NAMES = ("imagenet2012", "imagenet_a", "imagenet_r", "imagenet_v2")
+_PLAIN_NAMES += ("cifar10", "cifar100", "cifar10_n")
+_PREFIXES = ("imagenet2012_corrupted/", "imagenet_v2/", "cifar10_corrupted/")
 
 
 def is_tfds_name(name):
-    return name in ("imagenet2012", "cifar10", "cifar100", "cifar10_n") or name.startswith(
-        "imagenet2012_corrupted/"
-    )
+    return name in _PLAIN_NAMES or name.startswith(_PREFIXES)
 
 
 def corrupted_names(corruptions=BENCHMARK_CORRUPTIONS):
     """All `imagenet2012_corrupted/<corruption>_<severity>` names, benchmark corruptions first."""
     return [f"imagenet2012_corrupted/{c}_{s}" for c in corruptions for s in SEVERITIES]
+
+
+def cifar10_corrupted_names(corruptions=CIFAR10_C_BENCHMARK_CORRUPTIONS):
+    """All `cifar10_corrupted/<corruption>_<severity>` names (CIFAR-10-C), corruption-major."""
+    return [f"cifar10_corrupted/{c}_{s}" for c in corruptions for s in SEVERITIES]
+
+
+def _corruption_and_severity(name, prefix, allowed):
+    corruption, _, severity = name[len(prefix) :].rpartition("_")
+    if corruption not in allowed or severity not in {str(s) for s in SEVERITIES}:
+        raise ValueError(
+            f"Expected a name '{prefix}<corruption>_<severity>' with corruption in "
+            f"{list(allowed)} and severity in 1..5. Received: name={name!r}"
+        )
 
 
 def spec(name):
@@ -134,14 +200,8 @@ def spec(name):
             {"train": _IMAGENET_TRAIN, "test": _IMAGENET_VALIDATION},
         )
     if name.startswith("imagenet2012_corrupted/"):
-        config = name.split("/", 1)[1]
-        corruption, _, severity = config.rpartition("_")
         allowed = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
-        if corruption not in allowed or severity not in {str(s) for s in SEVERITIES}:
-            raise ValueError(
-                "Expected an ImageNet-C name 'imagenet2012_corrupted/<corruption>_<severity>' "
-                f"with corruption in {list(allowed)} and severity in 1..5. Received: name={name!r}"
-            )
+        _corruption_and_severity(name, "imagenet2012_corrupted/", allowed)
         return _Spec(
             name,
             "imagenet",
@@ -149,6 +209,44 @@ def spec(name):
             IMAGENET_IMAGE_SIZE,
             {"test": ("validation", "label")},
             {"test": _IMAGENET_VALIDATION},
+        )
+    if name in ("imagenet_a", "imagenet_r"):
+        return _Spec(
+            name,
+            "imagenet",
+            1000,
+            IMAGENET_IMAGE_SIZE,
+            {"test": ("test", "label")},
+            {"test": _IMAGENET_A_TEST if name == "imagenet_a" else _IMAGENET_R_TEST},
+            class_subset=class_subsets.class_subset(name),
+            decode_any_format=True,
+        )
+    if name == "imagenet_v2" or name.startswith("imagenet_v2/"):
+        variant = name.split("/", 1)[1] if "/" in name else IMAGENET_V2_DEFAULT_VARIANT
+        if variant not in IMAGENET_V2_VARIANTS:
+            raise ValueError(
+                f"Expected 'imagenet_v2' or 'imagenet_v2/<variant>' with variant in "
+                f"{list(IMAGENET_V2_VARIANTS)}. Received: name={name!r}"
+            )
+        return _Spec(
+            f"imagenet_v2/{variant}",
+            "imagenet",
+            1000,
+            IMAGENET_IMAGE_SIZE,
+            {"test": ("test", "label")},
+            {"test": _IMAGENET_V2_TEST},
+            decode_any_format=True,
+        )
+    if name.startswith("cifar10_corrupted/"):
+        allowed = CIFAR10_C_BENCHMARK_CORRUPTIONS + CIFAR10_C_EXTRA_CORRUPTIONS
+        _corruption_and_severity(name, "cifar10_corrupted/", allowed)
+        return _Spec(
+            name,
+            "cifar",
+            10,
+            32,
+            {"test": ("test", "label")},
+            {"test": _CIFAR_TEST},
         )
     if name in ("cifar10", "cifar100"):
         return _Spec(
@@ -195,7 +293,7 @@ def check_label_field(name, label_field):
 
 
 def class_names(name):
-    if name in ("cifar10", "cifar10_n"):
+    if name in ("cifar10", "cifar10_n") or name.startswith("cifar10_corrupted/"):
         return CIFAR10_CLASS_NAMES
     if name == "cifar100":
         return CIFAR100_CLASS_NAMES
@@ -237,7 +335,10 @@ def load(
         decoders = {"image": tfds.decode.SkipDecoding()}
 
         def preprocess(example, example_seed):
-            image = _imagenet_image(example["image"], size, is_training, example_seed)
+            if dataset_spec.decode_any_format:  # a test-only set: no training crop
+                image = _imagenet_eval_image_any_format(example["image"], size)
+            else:
+                image = _imagenet_image(example["image"], size, is_training, example_seed)
             return image, tf.cast(example[label_key], tf.int32)
 
         shuffle_buffer = IMAGENET_SHUFFLE_BUFFER
@@ -304,6 +405,16 @@ def _imagenet_image(image_bytes, image_size, is_training, seed):
     image = tf.image.resize(image, [image_size, image_size], method="bicubic")
     if is_training:
         image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    image = tf.reshape(image, [image_size, image_size, 3]) / 255.0
+    return (image - IMAGENET_MEAN) / IMAGENET_STDDEV
+
+
+def _imagenet_eval_image_any_format(image_bytes, image_size):
+    """Encoded image (JPEG, PNG, ...) -> the eval crop of `_imagenet_image`, normalised."""
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    top, left, crop, _ = tf.unstack(_center_crop_window(tf.shape(image)))
+    image = image[top : top + crop, left : left + crop]
+    image = tf.image.resize(image, [image_size, image_size], method="bicubic")
     image = tf.reshape(image, [image_size, image_size, 3]) / 255.0
     return (image - IMAGENET_MEAN) / IMAGENET_STDDEV
 

@@ -55,6 +55,7 @@ def test_sigkill_at_seeded_random_points_then_resume(npz, tmp_path):
         f"--config.train_epochs={epochs}",
         f"--config.steps_per_epoch={steps}",
         "--config.use_bfloat16=False",
+        "--config.checkpoint_interval=1",  # the config's 25 (uncertainty-baselines)
         f"--output_dir={out}",
     ]
     command = f"import sys; from het_ensembles import cli; sys.exit(cli.main({['train', *argv]!r}))"
