@@ -8,6 +8,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from scipy import special
 
@@ -134,16 +135,24 @@ class TestEvaluate:
             assert json.load(f) == json.loads(json.dumps(results))
         with open(os.path.join(output_dir, "leaderboard.md")) as f:
             leaderboard = f.read()
+        # A generic table (toy is neither ImageNet nor CIFAR) in uncertainty-baselines' style.
+        header = (
+            "| Method | toy | Train Runtime (hours) | Test Runtime (ms / example)| # Parameters |"
+        )
+        assert header in leaderboard.splitlines()
         mean = results["toy"]["member_mean"]
-        assert (
-            "| Method | NLL | Accuracy | ECE | cNLL/cA/cCE | mCE | test ms/example |" in leaderboard
-        )
-        assert f"| Toy | {mean['nll']:.3f} | {100 * mean['accuracy']:.1f}% |" in leaderboard
+        row = next(line for line in leaderboard.splitlines() if line.startswith("| Toy |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        nll, accuracy, ece = cells[1].split(" / ")
+        assert float(nll) == pytest.approx(mean["nll"], abs=0.005)
+        assert accuracy == f"{100 * mean['accuracy']:.1f}%" and ece == f"{mean['ece']:.3f}"
+        assert cells[2] == "-"  # hand-written members: no train/hours
+        assert float(cells[3].split(" (")[0]) == pytest.approx(mean["ms_per_example"], rel=0.01)
+        assert cells[4] == "15"  # 4 x 3 kernel + 3 biases
         sub = results["toy"]["ensemble_subsets"]["mean"]
-        assert (
-            f"| Toy ensemble (size=2, mean over 6 subsets of the 4 members) | {sub['nll']:.3f} |"
-            in leaderboard
-        )
+        ensemble_row = "| Toy ensemble (size=2, mean over 6 subsets of the 4 members) | "
+        row = next(line for line in leaderboard.splitlines() if line.startswith(ensemble_row))
+        assert row.split(" | ")[1].split(" / ")[1] == f"{100 * sub['accuracy']:.1f}%"
         with open(os.path.join(output_dir, "reliability_diagram.png"), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
         assert not [n for n in os.listdir(output_dir) if n.startswith(".tmp")]
@@ -419,8 +428,9 @@ def test_imagenet_c_summary_and_mce(tmp_path):
     with open(tmp_path / "out" / "leaderboard.md") as f:
         leaderboard = f.read()
     c = summary["member_mean"]
-    cells = f"{c['nll']:.2f} / {100 * c['accuracy']:.1f}% / {c['ece']:.3f} | {100 * c['mce']:.1f}%"
-    assert cells in leaderboard
+    assert 1 <= c["nll"] < 10  # so 3 significant figures are 2 decimals
+    cells = f"{c['nll']:.2f} / {100 * c['accuracy']:.1f}% / {c['ece']:.3f} ({100 * c['mce']:.1f}%)"
+    assert f" | {cells} | - | - |" in leaderboard  # ImageNet-C, then ImageNet-A and V2 missing
     assert "Only 3 of the 75 sets" in leaderboard
 
 
@@ -535,3 +545,98 @@ def test_members_from_the_trainer_reproduce_their_own_test_metrics(tmp_path):
         for key in ("nll", "accuracy", "ece"):
             assert ours[key] == pytest.approx(trained[f"test/{key}"], rel=1e-4, abs=1e-6)
         assert ours["num_examples"] == 21
+
+
+def test_imagenet_suite_rows_paste_under_the_published_table(tmp_path, capsys):
+    # Every set of the ImageNet table that TFDS has, through the CLI, on mock data whose labels
+    # lie in both 200-class subsets (ImageNet-A and -R hold only those classes).
+    from het_ensembles.data import class_subsets
+    from het_ensembles.evaluation import leaderboard as published
+
+    labels = sorted(set(class_subsets.IMAGENET_A_INDICES) & set(class_subsets.IMAGENET_R_INDICES))
+    rng = np.random.default_rng(0)
+    images = [
+        tf.io.encode_jpeg(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).numpy()
+        for _ in range(6)
+    ]
+
+    def as_dataset(builder, split, **kwargs):
+        del builder, split, kwargs  # the same 6 images for every set
+        return tf.data.Dataset.from_tensor_slices(
+            {"image": images, "label": np.array(labels[:6], np.int64)}
+        )
+
+    for i in range(2):
+        _write_member(
+            str(tmp_path / "m" / str(i)),
+            seed=i,
+            num_classes=1000,
+            config={"image_size": 8},
+            input_shape=(8, 8, 3),
+        )
+    out = tmp_path / "out"
+    argv = ["--members", str(tmp_path / "m" / "*"), "--suite", "imagenet", "--output_dir", str(out)]
+    argv += ["--corruptions", "gaussian_noise", "--severities", "1", "--no_progress"]
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        assert ensemble.cli_main(argv) == 0
+    results = json.loads((out / "metrics.json").read_text())
+    for name in ("imagenet2012", "imagenet_a", "imagenet_v2", "imagenet_r"):
+        assert results[name]["ensemble"]["num_examples"] == 6
+    # The authors' 200-class scores: log-probs renormalised over the subset, by hand.
+    for name, indices in (
+        ("imagenet_a", class_subsets.IMAGENET_A_INDICES),
+        ("imagenet_r", class_subsets.IMAGENET_R_INDICES),
+    ):
+        log_probs = np.load(out / "predictions" / name / "0.npy").astype(np.float64)
+        kept = log_probs[:, list(indices)]
+        restricted = kept - special.logsumexp(kept, axis=1, keepdims=True)
+        position = [list(indices).index(y) for y in labels[:6]]
+        nll = -np.mean(restricted[np.arange(6), position])
+        assert results[f"{name}@200"]["members"]["0"]["nll"] == pytest.approx(nll, rel=1e-6)
+        accuracy = np.mean(restricted.argmax(1) == position)
+        assert results[f"{name}@200"]["members"]["0"]["accuracy"] == pytest.approx(accuracy)
+    text = (out / "leaderboard.md").read_text()
+    lines = text.splitlines()
+    start = lines.index(published.IMAGENET_HEADER[0])
+    assert lines[start + 1] == published.IMAGENET_HEADER[1]
+    single = [c.strip() for c in lines[start + 2].strip("|").split("|")]
+    assert single[0] == "Deterministic"
+    for column, name in ((1, "imagenet2012"), (3, "imagenet_a"), (4, "imagenet_v2")):
+        mean = results[name]["member_mean"]
+        nll, accuracy, ece = single[column].split(" / ")
+        assert float(nll) == pytest.approx(mean["nll"], rel=5e-3)
+        percent = 100 * mean["accuracy"]  # the published rows: 2 decimals below 1%
+        assert accuracy == (f"{percent:.1f}%" if percent >= 1 else f"{percent:.2f}%")
+        assert ece == f"{mean['ece']:.3f}"
+    corrupted = results["imagenet2012_corrupted"]["member_mean"]
+    assert single[2].endswith(f"({100 * corrupted['mce']:.1f}%)")
+    assert single[5:8] == ["-", "-", "-"]  # Vid-Robust, YTBB-Robust, ObjectNet: not in TFDS
+    assert "imagenet_r@200 (beside the table" in text and "imagenet_a@200" in text
+
+
+def test_cifar_rows_with_the_cifar10_c_summary(tmp_path):
+    from het_ensembles.evaluation import leaderboard as published
+
+    for i in range(2):
+        _write_member(str(tmp_path / "m" / str(i)), seed=i)
+    sets = {"cifar10": _data(0), "cifar10_corrupted/fog_1": _data(1)}
+    sets["cifar10_corrupted/snow_2"] = _data(2)
+    results = ensemble.evaluate(
+        str(tmp_path / "m" / "*"), sets, str(tmp_path / "out"), progress=False
+    )
+    summary = results["cifar10_corrupted"]["member_mean"]
+    per_set = [
+        results[k]["member_mean"] for k in ("cifar10_corrupted/fog_1", "cifar10_corrupted/snow_2")
+    ]
+    for key in ("nll", "accuracy", "ece"):
+        assert summary[key] == pytest.approx(np.mean([p[key] for p in per_set]))
+    assert "mce" not in summary  # no AlexNet normalisation for CIFAR-10-C
+    lines = (tmp_path / "out" / "leaderboard.md").read_text().splitlines()
+    start = lines.index(published.CIFAR_HEADER[0])
+    cells = [c.strip() for c in lines[start + 2].strip("|").split("|")]
+    clean = results["cifar10"]["member_mean"]
+    assert float(cells[1]) == pytest.approx(clean["nll"], rel=5e-3)
+    assert cells[2] == f"{100 * clean['accuracy']:.1f}%" and cells[3] == f"{clean['ece']:.3f}"
+    nll, accuracy, ece = cells[4].split(" / ")
+    assert float(nll) == pytest.approx(summary["nll"], rel=5e-3)
+    assert accuracy == f"{100 * summary['accuracy']:.1f}%" and ece == f"{summary['ece']:.3f}"

@@ -7,24 +7,24 @@ The header and row literals below are pasted from google/uncertainty-baselines (
 
 import pytest
 
-from het_ensembles import leaderboard
+from het_ensembles.evaluation import leaderboard
 
 # baselines/imagenet/README.md lines 5-6.
 IMAGENET_HEADER = [
-    "| Method | ImageNet | ImageNet-C | ImageNet-A | ImageNetV2 | ImageNet-Vid-Robust | YTBB-Robust | ObjectNet | Train Runtime (hours) | Test Runtime (ms / example)| # Parameters |",  # noqa: E501
-    "| ----------- | ----------- | ----------- | ----------- | ----------- | -----------| ----------- | ----------- | ----------- | ----------- | ----------- |",  # noqa: E501
+    "| Method | ImageNet | ImageNet-C | ImageNet-A | ImageNetV2 | ImageNet-Vid-Robust | YTBB-Robust | ObjectNet | Train Runtime (hours) | Test Runtime (ms / example)| # Parameters |",
+    "| ----------- | ----------- | ----------- | ----------- | ----------- | -----------| ----------- | ----------- | ----------- | ----------- | ----------- |",
 ]
 # baselines/cifar/README.md lines 5-6 (and 28-29, the same for CIFAR-100).
 CIFAR_HEADER = [
-    "| Method | Test NLL | Test Accuracy | Test Cal. Error | cNLL/cA/cCE | Train Runtime (hours) | Test Runtime (ms / example)| # Parameters |",  # noqa: E501
-    "| ----------- | ----------- | ----------- | ----------- | ----------- | -----------| ----------- | ----------- |",  # noqa: E501
+    "| Method | Test NLL | Test Accuracy | Test Cal. Error | cNLL/cA/cCE | Train Runtime (hours) | Test Runtime (ms / example)| # Parameters |",
+    "| ----------- | ----------- | ----------- | ----------- | ----------- | -----------| ----------- | ----------- |",
 ]
 # baselines/imagenet/README.md line 19.
-HET_ROW = "| [Heteroscedastic](heteroscedastic.py) | 0.898 / 77.5% / 0.033 | 3.20 / 42.4% / 0.111 (72.7%) | 7.94 / 0.96% / 0.436 | 1.58 / 64.8% / 0.084 | 50.6% | 45.6% | 27.9% | 7.5 (32 TPUv2 cores) | 1.28 (32 TPUv2 cores) | 58.4M |"  # noqa: E501
+HET_ROW = "| [Heteroscedastic](heteroscedastic.py) | 0.898 / 77.5% / 0.033 | 3.20 / 42.4% / 0.111 (72.7%) | 7.94 / 0.96% / 0.436 | 1.58 / 64.8% / 0.084 | 50.6% | 45.6% | 27.9% | 7.5 (32 TPUv2 cores) | 1.28 (32 TPUv2 cores) | 58.4M |"
 # baselines/imagenet/README.md line 14.
-SNGP_ROW = "| [SNGP](sngp.py) | 0.931 / 76.1% / 0.013 | 3.03 / 41.1% / 0.045 (74.6%) | 7.12 / 0.82% / 0.355 | 1.54 / 64.0% / 0.040 | 49.6% | 46.4% | 26.2% | 5 (32 TPUv3 cores) | 0.017 (32 TPUv3 cores) | 26.6M |"  # noqa: E501
+SNGP_ROW = "| [SNGP](sngp.py) | 0.931 / 76.1% / 0.013 | 3.03 / 41.1% / 0.045 (74.6%) | 7.12 / 0.82% / 0.355 | 1.54 / 64.0% / 0.040 | 49.6% | 46.4% | 26.2% | 5 (32 TPUv3 cores) | 0.017 (32 TPUv3 cores) | 26.6M |"
 # baselines/cifar/README.md line 36 (CIFAR-100).
-CIFAR100_SNGP_ROW = "| [SNGP](sngp.py) | 0.805 | 80.2% | 0.020 | 2.02 / 54.6% / 0.092 | 2.6 (8 TPUv2 cores) | 0.378 (8 TPUv2 cores) | 37.5M |"  # noqa: E501
+CIFAR100_SNGP_ROW = "| [SNGP](sngp.py) | 0.805 | 80.2% | 0.020 | 2.02 / 54.6% / 0.092 | 2.6 (8 TPUv2 cores) | 0.378 (8 TPUv2 cores) | 37.5M |"
 
 
 def _result(**values):

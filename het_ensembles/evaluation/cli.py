@@ -6,8 +6,9 @@ import sys
 
 from het_ensembles import metrics
 from het_ensembles.evaluation import report
-from het_ensembles.evaluation.datasets import corrupted_datasets
+from het_ensembles.evaluation.datasets import SUITES, corrupted_datasets
 from het_ensembles.evaluation.evaluator import evaluate
+from het_ensembles.evaluation.scoring import CORRUPTED
 
 
 def cli_main(argv):
@@ -31,6 +32,13 @@ def cli_main(argv):
         default=[],
         help="dataset name(s) for het_ensembles.data, optionally '<name>:<split>' "
         "(e.g. noisy_digits:test_clean)",
+    )
+    parser.add_argument(
+        "--suite",
+        choices=sorted(SUITES),
+        default=None,
+        help="every set of that leaderboard table in TFDS: imagenet = imagenet2012, ImageNet-C, "
+        "imagenet_a, imagenet_v2 (+ imagenet_r beside the table); cifar10 = cifar10, CIFAR-10-C",
     )
     parser.add_argument(
         "--output_dir", required=True, help="predictions cache, metrics.json, leaderboard.md, plot"
@@ -63,6 +71,9 @@ def cli_main(argv):
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     datasets = list(args.dataset)
+    if args.suite:  # --corruptions, when given, picks the ImageNet-C sets instead of all 75
+        suite = [n for n in SUITES[args.suite] if not (args.corruptions and n == CORRUPTED)]
+        datasets += [name for name in suite if name not in datasets]
     try:
         if args.corruptions:
             corruptions = "all" if args.corruptions == "all" else args.corruptions.split(",")
@@ -75,7 +86,9 @@ def cli_main(argv):
                 ) from None
             datasets += corrupted_datasets(corruptions, severities)
         if not datasets:
-            raise ValueError("No dataset. Received: --dataset=[]; allowed: one or more names")
+            raise ValueError(
+                "No dataset. Received: --dataset=[]; allowed: one or more names, or --suite"
+            )
         results = evaluate(
             args.members,
             datasets,

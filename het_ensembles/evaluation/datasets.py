@@ -15,7 +15,17 @@ import re
 import numpy as np
 
 from het_ensembles import data
-from het_ensembles.evaluation.scoring import CORRUPTED, CORRUPTIONS, SEVERITIES
+from het_ensembles.data import tfds_sets
+from het_ensembles.evaluation import scoring
+from het_ensembles.evaluation.scoring import CIFAR10_CORRUPTED, CORRUPTED, CORRUPTIONS, SEVERITIES
+
+# `het-ensembles evaluate --suite NAME`: every set of that leaderboard table TFDS has, plus
+# ImageNet-R, reported beside the ImageNet table. ImageNet-Vid-Robust, YTBB-Robust and ObjectNet
+# are not in TFDS.
+SUITES = {
+    "imagenet": ("imagenet2012", CORRUPTED, "imagenet_a", "imagenet_v2", "imagenet_r"),
+    "cifar10": ("cifar10", CIFAR10_CORRUPTED),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +46,8 @@ class EvalDataset:
 
     @property
     def is_corrupted(self):
-        """An ImageNet-C set (also in-memory arrays named like one)."""
-        return self.key.startswith(CORRUPTED + "/")
+        """An ImageNet-C or CIFAR-10-C set (also in-memory arrays named like one)."""
+        return scoring.corruption_summary_of(self.key) is not None
 
     @property
     def cache_name(self):
@@ -127,6 +137,10 @@ def _named_datasets(entry):
         names = corrupted_datasets()
     elif name.startswith(CORRUPTED + "/") and not re.search(r"_\d+$", name):  # no severity
         names = corrupted_datasets([name.split("/", 1)[1]])
+    elif name == CIFAR10_CORRUPTED:
+        names = tfds_sets.cifar10_corrupted_names()
+    elif name.startswith(CIFAR10_CORRUPTED + "/") and not re.search(r"_\d+$", name):
+        names = tfds_sets.cifar10_corrupted_names([name.split("/", 1)[1]])
     else:
         names = [name]
     return [EvalDataset(n + suffix, n, split) for n in names]

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from het_ensembles import member_dir, metrics
+from het_ensembles.data import class_subsets
 from het_ensembles.evaluation import cache as cache_lib
 from het_ensembles.evaluation import datasets as datasets_lib
 from het_ensembles.evaluation import members as members_lib
@@ -106,20 +107,30 @@ def evaluate(
             predictor.fill(cache, stale[cache.dataset.key])
 
     subsets = scoring.subsets_of(len(members), ensemble_size, max_subsets)
-    rows = {
-        c.dataset.key: scoring.compute_rows(c, members, subsets, multilabel, num_bins)
-        for c in caches
-    }
+    rows = {}
+    for cache in caches:
+        args = (cache, members, subsets, multilabel, num_bins)
+        rows[cache.dataset.key] = scoring.compute_rows(*args)
+        indices = class_subsets.class_subset(cache.dataset.name)
+        if indices is not None:  # also as the set's authors score it, beside the table
+            key = scoring.class_subset_key(cache.dataset.key, indices)
+            rows[key] = scoring.compute_rows(*args, class_subset=indices)
     results = {key: scoring.format_rows(r, members, ensemble_size) for key, r in rows.items()}
-    corrupted_rows = scoring.corruption_rows(rows, members)
-    if corrupted_rows is not None:
-        results[scoring.CORRUPTED] = scoring.format_rows(corrupted_rows, members, ensemble_size)
+    for summary in scoring.CORRUPTION_SUMMARIES:
+        summary_rows = scoring.corruption_rows(rows, members, summary)
+        if summary_rows is not None:
+            results[summary] = scoring.format_rows(summary_rows, members, ensemble_size)
 
     member_dir.write_json(os.path.join(output_dir, "metrics.json"), results)
-    method = method or members_lib.default_method(members)
     member_dir.write_text(
         os.path.join(output_dir, "leaderboard.md"),
-        report.leaderboard(results, members, method=method, ensemble_size=ensemble_size),
+        report.leaderboard_text(
+            results,
+            members,
+            method=method or members_lib.default_method(members),
+            ensemble_size=ensemble_size,
+            test_devices=predict.device_description(),
+        ),
     )
     report.write_reliability_diagram(os.path.join(output_dir, "reliability_diagram.png"), rows)
     return results

@@ -14,6 +14,7 @@ Training time has its own field, `train/ms_per_example` (see `training.callbacks
 """
 
 import functools
+import os
 import time
 
 import numpy as np
@@ -128,6 +129,20 @@ def predict_batches(runners, batches, *, total=None, description=None, progress=
     for x, y in bar:
         outputs = [runner(x, y) for runner in runners]
         yield outputs[0][1], [log_probs for log_probs, _ in outputs]
+
+
+def device_description(strategy=None):
+    """Where models run, as a leaderboard cell says it: "8 GPUs (NVIDIA H100)", "32 TPU cores",
+    "2 CPU cores"."""
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return f"{replicas} TPU cores"
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        return f"{replicas} GPU{'s' * (replicas > 1)} ({name})"
+    return f"{os.cpu_count()} CPU cores" if replicas == 1 else f"{replicas} CPU replicas"
 
 
 def _forward(model, x):

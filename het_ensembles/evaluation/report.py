@@ -2,110 +2,126 @@
 
 import math
 
+import numpy as np
 from matplotlib import figure
 from matplotlib.backends import backend_agg
 
 from het_ensembles import member_dir
+from het_ensembles.evaluation import leaderboard
 from het_ensembles.evaluation.scoring import CORRUPTED, CORRUPTIONS, SEVERITIES
 
 
-def leaderboard(results, members, *, method, ensemble_size):
-    """uncertainty-baselines' ImageNet table: one single-model row and one ensemble row."""
-    summary = results.get(CORRUPTED)
-    clean = [k for k in results if k != CORRUPTED and not k.startswith(CORRUPTED + "/")]
+def leaderboard_text(results, members, *, method, ensemble_size, test_devices=None):
+    """leaderboard.md: uncertainty-baselines' table for the datasets' family, then notes.
+
+    Two rows, ready to paste under the published table (ImageNet or CIFAR, header and `---`
+    line verbatim; a generic table in the same style for other datasets): the single model (mean
+    over the members) and the ensemble (the mean over sub-ensembles with `ensemble_size`).
+    Train runtime: the members' `train/hours` (mean for the single model, sum for the
+    ensemble) with their devices; test runtime: `ms_per_example` with `test_devices`.
+
+    Args:
+      results: the evaluator's metrics dict.
+      members: the `member_dir.Member`s evaluated.
+      method: the Method cell of the single-model row.
+      ensemble_size: the sub-ensemble size asked for (None: the full ensemble).
+      test_devices: where the test runtime was measured, e.g. "2 CPU cores".
+    """
+    family = leaderboard.family_of(results)
+    datasets = leaderboard.generic_datasets(results) if family == "generic" else None
+    hours = [(m.metrics or {}).get("train/hours") for m in members]
+    devices = {(m.metrics or {}).get("train/devices") for m in members}
+    train_devices = devices.pop() if len(devices) == 1 else None
+    known = None not in hours
+    subsets = next(
+        (r["ensemble_subsets"] for r in results.values() if "ensemble_subsets" in r), None
+    )
+    if subsets:
+        size = subsets["ensemble_size"]
+        name = (
+            f"{method} ensemble (size={size}, mean over {subsets['num_subsets']} subsets of the "
+            f"{len(members)} members)"
+        )
+    else:
+        size, name = len(members), f"{method} ensemble (size={len(members)})"
+    common = {"family": family, "datasets": datasets, "test_devices": test_devices}
+    rows = [
+        leaderboard.row(
+            method,
+            results,
+            statistic="member_mean",
+            train_hours=float(np.mean(hours)) if known else None,
+            train_devices=train_devices,
+            **common,
+        ),
+        leaderboard.row(
+            name,
+            results,
+            statistic="ensemble_subsets" if subsets else "ensemble",
+            train_hours=float(np.mean(hours)) * size if known else None,
+            train_devices=train_devices,
+            **common,
+        ),
+    ]
     lines = [
         "# Leaderboard rows",
         "",
         f"Members ({len(members)}): " + ", ".join(f"`{m.path}`" for m in members),
         "",
+        leaderboard.table(family, rows, datasets=datasets),
+        *_notes(results, members, family),
     ]
-    header = (
-        "| Method | NLL | Accuracy | ECE | cNLL/cA/cCE | mCE | test ms/example | # params |\n"
-        "|---|---|---|---|---|---|---|---|"
-    )
-    tables = clean or ([CORRUPTED] if summary else [])
-    for key in tables:
-        result = results.get(key) if key != CORRUPTED else None
-        with_corruptions = summary is not None and key in ("imagenet2012", CORRUPTED)
-        single = _table_row(
-            method,
-            result["member_mean"] if result else None,
-            summary["member_mean"] if with_corruptions else None,
-        )
-        source = result or summary
-        if "ensemble_subsets" in source:
-            subsets = source["ensemble_subsets"]
-            name = (
-                f"{method} ensemble (size={subsets['ensemble_size']}, mean over "
-                f"{subsets['num_subsets']} subsets of the {len(members)} members)"
-            )
-        else:
-            name = f"{method} ensemble (size={len(members)})"
-        ensemble = _table_row(
-            name,
-            _ensemble_row(result) if result else None,
-            _ensemble_row(summary) if with_corruptions else None,
-        )
-        lines += [f"## {key}", "", header, single, ensemble, ""]
-        if with_corruptions:
-            count, full = summary["ensemble"]["num_datasets"], len(CORRUPTIONS) * len(SEVERITIES)
-            lines.append(
-                f"cNLL/cA/cCE: means over {count} ImageNet-C sets; mCE: corruption errors "
-                "normalised by AlexNet's (Hendrycks & Dietterich 2019)"
-                + (
-                    f". Only {count} of the {full} sets: not comparable to published rows."
-                    if count < full
-                    else "."
-                )
-            )
-            lines.append("")
-        if result and len(members) > 1:
-            std = result["member_std"]
-            lines.append(
-                f"Single-model row: mean over {len(members)} members (std: NLL "
-                f"{std['nll']:.3f}, accuracy {100 * std['accuracy']:.1f}%, ECE "
-                f"{std['ece']:.4f}). Ensemble: mean of the member probabilities; its "
-                "test ms/example and # params are the members' sums."
-            )
-            lines.append("")
     return "\n".join(lines)
 
 
-def _ensemble_row(result):
-    """The sub-ensembles' mean when --ensemble_size asked for them, else the full ensemble."""
-    if "ensemble_subsets" in result:
-        return result["ensemble_subsets"]["mean"]
-    return result["ensemble"]
-
-
-def _table_row(name, clean, corrupted):
-    def fmt(row, key, spec):
-        if row is None or row.get(key) is None:
-            return "-"
-        value = row[key]
-        return f"{100 * value:.1f}%" if spec == "%" else format(value, spec)
-
-    if corrupted is None:
-        corruption_cells = "- | -"
-    else:
-        corruption_cells = (
-            f"{fmt(corrupted, 'nll', '.2f')} / {fmt(corrupted, 'accuracy', '%')} / "
-            f"{fmt(corrupted, 'ece', '.3f')} | {fmt(corrupted, 'mce', '%')}"
+def _notes(results, members, family):
+    notes = []
+    summary = results.get(CORRUPTED)
+    if family == "imagenet" and summary is not None:
+        count, full = summary["ensemble"]["num_datasets"], len(CORRUPTIONS) * len(SEVERITIES)
+        notes.append(
+            f"ImageNet-C: cNLL / cA / cECE are means over {count} sets; mCE: corruption errors "
+            "normalised by AlexNet's (Hendrycks & Dietterich 2019)"
+            + (
+                f". Only {count} of the {full} sets: not comparable to published rows."
+                if count < full
+                else "."
+            )
         )
-    cost = clean or corrupted
-    params = "-" if cost is None or cost.get("num_params") is None else _params(cost["num_params"])
-    return (
-        f"| {name} | {fmt(clean, 'nll', '.3f')} | {fmt(clean, 'accuracy', '%')} | "
-        f"{fmt(clean, 'ece', '.4f')} | {corruption_cells} | {fmt(cost, 'ms_per_example', '.3g')} "
-        f"| {params} |"
-    )
+    if family == "imagenet":
+        notes.append(
+            "ImageNet-A and ImageNetV2 cells are 1000-way predictions on imagenet_a and the "
+            "matched-frequency imagenet_v2, as the published rows (robustness-metrics' "
+            "imagenet_variants report). ImageNet-Vid-Robust, YTBB-Robust and ObjectNet are not in "
+            "TFDS: `-`."
+        )
+    for key, result in results.items():
+        if "@" in key:  # scored on the set's class subset, beside the table
+            notes.append(
+                f"{key} (beside the table: only its {key.split('@')[1]} classes, renormalised, as "
+                f"the set's authors evaluate): single model {_cell(result['member_mean'])}, "
+                f"ensemble {_cell(result['ensemble'])} (NLL / accuracy / ECE)."
+            )
+    if "imagenet_r" in results:
+        notes.append(
+            f"imagenet_r (1000-way, no column in the published table): single model "
+            f"{_cell(results['imagenet_r']['member_mean'])}, ensemble "
+            f"{_cell(results['imagenet_r']['ensemble'])}."
+        )
+    clean = next((k for k in results if "/" not in k and "@" not in k), None)
+    if clean and len(members) > 1:
+        std = results[clean]["member_std"]
+        notes.append(
+            f"Single-model row: mean over {len(members)} members (std on {clean}: NLL "
+            f"{std['nll']:.3f}, accuracy {100 * std['accuracy']:.1f}%, ECE {std['ece']:.4f}). "
+            "Ensemble: mean of the member probabilities; its test runtime, train runtime and "
+            "# parameters are the members' sums."
+        )
+    return [line for note in notes for line in (note, "")]
 
 
-def _params(count):
-    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if count >= scale:
-            return f"{count / scale:.1f}{suffix}"
-    return str(int(count))
+def _cell(row):
+    return f"{row['nll']:.3f} / {100 * row['accuracy']:.1f}% / {row['ece']:.3f}"
 
 
 def summary(results):

@@ -12,8 +12,10 @@ import math
 import numpy as np
 
 from het_ensembles import metrics
+from het_ensembles.data import class_subsets
 
 CORRUPTED = "imagenet2012_corrupted"
+CIFAR10_CORRUPTED = "cifar10_corrupted"
 SEVERITIES = (1, 2, 3, 4, 5)
 # AlexNet's top-1 error per corruption, averaged over the 5 severities (Hendrycks & Dietterich
 # 2019, as used by uncertainty-baselines and robustness-metrics for mCE).
@@ -35,6 +37,21 @@ ALEXNET_ERRORS = {
     "jpeg_compression": 0.606500,
 }
 CORRUPTIONS = tuple(ALEXNET_ERRORS)  # the 15 benchmark corruptions, in the usual order
+# Corruption summary entries of metrics.json -> the per-corruption errors their CE is
+# normalised by (None: cNLL / cA / cECE only, as uncertainty-baselines' CIFAR tables).
+CORRUPTION_SUMMARIES = {CORRUPTED: ALEXNET_ERRORS, CIFAR10_CORRUPTED: None}
+
+
+def corruption_summary_of(key):
+    """The summary entry a per-corruption dataset key belongs to (None for other sets)."""
+    return next((s for s in CORRUPTION_SUMMARIES if key.startswith(s + "/")), None)
+
+
+def class_subset_key(key, indices):
+    """metrics.json key of a set scored on its class subset only, e.g. "imagenet_r@200"."""
+    return f"{key}@{len(indices)}"
+
+
 TOP_ACCURACY_K = 5  # `top5_accuracy`
 METRICS_CHUNK_VALUES = 2**23  # values in one [M, n, K] chunk of cached predictions (~64 MB f64)
 
@@ -66,8 +83,16 @@ def subsets_of(num_members, ensemble_size, max_subsets):
     return sorted(chosen)
 
 
-def compute_rows(cache, members, subsets, multilabel, num_bins):
+def compute_rows(cache, members, subsets, multilabel, num_bins, *, class_subset=None):
+    """Metrics of every member, the ensemble and the sub-ensembles over one cached dataset.
+
+    Args:
+      class_subset: score on these classes only (ImageNet-A / -R as their authors do): the
+        log-probabilities are renormalised over them and labels mapped into the subset.
+    """
     labels = np.load(cache.labels_path)
+    if class_subset is not None:
+        labels = class_subsets.subset_labels(labels, class_subset)
     loaded = [cache.load(m) for m in members]
     arrays = [a for a, _ in loaded]
     num_examples, num_classes = arrays[0].shape
@@ -84,6 +109,10 @@ def compute_rows(cache, members, subsets, multilabel, num_bins):
     for start in range(0, num_examples, chunk):
         y = labels[start : start + chunk]
         stacked = np.stack([a[start : start + chunk] for a in arrays])  # [M, n, K]
+        if class_subset is not None:
+            stacked = np.stack(
+                [class_subsets.restrict_log_probs(lp, class_subset) for lp in stacked]
+            )
         for accumulator, log_probs in zip(member_metrics, stacked):
             accumulator.update_state(y, log_probs)
         ensembles.update_state(y, stacked)
@@ -123,14 +152,20 @@ def _bins(ece):
     return ece.bin_counts.copy(), ece.bin_correct.copy(), ece.bin_confidence.copy()
 
 
-def corruption_rows(rows, members):
-    """ImageNet-C summary per row: cNLL, cA, cECE (means), CE per corruption and mCE."""
+def corruption_rows(rows, members, summary=CORRUPTED):
+    """A corruption summary per row: cNLL, cA, cECE (means over the sets).
+
+    For ImageNet-C (`summary` "imagenet2012_corrupted") also the CE per corruption and the mCE,
+    normalised by AlexNet's errors, over the 15 benchmark corruptions only; CIFAR-10-C
+    ("cifar10_corrupted") averages every set given. None if no set of `summary` was evaluated.
+    """
+    normaliser = CORRUPTION_SUMMARIES[summary]
     by_corruption = {}
     for key, r in rows.items():
-        if not r.is_corrupted:
+        if corruption_summary_of(key) != summary:
             continue
         corruption = key.split("/", 1)[1].rpartition("_")[0]
-        if corruption in ALEXNET_ERRORS:
+        if normaliser is None or corruption in normaliser:
             by_corruption.setdefault(corruption, []).append(r)
     if not by_corruption:
         return None
@@ -143,10 +178,11 @@ def corruption_rows(rows, members):
             "accuracy": float(np.mean([p["accuracy"] for p in per_set])),
             "ece": float(np.mean([p["ece"] for p in per_set])),
         }
-        for corruption, group in by_corruption.items():
-            error = np.mean([1.0 - pick(r)["accuracy"] for r in group])
-            out[f"ce/{corruption}"] = float(error / ALEXNET_ERRORS[corruption])
-        out["mce"] = float(np.mean([out[f"ce/{c}"] for c in by_corruption]))
+        if normaliser is not None:
+            for corruption, group in by_corruption.items():
+                error = np.mean([1.0 - pick(r)["accuracy"] for r in group])
+                out[f"ce/{corruption}"] = float(error / normaliser[corruption])
+            out["mce"] = float(np.mean([out[f"ce/{c}"] for c in by_corruption]))
         out["num_datasets"] = len(all_rows)
         times = [p["ms_per_example"] for p in per_set]
         out["ms_per_example"] = None if None in times else float(np.mean(times))

@@ -103,8 +103,12 @@ TRAIN_FIELDS = (
 
 
 def new_train_record():
-    """The checkpointed vector of `TRAIN_FIELDS` (NaN until an epoch ends)."""
-    return tf.Variable(tf.fill([len(TRAIN_FIELDS)], math.nan), trainable=False, name="train_record")
+    """The checkpointed vector of `TRAIN_FIELDS`, read only once an epoch has ended.
+
+    It starts at zeros, not NaN: every value in a checkpoint is finite (the divergence guard
+    checks them all).
+    """
+    return tf.Variable(tf.zeros([len(TRAIN_FIELDS)]), trainable=False, name="train_record")
 
 
 def new_train_seconds():

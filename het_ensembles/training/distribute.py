@@ -31,19 +31,6 @@ def make_strategy(config):
     return tf.distribute.get_strategy()
 
 
-def device_description(strategy):
-    """What trained: "8 GPUs (NVIDIA H100)", "32 TPU cores", "2 CPU cores" (a leaderboard cell)."""
-    replicas = strategy.num_replicas_in_sync
-    if isinstance(strategy, tf.distribute.TPUStrategy):
-        return f"{replicas} TPU cores"
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        name = details.get("device_name", "GPU")
-        return f"{replicas} GPU{'s' * (replicas > 1)} ({name})"
-    return f"{os.cpu_count()} CPU cores" if replicas == 1 else f"{replicas} CPU replicas"
-
-
 def drops_eval_remainder(strategy):
     """Whether evaluation drops the last partial batch."""
     # TPUs need static shapes, so there the last partial test batch is dropped.

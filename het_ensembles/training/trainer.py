@@ -28,6 +28,7 @@ from absl import logging
 
 from het_ensembles import data, member_dir, models
 from het_ensembles.data import pipeline
+from het_ensembles.evaluation import predict
 from het_ensembles.training import callbacks, checkpoints, distribute, losses, schedule
 from het_ensembles.training.config import (
     RESUMABLE_FIELDS,
@@ -171,7 +172,7 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
     results["train/steps"] = int(model.optimizer.iterations.numpy())
     results["train/epochs"] = int(epoch.numpy())
     results["train/hours"] = float(progress["train_seconds"].numpy()) / 3600
-    results["train/devices"] = distribute.device_description(strategy)
+    results["train/devices"] = predict.device_description(strategy)
     results["num_params"] = int(model.count_params())
     if chief:
         member_dir.write_json(files["metrics"], results)

@@ -48,18 +48,26 @@ STATISTICS = ("ensemble", "member_mean", "ensemble_subsets")
 
 # baselines/imagenet/README.md, "## ResNet-50" table (google/uncertainty-baselines).
 IMAGENET_HEADER = (
-    "| Method | ImageNet | ImageNet-C | ImageNet-A | ImageNetV2 | ImageNet-Vid-Robust | "
-    "YTBB-Robust | ObjectNet | Train Runtime (hours) | Test Runtime (ms / example)| "
-    "# Parameters |",
-    "| ----------- | ----------- | ----------- | ----------- | ----------- | -----------| "
-    "----------- | ----------- | ----------- | ----------- | ----------- |",
+    (
+        "| Method | ImageNet | ImageNet-C | ImageNet-A | ImageNetV2 | ImageNet-Vid-Robust | "
+        "YTBB-Robust | ObjectNet | Train Runtime (hours) | Test Runtime (ms / example)| "
+        "# Parameters |"
+    ),
+    (
+        "| ----------- | ----------- | ----------- | ----------- | ----------- | -----------| "
+        "----------- | ----------- | ----------- | ----------- | ----------- |"
+    ),
 )
 # baselines/cifar/README.md, "## CIFAR-10" and "## CIFAR-100" tables.
 CIFAR_HEADER = (
-    "| Method | Test NLL | Test Accuracy | Test Cal. Error | cNLL/cA/cCE | Train Runtime (hours) "
-    "| Test Runtime (ms / example)| # Parameters |",
-    "| ----------- | ----------- | ----------- | ----------- | ----------- | -----------| "
-    "----------- | ----------- |",
+    (
+        "| Method | Test NLL | Test Accuracy | Test Cal. Error | cNLL/cA/cCE | Train Runtime "
+        "(hours) | Test Runtime (ms / example)| # Parameters |"
+    ),
+    (
+        "| ----------- | ----------- | ----------- | ----------- | ----------- | -----------| "
+        "----------- | ----------- |"
+    ),
 )
 
 # ImageNet table: (dataset key in the metrics dict, or keys tried in turn; cell kind) per column
@@ -101,8 +109,9 @@ def family_of(datasets):
 
 
 def generic_datasets(metrics):
-    """The columns of a generic table: the dataset keys, without per-corruption entries."""
-    return [name for name in metrics if "/" not in name]
+    """The columns of a generic table: the dataset keys, without per-corruption entries
+    (`<set>_corrupted/<corruption>_<severity>`) or class-subset scores (`<set>@<classes>`)."""
+    return [name for name in metrics if "_corrupted/" not in name and "@" not in name]
 
 
 def header(family, datasets=None):
