@@ -188,7 +188,7 @@ def test_epoch_progress_handler_follows_the_trainer_log():
             self.written.append(text)
 
     bar = Bar()
-    handler = demo._EpochProgress(bar)
+    handler = demo.EpochProgress(bar)
     record = logging.LogRecord(
         "absl",
         logging.INFO,

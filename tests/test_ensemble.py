@@ -434,15 +434,20 @@ def test_imagenet_c_summary_and_mce(tmp_path):
     assert "Only 3 of the 75 sets" in leaderboard
 
 
-def test_imagenet_c_end_to_end_on_mock_tfds(tmp_path):
-    for i in range(2):
+def _write_imagenet_members(root, count=2):
+    """Dense 1000-class members on 8 x 8 images (mock TFDS ImageNet sets)."""
+    for i in range(count):
         _write_member(
-            str(tmp_path / "m" / str(i)),
+            str(root / str(i)),
             seed=i,
             num_classes=1000,
             config={"image_size": 8},
             input_shape=(8, 8, 3),
         )
+
+
+def test_imagenet_c_end_to_end_on_mock_tfds(tmp_path):
+    _write_imagenet_members(tmp_path / "m")
     with tfds.testing.mock_data(num_examples=5):
         results = ensemble.evaluate(
             str(tmp_path / "m" / "*"),
@@ -566,14 +571,7 @@ def test_imagenet_suite_rows_paste_under_the_published_table(tmp_path, capsys):
             {"image": images, "label": np.array(labels[:6], np.int64)}
         )
 
-    for i in range(2):
-        _write_member(
-            str(tmp_path / "m" / str(i)),
-            seed=i,
-            num_classes=1000,
-            config={"image_size": 8},
-            input_shape=(8, 8, 3),
-        )
+    _write_imagenet_members(tmp_path / "m")
     out = tmp_path / "out"
     argv = ["--members", str(tmp_path / "m" / "*"), "--suite", "imagenet", "--output_dir", str(out)]
     argv += ["--corruptions", "gaussian_noise", "--severities", "1", "--no_progress"]
