@@ -27,6 +27,9 @@ DEFAULT_CHUNK_ELEMENTS = 2**20
 # Batch size assumed when the static batch size is unknown (choosing the default chunk).
 _ASSUMED_BATCH = 128
 LINKS = ("softmax", "sigmoid")
+# Distributions of the diagonal noise eps_K (edward2's `logit_noise`): standard Normal, Logistic
+# and Gumbel (loc 0, scale 1, as tfp.distributions' defaults; Gumbel is not centred).
+NOISES = ("normal", "logistic", "gumbel")
 # Smallest uniform fed to Box-Muller's log: keeps radii finite (<= 5.8 standard deviations, the
 # same tail cut-off as float32 uniforms give TF's own normal sampler).
 UNIFORM_FLOOR = 2.0**-24
@@ -56,8 +59,9 @@ class _Layout:
     example, so eps_R times V^T laid out as [R, B * K] is one large GEMM, ~2-3x faster on CPU.
     """
 
-    def __init__(self, share_samples, batch, num_classes, num_factors):
+    def __init__(self, share_samples, batch, num_classes, num_factors, noise="normal"):
         self.share = share_samples
+        self.noise = noise
         self.axis = 0 if share_samples else 1  # the sample axis of [.., K] tensors
         self.batch, self.num_classes, self.num_factors = batch, num_classes, num_factors
 
@@ -88,7 +92,10 @@ class _Layout:
             eps_R = stateless_normal(shape_R(num), fold_in(seed, 1)) split as [:h], [h:]
 
         where shape_K(n) = [B, n, K] and shape_R(n) = [B, n, R] per example, and
-        [n, 1, K] and [n, R] when samples are shared.
+        [n, 1, K] and [n, R] when samples are shared. Logistic and Gumbel eps_K come from the
+        same uniforms by their inverse CDF, one sample per uniform: F^-1(u[0]) is the first
+        part's eps_K and F^-1(u[1]) the second's, with F^-1(u) = log(u) - log(1 - u)
+        (Logistic) and -log(-log(u)) (Gumbel).
 
         Returns:
           A list of (eps_K, eps_R) pairs, one per part.
@@ -100,13 +107,16 @@ class _Layout:
         u = tf.random.stateless_uniform(
             [2, *shape_k], seed=_chunk_seed(seed, 0), minval=UNIFORM_FLOOR
         )
-        radius = tf.sqrt(-2.0 * tf.math.log(u[0]))
-        theta = (2.0 * math.pi) * u[1]
         eps_r = tf.random.stateless_normal(shape_r, seed=_chunk_seed(seed, 1))
-        parts = [(radius * tf.cos(theta), self.split(eps_r, 0, half))]
+        if self.noise == "normal":
+            radius = tf.sqrt(-2.0 * tf.math.log(u[0]))
+            theta = (2.0 * math.pi) * u[1]
+            first, second = radius * tf.cos(theta), radius * tf.sin(theta)
+        else:
+            first, second = _inverse_cdf(u[0], self.noise), _inverse_cdf(u[1], self.noise)
+        parts = [(first, self.split(eps_r, 0, half))]
         if num > half:
-            sine = self.split(radius * tf.sin(theta), 0, num - half)
-            parts.append((sine, self.split(eps_r, half, num)))
+            parts.append((self.split(second, 0, num - half), self.split(eps_r, half, num)))
         return parts
 
     def latents(self, loc, diag_scale, factor_operand, eps_k, eps_r):
@@ -131,6 +141,13 @@ class _Layout:
         return tf.matmul(grad_z, eps_r, transpose_a=True)  # [B, K, n] x [B, n, R]
 
 
+def _inverse_cdf(u, noise):
+    """Standard Logistic or Gumbel noise from uniforms u in [2**-24, 1) (finite everywhere)."""
+    if noise == "logistic":
+        return tf.math.log(u) - tf.math.log1p(-u)
+    return -tf.math.log(-tf.math.log(u))
+
+
 def _log_link(u, link):
     """Per-sample log-probabilities: [.., K] (softmax) or [.., K, 2] (sigmoid: log p, log 1-p)."""
     if link == "softmax":
@@ -150,6 +167,11 @@ def _logaddexp(a, b):
     m = tf.maximum(a, b)
     m_safe = tf.where(tf.math.is_finite(m), m, tf.zeros_like(m))
     return m_safe + tf.math.log(tf.exp(a - m_safe) + tf.exp(b - m_safe))
+
+
+def _check_noise(noise):
+    if noise not in NOISES:
+        raise ValueError(f"noise must be one of {NOISES}. Received: noise={noise!r}")
 
 
 def _factors_tensor(loc, factors):
@@ -179,14 +201,17 @@ def _for_each_chunk(num_samples, chunk_size, body, init):
     return state
 
 
-def sample_latents(loc, diag_scale, factors, seed, *, num_samples, share_samples=False):
+def sample_latents(
+    loc, diag_scale, factors, seed, *, num_samples, share_samples=False, noise="normal"
+):
     """Draws S latent logit samples exactly as the estimator's first chunk does: [B, S, K].
 
     Used to check the sampler against the TFP distribution of a layer (`noise_distribution`).
     """
     loc = tf.convert_to_tensor(loc, tf.float32)
     factors = _factors_tensor(loc, factors)
-    layout = _Layout(share_samples, _batch_size(loc), loc.shape[-1], factors.shape[-1])
+    _check_noise(noise)
+    layout = _Layout(share_samples, _batch_size(loc), loc.shape[-1], factors.shape[-1], noise)
     operand = layout.factor_operand(factors)
     seed = _chunk_seed(tf.cast(seed, tf.int64), 0)
     parts = layout.draw(seed, num_samples)
@@ -206,6 +231,7 @@ def mc_log_predictive(
     chunk_size=None,
     share_samples=False,
     compute_variance=False,
+    noise="normal",
 ):
     """Monte Carlo estimate of the log predictive of the heteroscedastic model.
 
@@ -220,6 +246,8 @@ def mc_log_predictive(
       chunk_size: samples per chunk (None: `default_chunk_size`).
       share_samples: draw one set of S noise vectors for the whole batch.
       compute_variance: also return the MC variance of the per-sample probabilities.
+      noise: distribution of eps_K, one of `NOISES` (edward2's `logit_noise`); eps_R stays
+        normal.
 
     Returns:
       `log_probs`: [B, K] for softmax; [B, K, 2] for sigmoid holding (log p, log(1 - p)) per
@@ -227,10 +255,11 @@ def mc_log_predictive(
       variance over samples of p_s (softmax) or sigmoid(u_s / tau), without a gradient.
 
     Raises:
-      ValueError: on a bad `link`, `num_samples` or `chunk_size`.
+      ValueError: on a bad `link`, `noise`, `num_samples` or `chunk_size`.
     """
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}. Received: link={link!r}")
+    _check_noise(noise)
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be >= 1. Received: num_samples={num_samples}")
     num_samples = int(num_samples)
@@ -246,7 +275,7 @@ def mc_log_predictive(
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1 or None. Received: chunk_size={chunk_size}")
     chunk_size = min(int(chunk_size), num_samples)
-    layout = _Layout(share_samples, _batch_size(loc), num_classes, num_factors)
+    layout = _Layout(share_samples, _batch_size(loc), num_classes, num_factors, noise)
     out_shape = tf.shape(loc) if link == "softmax" else tf.concat([tf.shape(loc), [2]], 0)
 
     def chunk_terms(loc, diag_scale, operand, index, size):

@@ -181,6 +181,7 @@ def test_sample_latents_match_first_chunk_of_estimator():
         ({"num_samples": 0}, "num_samples"),
         ({"num_samples": 5, "chunk_size": 0}, "chunk_size"),
         ({"num_samples": 5, "link": "tanh"}, "link"),
+        ({"num_samples": 5, "noise": "cauchy"}, "noise"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
@@ -192,3 +193,26 @@ def test_default_chunk_size_bounds_working_set():
     assert mc.default_chunk_size(1000, 64, 1000) == 2**20 // 64000
     assert mc.default_chunk_size(10, 64, 1000) == 10
     assert mc.default_chunk_size(1000, 64, 10**7) == 1
+
+
+@pytest.mark.parametrize("share", [False, True])
+@pytest.mark.parametrize("noise", ["logistic", "gumbel"])
+def test_inverse_cdf_noise_matches_scipy_quantiles_and_streams(noise, share):
+    """eps_K = F^-1(u) of uniforms: samples pass a KS test, and the estimator uses them."""
+    from scipy import stats
+
+    u = mc.sample_latents(
+        tf.zeros([1, 4]), tf.ones([1, 4]), None, SEED, num_samples=20001, share_samples=share,
+        noise=noise,
+    ).numpy()
+    dist = stats.logistic if noise == "logistic" else stats.gumbel_r
+    assert stats.kstest(u.ravel(), dist.cdf).pvalue > 1e-3
+    loc, diag, factors, tau = _params()
+    got = mc.mc_log_predictive(
+        loc, diag, factors, tau, SEED, num_samples=30, share_samples=share, noise=noise
+    )
+    z = mc.sample_latents(
+        loc, diag, factors, SEED, num_samples=30, share_samples=share, noise=noise
+    )
+    want = tf.reduce_logsumexp(tf.nn.log_softmax(z / tau), axis=1) - math.log(30)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
