@@ -148,15 +148,27 @@ def _inverse_cdf(u, noise):
     return -tf.math.log(-tf.math.log(u))
 
 
-def _log_link(u, link):
+def _grouped(t, heads):
+    """[.., heads * K] -> [.., heads, K], for per-head softmaxes (MultiHeadMCSoftmaxDenseFA)."""
+    return tf.reshape(t, tf.concat([tf.shape(t)[:-1], [heads, -1]], 0))
+
+
+def _log_link(u, link, heads=1):
     """Per-sample log-probabilities: [.., K] (softmax) or [.., K, 2] (sigmoid: log p, log 1-p)."""
+    if link == "softmax" and heads > 1:
+        return tf.reshape(tf.nn.log_softmax(_grouped(u, heads), axis=-1), tf.shape(u))
     if link == "softmax":
         return tf.nn.log_softmax(u, axis=-1)
     return tf.stack([tf.math.log_sigmoid(u), tf.math.log_sigmoid(-u)], axis=-1)
 
 
-def _log_link_vjp(lp, grad_lp, link):
+def _log_link_vjp(lp, grad_lp, link, heads=1):
     """Cotangent of u given the cotangent of `_log_link(u)`, using only its output `lp`."""
+    if link == "softmax" and heads > 1:
+        total = tf.reduce_sum(_grouped(grad_lp, heads), axis=-1, keepdims=True)
+        return grad_lp - tf.exp(lp) * tf.reshape(
+            tf.broadcast_to(total, tf.shape(_grouped(lp, heads))), tf.shape(lp)
+        )
     if link == "softmax":
         return grad_lp - tf.exp(lp) * tf.reduce_sum(grad_lp, axis=-1, keepdims=True)
     # d log sigmoid(u)/du = sigmoid(-u) = exp(lp[..., 1]); d log sigmoid(-u)/du = -exp(lp[..., 0]).
@@ -232,6 +244,7 @@ def mc_log_predictive(
     share_samples=False,
     compute_variance=False,
     noise="normal",
+    heads=1,
 ):
     """Monte Carlo estimate of the log predictive of the heteroscedastic model.
 
@@ -248,6 +261,8 @@ def mc_log_predictive(
       compute_variance: also return the MC variance of the per-sample probabilities.
       noise: distribution of eps_K, one of `NOISES` (edward2's `logit_noise`); eps_R stays
         normal.
+      heads: softmax only: the K latents are `heads` groups of K / heads logits (in that
+        order), each with its own softmax (edward2's MultiHeadMCSoftmaxDenseFA).
 
     Returns:
       `log_probs`: [B, K] for softmax; [B, K, 2] for sigmoid holding (log p, log(1 - p)) per
@@ -264,6 +279,11 @@ def mc_log_predictive(
         raise ValueError(f"num_samples must be >= 1. Received: num_samples={num_samples}")
     num_samples = int(num_samples)
     loc = tf.convert_to_tensor(loc, tf.float32)
+    if heads < 1 or loc.shape[-1] % heads or (heads > 1 and link != "softmax"):
+        raise ValueError(
+            f"heads must divide the number of latents ({loc.shape[-1]}) and needs "
+            f"link='softmax'. Received: heads={heads}, link={link!r}"
+        )
     diag_scale = tf.convert_to_tensor(diag_scale, tf.float32)
     num_classes = loc.shape[-1]
     factors = _factors_tensor(loc, factors)
@@ -282,7 +302,7 @@ def mc_log_predictive(
         """Per-sample log-probabilities of one chunk's parts (temperature already folded in)."""
         for eps_k, eps_r in layout.draw(_chunk_seed(seed, index), size):
             z = layout.latents(loc, diag_scale, operand, eps_k, eps_r)
-            yield _log_link(z, link), eps_k, eps_r
+            yield _log_link(z, link, heads), eps_k, eps_r
 
     @tf.custom_gradient
     def estimate(loc, diag_scale, factors):
@@ -316,7 +336,7 @@ def mc_log_predictive(
                 for lp, eps_k, eps_r in chunk_terms(loc, diag_scale, operand, index, size):
                     # d log_probs / d lp_s = exp(lp_s - lse): each sample's share of the mean.
                     grad_lp = grad_log_probs * tf.exp(lp - lse_expanded)
-                    grad_z = _log_link_vjp(lp, grad_lp, link)  # like z: [.., K]
+                    grad_z = _log_link_vjp(lp, grad_lp, link, heads)  # like z: [.., K]
                     g_loc += tf.reduce_sum(grad_z, axis=axis)
                     g_diag += tf.reduce_sum(grad_z * eps_k, axis=axis)
                     if num_factors:
