@@ -355,3 +355,50 @@ def mc_log_predictive(
     if compute_variance:
         return log_probs, tf.stop_gradient(variance)
     return log_probs
+
+
+def per_sample_log_probs(
+    loc,
+    diag_scale,
+    factors,
+    temperature,
+    seed,
+    *,
+    num_samples,
+    link="softmax",
+    chunk_size=None,
+    share_samples=False,
+    noise="normal",
+    heads=1,
+):
+    """The per-sample log-probabilities that `mc_log_predictive` averages, all S at once.
+
+    Same arguments and noise (chunk by chunk, from the same seeds) as `mc_log_predictive`, so
+    `logsumexp` over the sample axis of this, minus log S, is its estimate. It materialises
+    [B, S, K] (differentiated by autodiff): for edward2's `return_unaveraged_logits`, not for
+    the training loss.
+
+    Returns:
+      [B, S, K] log-softmax (per head) of u_s / tau for softmax; for sigmoid the logits
+      u_s / tau themselves (the inverse sigmoid of the per-sample probabilities).
+    """
+    _check_noise(noise)
+    loc = tf.convert_to_tensor(loc, tf.float32)
+    factors = _factors_tensor(loc, factors)
+    inv_tau = 1.0 / tf.convert_to_tensor(temperature, tf.float32)
+    loc, diag_scale, factors = loc * inv_tau, diag_scale * inv_tau, factors * inv_tau
+    if chunk_size is None:
+        chunk_size = default_chunk_size(num_samples, loc.shape[0], loc.shape[-1])
+    chunk_size = min(int(chunk_size), int(num_samples))
+    layout = _Layout(share_samples, _batch_size(loc), loc.shape[-1], factors.shape[-1], noise)
+    operand = layout.factor_operand(factors)
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    chunks = []
+    for index, start in enumerate(range(0, int(num_samples), chunk_size)):
+        size = min(chunk_size, int(num_samples) - start)
+        for eps_k, eps_r in layout.draw(_chunk_seed(seed, index), size):
+            chunks.append(layout.latents(loc, diag_scale, operand, eps_k, eps_r))
+    z = tf.concat(chunks, layout.axis)
+    if share_samples:
+        z = tf.transpose(z, [1, 0, 2])  # [S, B, K] -> [B, S, K]
+    return _log_link(z, "softmax", heads) if link == "softmax" else z

@@ -244,3 +244,18 @@ def test_heads_softmax_per_group_matches_autodiff_reference(share):
     np.testing.assert_allclose(np.exp(got.numpy()).reshape(B, 2, -1).sum(-1), 1.0, atol=1e-5)
     for g, w in zip(got_grads, want_grads):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("link", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("share", [False, True])
+def test_per_sample_log_probs_average_to_the_estimate(link, share):
+    args = _params()
+    kwargs = dict(num_samples=25, chunk_size=7, share_samples=share, link=link, noise="gumbel")
+    per_sample = mc.per_sample_log_probs(*args, SEED, **kwargs)
+    assert per_sample.shape == (B, 25, K)
+    if link == "sigmoid":
+        z = per_sample
+        per_sample = tf.stack([tf.math.log_sigmoid(z), tf.math.log_sigmoid(-z)], -1)
+    got = tf.reduce_logsumexp(per_sample, axis=1) - math.log(25)
+    want = mc.mc_log_predictive(*args, SEED, **kwargs)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
