@@ -44,6 +44,10 @@ class MCSigmoidDenseFA(MCHeteroscedasticBase):
         dtype=None,
         kernel_regularizer=None,
         bias_regularizer=None,
+        return_unaveraged_logits=False,
+        tune_temperature=False,
+        temperature_lower_bound=None,
+        temperature_upper_bound=None,
         name="MCSigmoidDenseFA",
         **kwargs,
     ):
@@ -63,6 +67,10 @@ class MCSigmoidDenseFA(MCHeteroscedasticBase):
             kernel_regularizer,
             bias_regularizer,
             name,
+            return_unaveraged_logits=return_unaveraged_logits,
+            tune_temperature=tune_temperature,
+            temperature_lower_bound=temperature_lower_bound,
+            temperature_upper_bound=temperature_upper_bound,
             **kwargs,
         )
 
