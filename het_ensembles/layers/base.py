@@ -256,7 +256,8 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
             name=f"{role}_layer",
         )
 
-    def build(self, input_shape):
+    def feature_shape(self, input_shape):
+        """(None, D): the shape the sublayers see; checks the input's rank and feature size."""
         if len(input_shape) != 2:
             raise ValueError(
                 f"{type(self).__name__} expects inputs of rank 2 [batch, features]. "
@@ -266,10 +267,16 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
             raise ValueError(
                 f"The last input dimension must be known. Received: input_shape={input_shape}"
             )
+        return (None, input_shape[-1])
+
+    def build(self, input_shape):
+        features = self.feature_shape(input_shape)
         for role in self.sublayer_order():
             # PE's homoscedastic V is a Dense applied to eps_R, so its input has R features.
-            shape = (None, self.num_factors) if role == "scale_homoscedastic" else input_shape
-            getattr(self, f"{role}_layer").build(tuple(shape))
+            shape = (None, self.num_factors) if role == "scale_homoscedastic" else features
+            layer = getattr(self, f"{role}_layer")
+            if not layer.built:
+                layer.build(shape)
         if self.learn_temperature:
             # tau = softplus(raw), initialised so that tau equals `temperature`.
             self.raw_temperature = self.add_weight(
@@ -337,8 +344,16 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
     def noise(self):
         return LOGIT_NOISES[self.logit_noise]
 
-    def predict_from_params(self, loc, diag_scale, factors, *, training=None, seed=None):
-        """The layer's outputs from (loc, diag_scale, factors): the MC estimate, formatted."""
+    def predict_from_params(
+        self, loc, diag_scale, factors, *, training=None, seed=None, unflatten=None,
+        chunk_batch=None,
+    ):
+        """The layer's outputs from (loc, diag_scale, factors): the MC estimate, formatted.
+
+        `unflatten` (default `self.unflatten`) lays out each [B, K] / [B, S, K] output;
+        `chunk_batch` is the batch size the default chunk size assumes (None: the static one).
+        """
+        unflatten = unflatten or self.unflatten
         if training:
             num_samples = self.train_mc_samples
             share_samples = self.share_samples_across_batch
@@ -356,6 +371,8 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
             layer_seed = tf.cast(self.seed_generator.state[0], tf.int64)
             seed = tf.stack([layer_seed, tf.constant(-1, tf.int64)])
         kwargs = dict(self.mc_options(), num_samples=num_samples, share_samples=share_samples)
+        if chunk_batch is not None and self.mc_chunk_size is None:
+            kwargs["chunk_size"] = mc.default_chunk_size(num_samples, chunk_batch, loc.shape[-1])
         result = mc.mc_log_predictive(
             loc,
             diag_scale,
@@ -371,13 +388,13 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
             logits = log_probs - log_complement  # inverse sigmoid of the MC-mean probability
         else:
             logits = log_probs
-        logits, log_probs = self.unflatten(logits), self.unflatten(log_probs)
-        variance = None if variance is None else self.unflatten(variance)
+        logits, log_probs = unflatten(logits), unflatten(log_probs)
+        variance = None if variance is None else unflatten(variance)
         if self.return_unaveraged_logits:
             samples = mc.per_sample_log_probs(
                 loc, diag_scale, factors, self.temperature, seed, **kwargs
             )
-            samples = self.unflatten(samples, samples=True)
+            samples = unflatten(samples, samples=True)
             if self.logits_only:
                 return logits, samples
             return logits, samples, log_probs, tf.exp(log_probs), variance
