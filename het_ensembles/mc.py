@@ -245,6 +245,7 @@ def mc_log_predictive(
     compute_variance=False,
     noise="normal",
     heads=1,
+    projection=None,
 ):
     """Monte Carlo estimate of the log predictive of the heteroscedastic model.
 
@@ -263,6 +264,10 @@ def mc_log_predictive(
         normal.
       heads: softmax only: the K latents are `heads` groups of K / heads logits (in that
         order), each with its own softmax (edward2's MultiHeadMCSoftmaxDenseFA).
+      projection: HET-XL (Collier et al., ICLR 2023): a [D, K] matrix W. The noise lives in
+        the D-dim pre-logit space -- `diag_scale` is [B, D] and `factors` [B, D, R] -- and
+        every sample goes through the logit layer: u_s = loc + (d * eps_D + V eps_R) W.
+        Differentiable in W too (see `_mc_log_predictive_projected`).
 
     Returns:
       `log_probs`: [B, K] for softmax; [B, K, 2] for sigmoid holding (log p, log(1 - p)) per
@@ -295,6 +300,13 @@ def mc_log_predictive(
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1 or None. Received: chunk_size={chunk_size}")
     chunk_size = min(int(chunk_size), num_samples)
+    if projection is not None:
+        return _mc_log_predictive_projected(
+            loc, diag_scale, factors, temperature, seed, projection,
+            num_samples=num_samples, link=link, chunk_size=chunk_size,
+            share_samples=share_samples, compute_variance=compute_variance, noise=noise,
+            heads=heads,
+        )  # fmt: skip
     layout = _Layout(share_samples, _batch_size(loc), num_classes, num_factors, noise)
     out_shape = tf.shape(loc) if link == "softmax" else tf.concat([tf.shape(loc), [2]], 0)
 
@@ -370,10 +382,12 @@ def per_sample_log_probs(
     share_samples=False,
     noise="normal",
     heads=1,
+    projection=None,
 ):
     """The per-sample log-probabilities that `mc_log_predictive` averages, all S at once.
 
-    Same arguments and noise (chunk by chunk, from the same seeds) as `mc_log_predictive`, so
+    Same arguments (`projection` too) and noise (chunk by chunk, from the same seeds) as
+    `mc_log_predictive`, so
     `logsumexp` over the sample axis of this, minus log S, is its estimate. It materialises
     [B, S, K] (differentiated by autodiff): for edward2's `return_unaveraged_logits`, not for
     the training loss.
@@ -384,21 +398,135 @@ def per_sample_log_probs(
     """
     _check_noise(noise)
     loc = tf.convert_to_tensor(loc, tf.float32)
-    factors = _factors_tensor(loc, factors)
+    diag_scale = tf.convert_to_tensor(diag_scale, tf.float32)
+    factors = _factors_tensor(diag_scale, factors)  # [B, K or D, R]
     inv_tau = 1.0 / tf.convert_to_tensor(temperature, tf.float32)
     loc, diag_scale, factors = loc * inv_tau, diag_scale * inv_tau, factors * inv_tau
     if chunk_size is None:
         chunk_size = default_chunk_size(num_samples, loc.shape[0], loc.shape[-1])
     chunk_size = min(int(chunk_size), int(num_samples))
-    layout = _Layout(share_samples, _batch_size(loc), loc.shape[-1], factors.shape[-1], noise)
+    noise_dim = diag_scale.shape[-1]
+    layout = _Layout(share_samples, _batch_size(loc), noise_dim, factors.shape[-1], noise)
     operand = layout.factor_operand(factors)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     chunks = []
     for index, start in enumerate(range(0, int(num_samples), chunk_size)):
         size = min(chunk_size, int(num_samples) - start)
         for eps_k, eps_r in layout.draw(_chunk_seed(seed, index), size):
-            chunks.append(layout.latents(loc, diag_scale, operand, eps_k, eps_r))
+            if projection is None:
+                chunks.append(layout.latents(loc, diag_scale, operand, eps_k, eps_r))
+            else:
+                pre = layout.latents(tf.zeros([1, 1]), diag_scale, operand, eps_k, eps_r)
+                chunks.append(layout.expand(loc) + _project(pre, projection))
     z = tf.concat(chunks, layout.axis)
     if share_samples:
         z = tf.transpose(z, [1, 0, 2])  # [S, B, K] -> [B, S, K]
     return _log_link(z, "softmax", heads) if link == "softmax" else z
+
+
+def _project(noise, projection):
+    """[.., D] x [D, K] -> [.., K], keeping static shapes (a loop-carried shape stays known)."""
+    return tf.tensordot(noise, projection, axes=1)
+
+
+def _mc_log_predictive_projected(
+    loc,
+    diag_scale,
+    factors,
+    temperature,
+    seed,
+    projection,
+    *,
+    num_samples,
+    link,
+    chunk_size,
+    share_samples,
+    compute_variance,
+    noise,
+    heads,
+):
+    """`mc_log_predictive` for HET-XL: noise drawn in D dims, each sample projected by W.
+
+    Same chunking, stateless seeds and recomputed backward pass as the K-dim path: the noise
+    n_s = d * eps_D + V eps_R is drawn by `_Layout` in D dims (exactly as the K-dim path draws
+    with K replaced by D), u_s = loc + n_s W, and the backward pass re-draws each chunk and
+    accumulates dW = sum_s n_s^T du_s. Peak memory O(B * chunk * (D + K)).
+    """
+    projection = tf.convert_to_tensor(projection, tf.float32)
+    latent_dim = diag_scale.shape[-1]
+    if factors.shape[-1] == 0:  # the diagonal model: an empty [B, D, 0] factor
+        factors = tf.zeros(tf.concat([tf.shape(diag_scale), [0]], 0))
+    if projection.shape[0] != latent_dim or projection.shape[-1] != loc.shape[-1]:
+        raise ValueError(
+            f"projection must be [D, K] = [{latent_dim}, {loc.shape[-1]}]. "
+            f"Received: projection.shape={projection.shape}"
+        )
+    layout = _Layout(share_samples, _batch_size(loc), latent_dim, factors.shape[-1], noise)
+    out_shape = tf.shape(loc) if link == "softmax" else tf.concat([tf.shape(loc), [2]], 0)
+    no_loc = tf.zeros([1, 1])
+
+    def chunk_terms(loc, diag_scale, operand, projection, index, size):
+        for eps_k, eps_r in layout.draw(_chunk_seed(seed, index), size):
+            pre = layout.latents(no_loc, diag_scale, operand, eps_k, eps_r)  # n_s: [.., D]
+            z = layout.expand(loc) + _project(pre, projection)  # [.., K]
+            yield _log_link(z, link, heads), pre, eps_k, eps_r
+
+    @tf.custom_gradient
+    def estimate(loc, diag_scale, factors, projection):
+        operand = layout.factor_operand(factors)
+        axis = layout.axis
+
+        def forward(state, index, size):
+            lse, p_sum, p_sq = state
+            for lp, _, _, _ in chunk_terms(loc, diag_scale, operand, projection, index, size):
+                lse = _logaddexp(lse, tf.reduce_logsumexp(lp, axis=axis))
+                if compute_variance:
+                    p = tf.exp(lp if link == "softmax" else lp[..., 0])
+                    p_sum += tf.reduce_sum(p, axis=axis)
+                    p_sq += tf.reduce_sum(tf.square(p), axis=axis)
+            return lse, p_sum, p_sq
+
+        zeros = tf.zeros(tf.shape(loc))
+        init = (tf.fill(out_shape, -math.inf), zeros, zeros)
+        lse, p_sum, p_sq = _for_each_chunk(num_samples, chunk_size, forward, init)
+        log_probs = lse - math.log(num_samples)
+        mean = p_sum / num_samples
+        variance = tf.maximum(p_sq / num_samples - tf.square(mean), 0.0)
+
+        def grad(grad_log_probs, grad_variance=None):
+            del grad_variance
+            grad_log_probs = layout.expand(grad_log_probs)
+            lse_expanded = layout.expand(lse)
+
+            def backward(state, index, size):
+                g_loc, g_diag, g_factors, g_proj = state
+                terms = chunk_terms(loc, diag_scale, operand, projection, index, size)
+                for lp, pre, eps_k, eps_r in terms:
+                    grad_lp = grad_log_probs * tf.exp(lp - lse_expanded)
+                    grad_z = _log_link_vjp(lp, grad_lp, link, heads)  # [.., K]
+                    g_loc += tf.reduce_sum(grad_z, axis=axis)
+                    g_proj += tf.tensordot(pre, grad_z, axes=[[0, 1], [0, 1]])  # [D, K]
+                    grad_pre = tf.tensordot(grad_z, projection, axes=[[2], [1]])  # [.., D]
+                    g_diag += tf.reduce_sum(grad_pre * eps_k, axis=axis)
+                    if layout.num_factors:
+                        g_factors += layout.factor_grad(grad_pre, eps_r)
+                return g_loc, g_diag, g_factors, g_proj
+
+            init = (
+                tf.zeros_like(loc),
+                tf.zeros_like(diag_scale),
+                tf.zeros_like(factors),
+                tf.zeros_like(projection),
+            )
+            return _for_each_chunk(num_samples, chunk_size, backward, init)
+
+        return (log_probs, variance), grad
+
+    # u / tau = loc / tau + ((d / tau) * eps + (V / tau) eps_R) W.
+    inv_tau = 1.0 / temperature
+    log_probs, variance = estimate(
+        loc * inv_tau, diag_scale * inv_tau, factors * inv_tau, projection
+    )
+    if compute_variance:
+        return log_probs, tf.stop_gradient(variance)
+    return log_probs
