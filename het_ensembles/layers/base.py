@@ -117,6 +117,11 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
       temperature_lower_bound, temperature_upper_bound: the interval (None: 0.3 and 3.0).
       logit_noise: distribution of the diagonal noise eps_K: tfp.distributions.Normal,
         Logistic or Gumbel (or the name). Only MCSoftmaxDense exposes it, as in edward2.
+      latent_dim: HET-XL (Collier et al., ICLR 2023; edward2's JAX layers): add the noise to
+        the D = latent_dim pre-logits (which must be the input features) and pass every sample
+        through the logit layer, u_s = W (x + d(x) * eps_D + V(x) eps_R) + b, so the
+        covariance parameters grow with D, not K (FA: D * D * R instead of D * K * R).
+        None: the noise is added to the K logits (CVPR 2021).
       learn_temperature: learn tau (kept positive with a softplus), initialised at `temperature`.
       mc_chunk_size: samples per chunk of the streaming estimator (None: about 4M values per
         [B, chunk, K] tensor, see `het_ensembles.mc.default_chunk_size`).
@@ -149,12 +154,15 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
         temperature_lower_bound=None,
         temperature_upper_bound=None,
         logit_noise="Normal",
+        latent_dim=None,
         learn_temperature=False,
         mc_chunk_size=None,
         seed=None,
         **kwargs,
     ):
-        check_int("num_factors", num_factors, 0, num_outputs)
+        if latent_dim is not None:
+            check_int("latent_dim", latent_dim, 1)
+        check_int("num_factors", num_factors, 0, num_outputs if latent_dim is None else latent_dim)
         self.logit_noise = logit_noise_name(logit_noise)
         for bound in ("temperature_lower_bound", "temperature_upper_bound"):
             value = locals()[bound]
@@ -224,6 +232,7 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self._user_dtype = dtype
         self.num_outputs = int(num_outputs)
+        self.latent_dim = None if latent_dim is None else int(latent_dim)
         # Sublayers are created in edward2's order so that get_weights() lines up with it.
         for role in self.sublayer_order():
             setattr(self, f"{role}_layer", self._dense(role))
@@ -242,7 +251,9 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
 
     def _dense(self, role):
         """A Dense sublayer with this layer's regularizers and dtype, as edward2 builds it."""
-        units = self.num_outputs * (self.num_factors if role == "scale" else 1)
+        # HET-XL: the noise (diag, factor) layers work in the latent_dim pre-logit space.
+        width = self.num_outputs if role == "loc" else self.noise_dim
+        units = width * (self.num_factors if role == "scale" else 1)
         # Initial weights follow from the layer seed (one derived seed per sublayer), so a model
         # built twice with the same seeds starts from the same weights.
         init_seed = (self.seed * len(_ROLES) + _ROLES.index(role)) % 2**31
@@ -271,6 +282,12 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
 
     def build(self, input_shape):
         features = self.feature_shape(input_shape)
+        if self.latent_dim is not None and features[-1] != self.latent_dim:
+            raise ValueError(
+                "HET-XL adds the noise to the input pre-logits, so latent_dim must equal the "
+                f"input features. Received: latent_dim={self.latent_dim}, "
+                f"input_shape={tuple(input_shape)}"
+            )
         for role in self.sublayer_order():
             # PE's homoscedastic V is a Dense applied to eps_R, so its input has R features.
             shape = (None, self.num_factors) if role == "scale_homoscedastic" else features
@@ -292,6 +309,17 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
                 shape=(), initializer="zeros", name="pre_sigmoid_temperature"
             )
 
+    @property
+    def noise_dim(self):
+        """Dimension of the noise: K, or D = latent_dim for HET-XL."""
+        return self.num_outputs if self.latent_dim is None else self.latent_dim
+
+    def projection(self):
+        """HET-XL's W [D, K] (the logit layer's kernel) that every noise sample goes through."""
+        if self.latent_dim is None:
+            return None
+        return tf.convert_to_tensor(self.loc_layer.kernel, tf.float32)
+
     def noise_params(self, inputs):
         """(loc [B, K], diag_scale [B, K], factors [B, K, R] or None) of the latent logits.
 
@@ -305,11 +333,12 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
         if self.num_factors and self.parameter_efficient:
             v = self.scale_heteroscedastic_layer(inputs)  # [B, K]
             shared = self.scale_homoscedastic_layer
-            loc += v * shared.bias
+            shift = v * shared.bias  # [B, K] (HET-XL: [B, D], projected like the noise)
+            loc += shift if self.latent_dim is None else tf.matmul(shift, self.projection())
             factors = v[:, :, None] * tf.transpose(shared.kernel)[None]  # [B, K, R]
         elif self.num_factors:
             factors = tf.reshape(
-                self.scale_layer(inputs), [-1, self.num_outputs, self.num_factors]
+                self.scale_layer(inputs), [-1, self.noise_dim, self.num_factors]
             )  # [B, K, R]
         return loc, diag_scale, factors
 
@@ -371,6 +400,8 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
             layer_seed = tf.cast(self.seed_generator.state[0], tf.int64)
             seed = tf.stack([layer_seed, tf.constant(-1, tf.int64)])
         kwargs = dict(self.mc_options(), num_samples=num_samples, share_samples=share_samples)
+        if self.latent_dim is not None:
+            kwargs["projection"] = self.projection()
         if chunk_batch is not None and self.mc_chunk_size is None:
             kwargs["chunk_size"] = mc.default_chunk_size(num_samples, chunk_batch, loc.shape[-1])
         result = mc.mc_log_predictive(
@@ -431,19 +462,31 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
         return tuple(None if s is None else keras.KerasTensor(s, dtype="float32") for s in shape)
 
     def covariance(self, inputs):
-        """The covariance Sigma(x) = diag(d^2) + V V^T of the latent logits, [B, K, K]."""
+        """The covariance Sigma(x) = diag(d^2) + V V^T of the latent logits, [B, K, K].
+
+        HET-XL (`latent_dim`): W^T Sigma_D(x) W, the noise covariance pushed through the logit
+        layer (rank <= D).
+        """
         _, diag_scale, factors = self.noise_params(self._check_inputs(inputs))
         cov = tf.linalg.diag(tf.square(diag_scale) * _NOISE_VARIANCE[self.noise])
         if factors is not None:
             cov += tf.matmul(factors, factors, transpose_b=True)
+        if self.latent_dim is not None:
+            w = self.projection()  # [D, K]
+            cov = tf.einsum("dk,bde,el->bkl", w, cov, w)
         return cov
 
     def noise_distribution(self, inputs):
         """The latent logit distribution N(loc, diag(d^2) + V V^T) as a TFP distribution.
 
         With Logistic or Gumbel `logit_noise`: independent Logistic/Gumbel(loc, d) per class.
+        HET-XL (`latent_dim`): the distribution of the noisy pre-logits z = x + noise in D dims
+        (N(x, diag(d^2) + V V^T)); the logits are `loc_layer(z)` (see `covariance`).
         """
-        loc, diag_scale, factors = self.noise_params(self._check_inputs(inputs))
+        x = self._check_inputs(inputs)
+        loc, diag_scale, factors = self.noise_params(x)
+        if self.latent_dim is not None:
+            loc = x
         if self.noise != "normal":
             # Independent Logistic or Gumbel noise (MCSoftmaxDense has no factors).
             noise = getattr(_tfd(), self.logit_noise)(loc=loc, scale=diag_scale)
@@ -473,6 +516,7 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
                 "temperature_upper_bound": self.temperature_upper_bound,
                 "learn_temperature": self.learn_temperature,
                 "mc_chunk_size": self.mc_chunk_size,
+                "latent_dim": self.latent_dim,
                 "seed": self.seed,
             }
         )

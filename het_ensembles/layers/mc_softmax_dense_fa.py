@@ -24,6 +24,8 @@ class MCSoftmaxDenseFA(MCHeteroscedasticBase):
       num_classes: number of classes K >= 2.
       num_factors: rank R of the low-rank part, 0 <= R <= K.
       parameter_efficient: use the PE factor `diag(v(x)) V` instead of a full `V(x)`.
+      latent_dim: (keyword) HET-XL: noise in the D = latent_dim input pre-logits, every sample
+        through the logit layer; covariance parameters grow with D, not K (for huge K).
       Other arguments: see `MCHeteroscedasticBase`.
 
     Returns (from `call`):

@@ -50,6 +50,11 @@ class MCSoftmaxDenseFACustomLayers(MCHeteroscedasticBase):
         **kwargs,
     ):
         check_int("num_classes", num_classes, 2)
+        if kwargs.get("latent_dim") is not None:
+            raise ValueError(
+                "latent_dim (HET-XL) needs the logit layer's kernel; use MCSoftmaxDenseFA. "
+                f"Received: latent_dim={kwargs['latent_dim']}"
+            )
         if parameter_efficient:
             raise ValueError(
                 "MCSoftmaxDenseFACustomLayers supports only parameter_efficient=False (the "
