@@ -77,6 +77,16 @@ CONFIGS = {
     ),
     "cifar/deterministic": (None, CIFAR),
     "cifar/heteroscedastic": ("cifar/deterministic", CIFAR_HET),
+    # HET-XL (Collier et al., ICLR 2023): noise in ResNet-50's 2048-d pre-logits, learned tau.
+    "imagenet21k/heteroscedastic_hetxl": (
+        "imagenet/heteroscedastic",
+        {
+            "dataset": "npz:imagenet21k.npz",
+            "latent_dim": 2048,
+            "tune_temperature": True,
+            "share_samples_across_batch": True,
+        },
+    ),
 }
 
 
