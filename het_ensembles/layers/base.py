@@ -94,6 +94,12 @@ def call_seed(layer_seed, seed):
 class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
     """Base of the MC heteroscedastic output layers; see the subclasses for the model.
 
+    Calls: `layer(x, training=None, seed=None)`, `training` and `seed` also positional as in
+    edward2 (`layer(x, training, seed)`). `training=None` (Keras' default) means inference,
+    where edward2's default is `training=True`. `seed` (an int >= 0 or an int tensor, also in
+    graph mode): the same (layer, seed) gives the same noise; None: fresh noise every training
+    step, fixed noise at inference (see the `seed` argument).
+
     Args (shared by all subclasses, edward2 0.0.2 names and defaults):
       temperature: softmax/sigmoid temperature tau > 0 (the initial value if learned).
       train_mc_samples: Monte Carlo samples S when `training=True`.
