@@ -3,7 +3,8 @@
 Protocol (DESIGN.md section 4): B=64, D=2048, K=1000, R=15, tau=1.5, S in {100, 1000, 5000}; one
 process per configuration (so peak RSS belongs to that row alone); the median of >= 5 timed train
 steps (forward + backward of the head, after warm-up). Rows: this project's `MCSoftmaxDenseFA`
-(per-example and shared noise), edward2 0.0.2's `MCSoftmaxDenseFA` (same arguments, both
+(per-example and shared noise), the same head with `latent_dim=D` (HET-XL; `--classes 21843`
+for ImageNet-21k), edward2 0.0.2's `MCSoftmaxDenseFA` (same arguments, both
 share-samples settings), a plain Dense head, and the floor: `tf.nn.log_softmax` forward + backward
 over one [B, S, K] tensor. Ratios measured in the same run are the figures that count.
 
@@ -27,6 +28,8 @@ from tqdm import tqdm
 ROWS = (
     ("het_ensembles", False),
     ("het_ensembles", True),
+    ("het_xl", False),  # MCSoftmaxDenseFA(latent_dim=D): HET-XL, noise in the D-dim pre-logits
+    ("het_xl", True),
     ("edward2", False),
     ("edward2", True),
     ("floor", False),
@@ -106,8 +109,10 @@ def _train_step(impl, share, num_samples, spec):
     else:
         from het_ensembles import layers
 
-        head = layers.MCSoftmaxDenseFA(**args, seed=0)
+        het_xl = {"latent_dim": dim} if impl == "het_xl" else {}
+        head = layers.MCSoftmaxDenseFA(**args, **het_xl, seed=0)
     head(x[:1], training=True) if impl == "edward2" else head(x[:1])
+    parameters = int(sum(np.prod(w.shape) for w in head.trainable_weights))
 
     @tf.function
     def step():
@@ -118,6 +123,7 @@ def _train_step(impl, share, num_samples, spec):
             )
         return tape.gradient(loss, head.trainable_weights)
 
+    step.parameters = parameters
     return step
 
 
@@ -148,6 +154,7 @@ def _worker(impl, share, num_samples, steps, spec):
         "peak_rss_mib": _peak_rss_mib(),
         "step_memory_mib": (_status_mib("VmHWM") - rss_before_steps) if reset else None,
         "steps": steps,
+        "parameters": getattr(step, "parameters", None),
     }
 
 
@@ -170,9 +177,9 @@ def _format_table(rows):
     lines = [
         (
             "| head | noise | S | s/step | CPU s/step | peak RSS MiB | RSS over Dense MiB |"
-            " step memory MiB | time vs edward2 | vs floor |"
+            " step memory MiB | time vs edward2 | vs floor | parameters |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         noise = "-" if r["impl"] in ("dense", "floor") else ("shared" if r["share_samples"] else
@@ -183,7 +190,7 @@ def _format_table(rows):
             continue
         growth = r["peak_rss_mib"] - dense["peak_rss_mib"] if dense else float("nan")
         ratio_ed, ratio_floor = "", ""
-        if r["impl"] == "het_ensembles":
+        if r["impl"] in ("het_ensembles", "het_xl"):
             twin = _find(rows, "edward2", r["share_samples"], r["num_samples"])
             floor = _find(rows, "floor", False, r["num_samples"])
             if twin:
@@ -194,7 +201,8 @@ def _format_table(rows):
             f"| {r['impl']} | {noise} | {r['num_samples'] if r['impl'] != 'dense' else '-'} | "
             f"{r['seconds_per_step']:.3f} | {r['cpu_seconds_per_step']:.3f} | "
             f"{r['peak_rss_mib']:.0f} | {growth:.0f} | "
-            f"{_mib(r.get('step_memory_mib'))} | {ratio_ed} | {ratio_floor} |"
+            f"{_mib(r.get('step_memory_mib'))} | {ratio_ed} | {ratio_floor} | "
+            f"{r.get('parameters') or '-'} |"
         )
     return "\n".join(lines)
 
@@ -239,8 +247,11 @@ def cli_main(argv):
                         help="comma-separated S values (default 100,1000,5000)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row (>= 5)")
     parser.add_argument("--only", default=None,
-                        help="comma-separated subset of het_ensembles,edward2,floor")  # fmt: skip
+                        help="comma-separated subset of het_ensembles,het_xl,edward2,"
+                        "floor")  # fmt: skip
     parser.add_argument("--json", default=None, help="write the rows as JSON to this path")
+    parser.add_argument("--classes", type=int, default=DEFAULTS["classes"],
+                        help="number of classes K (e.g. 21843 for ImageNet-21k)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.steps < 5:
         parser.error(f"--steps must be >= 5. Received: --steps={args.steps}")
@@ -257,10 +268,13 @@ def cli_main(argv):
     known = {impl for impl, _ in ROWS}
     if impls is not None and not impls <= known:
         parser.error(f"--only takes a subset of {sorted(known)}. Received: --only={args.only}")
-    rows = run(samples, steps=args.steps, impls=impls)
+    if args.classes < 2:
+        parser.error(f"--classes must be >= 2. Received: --classes={args.classes}")
+    spec = dict(DEFAULTS, classes=args.classes)
+    rows = run(samples, steps=args.steps, impls=impls, spec=spec)
     print(_format_table(rows))
     if args.json:
-        _write_json(args.json, {"protocol": DEFAULTS, "rows": rows})
+        _write_json(args.json, {"protocol": spec, "rows": rows})
         print(f"wrote {args.json}")
     return 1 if any("error" in r for r in rows) else 0
 

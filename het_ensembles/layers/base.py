@@ -16,6 +16,12 @@ import tensorflow as tf
 from het_ensembles import mc
 
 MIN_SCALE = 1e-3  # edward2 MIN_SCALE_MONTE_CARLO: floor on the diagonal standard deviation d(x).
+TEMPERATURE_LOWER_BOUND = 0.3  # edward2 (GitHub main) defaults of the tune_temperature interval.
+TEMPERATURE_UPPER_BOUND = 3.0
+# edward2's logit_noise classes (tfp.distributions.<Name>) by the name stored in get_config().
+LOGIT_NOISES = {"Normal": "normal", "Logistic": "logistic", "Gumbel": "gumbel"}
+# Variance of the standard (scale 1) noise of each kind.
+_NOISE_VARIANCE = {"normal": 1.0, "logistic": np.pi**2 / 3, "gumbel": np.pi**2 / 6}
 # Every Dense sublayer a layer may hold, by role (the attribute is `<role>_layer`).
 _ROLES = ("loc", "diag", "scale", "scale_homoscedastic", "scale_heteroscedastic")
 
@@ -39,8 +45,60 @@ def check_int(name, value, minimum, maximum=None):
         raise ValueError(f"{name} must be an integer {allowed}. Received: {name}={value!r}")
 
 
-class MCHeteroscedasticBase(keras.layers.Layer):
+def logit_noise_name(logit_noise, allowed=tuple(LOGIT_NOISES)):
+    """The name ("Normal", ...) of edward2's `logit_noise`: a tfp.distributions class or name."""
+    name = logit_noise if isinstance(logit_noise, str) else getattr(logit_noise, "__name__", None)
+    if name not in allowed:
+        raise ValueError(
+            "logit_noise must be one of tfp.distributions."
+            f"{', tfp.distributions.'.join(allowed)} (or its name). "
+            f"Received: logit_noise={logit_noise!r}"
+        )
+    return name
+
+
+class EdwardCallMixin:
+    """Accepts edward2's call convention `layer(x, training, seed)` in Keras 3.
+
+    Keras 3 only lets tensors be positional, and edward2 code passes `training` (and `seed`)
+    positionally, e.g. edward2's EnsembleHeteroscedasticOutputs calls `layer(inputs, training)`.
+    """
+
+    def __call__(self, inputs, *args, **kwargs):
+        if len(args) > 2:
+            raise TypeError(
+                f"{type(self).__name__} takes (inputs, training=None, seed=None). "
+                f"Received {1 + len(args)} positional arguments."
+            )
+        for name, value in zip(("training", "seed"), args):
+            if name in kwargs:
+                raise TypeError(f"{type(self).__name__} got multiple values for {name!r}")
+            kwargs[name] = value
+        return super().__call__(inputs, **kwargs)
+
+
+def call_seed(layer_seed, seed):
+    """A stateless seed [2] for one call's noise from a per-call `seed` (int or int tensor).
+
+    The same (layer seed, call seed) gives the same noise; different layers (e.g. ensemble
+    members) called with the same seed still draw different noise.
+    """
+    if isinstance(seed, (bool, float)) or (
+        isinstance(seed, (int, np.integer)) and not 0 <= seed < 2**31
+    ):
+        raise ValueError(f"seed must be an integer >= 0 or None. Received: seed={seed!r}")
+    base = tf.constant([layer_seed, -2], tf.int64)
+    return tf.random.experimental.stateless_fold_in(base, tf.cast(seed, tf.int32))
+
+
+class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
     """Base of the MC heteroscedastic output layers; see the subclasses for the model.
+
+    Calls: `layer(x, training=None, seed=None)`, `training` and `seed` also positional as in
+    edward2 (`layer(x, training, seed)`). `training=None` (Keras' default) means inference,
+    where edward2's default is `training=True`. `seed` (an int >= 0 or an int tensor, also in
+    graph mode): the same (layer, seed) gives the same noise; None: fresh noise every training
+    step, fixed noise at inference (see the `seed` argument).
 
     Args (shared by all subclasses, edward2 0.0.2 names and defaults):
       temperature: softmax/sigmoid temperature tau > 0 (the initial value if learned).
@@ -54,6 +112,22 @@ class MCHeteroscedasticBase(keras.layers.Layer):
         computed with logsumexp), so it has no effect.
       dtype: dtype policy of the layer; None keeps the head in float32 under mixed precision.
       kernel_regularizer, bias_regularizer: applied to every Dense sublayer (as in edward2).
+      return_unaveraged_logits: (edward2 main) also return the S per-sample logits [B, S, K]
+        (log-softmax, or for sigmoid the inverse sigmoid, of each sample): the outputs become
+        `(logits, samples_logits)` with `logits_only`, else
+        `(logits, samples_logits, log_probs, probs, predictive_variance)`. This materialises
+        [B, S, K]; the averaged outputs are still streamed.
+      tune_temperature: (edward2 main) learn tau in [temperature_lower_bound,
+        temperature_upper_bound] as `lower + (upper - lower) * sigmoid(p)`, p initialised at 0
+        (the midpoint; `temperature` is then unused, as in edward2).
+      temperature_lower_bound, temperature_upper_bound: the interval (None: 0.3 and 3.0).
+      logit_noise: distribution of the diagonal noise eps_K: tfp.distributions.Normal,
+        Logistic or Gumbel (or the name). Only MCSoftmaxDense exposes it, as in edward2.
+      latent_dim: HET-XL (Collier et al., ICLR 2023; edward2's JAX layers): add the noise to
+        the D = latent_dim pre-logits (which must be the input features) and pass every sample
+        through the logit layer, u_s = W (x + d(x) * eps_D + V(x) eps_R) + b, so the
+        covariance parameters grow with D, not K (FA: D * D * R instead of D * K * R).
+        None: the noise is added to the K logits (CVPR 2021).
       learn_temperature: learn tau (kept positive with a softplus), initialised at `temperature`.
       mc_chunk_size: samples per chunk of the streaming estimator (None: about 4M values per
         [B, chunk, K] tensor, see `het_ensembles.mc.default_chunk_size`).
@@ -81,12 +155,46 @@ class MCHeteroscedasticBase(keras.layers.Layer):
         bias_regularizer=None,
         name=None,
         *,
+        return_unaveraged_logits=False,
+        tune_temperature=False,
+        temperature_lower_bound=None,
+        temperature_upper_bound=None,
+        logit_noise="Normal",
+        latent_dim=None,
         learn_temperature=False,
         mc_chunk_size=None,
         seed=None,
         **kwargs,
     ):
-        check_int("num_factors", num_factors, 0, num_outputs)
+        if latent_dim is not None:
+            check_int("latent_dim", latent_dim, 1)
+        check_int("num_factors", num_factors, 0, num_outputs if latent_dim is None else latent_dim)
+        self.logit_noise = logit_noise_name(logit_noise)
+        for bound in ("temperature_lower_bound", "temperature_upper_bound"):
+            value = locals()[bound]
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (0 < value < np.inf)
+            ):
+                raise ValueError(
+                    f"{bound} must be a float > 0 or None. Received: {bound}={value!r}"
+                )
+        lower, upper = TEMPERATURE_LOWER_BOUND, TEMPERATURE_UPPER_BOUND
+        if temperature_lower_bound is not None:
+            lower = temperature_lower_bound
+        if temperature_upper_bound is not None:
+            upper = temperature_upper_bound
+        if tune_temperature and not lower < upper:
+            raise ValueError(
+                "temperature_lower_bound must be below temperature_upper_bound. Received: "
+                f"temperature_lower_bound={lower}, temperature_upper_bound={upper}"
+            )
+        if tune_temperature and learn_temperature:
+            raise ValueError(
+                "tune_temperature (sigmoid, edward2 main) and learn_temperature (softplus) are "
+                "alternatives. Received: tune_temperature=True, learn_temperature=True"
+            )
         if parameter_efficient and num_factors == 0:
             raise ValueError(
                 "parameter_efficient=True needs num_factors >= 1. Received: num_factors=0"
@@ -118,6 +226,11 @@ class MCHeteroscedasticBase(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.learn_temperature = bool(learn_temperature)
+        self.return_unaveraged_logits = bool(return_unaveraged_logits)
+        self.tune_temperature = bool(tune_temperature)
+        self.temperature_lower_bound = temperature_lower_bound
+        self.temperature_upper_bound = temperature_upper_bound
+        self._temperature_bounds = (float(lower), float(upper))
         self.mc_chunk_size = mc_chunk_size
         # A concrete seed goes into get_config(), so a reloaded model predicts identically.
         # Unseeded layers draw it from Python's RNG, which keras.utils.set_random_seed seeds.
@@ -125,6 +238,7 @@ class MCHeteroscedasticBase(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self._user_dtype = dtype
         self.num_outputs = int(num_outputs)
+        self.latent_dim = None if latent_dim is None else int(latent_dim)
         # Sublayers are created in edward2's order so that get_weights() lines up with it.
         for role in self.sublayer_order():
             setattr(self, f"{role}_layer", self._dense(role))
@@ -143,7 +257,9 @@ class MCHeteroscedasticBase(keras.layers.Layer):
 
     def _dense(self, role):
         """A Dense sublayer with this layer's regularizers and dtype, as edward2 builds it."""
-        units = self.num_outputs * (self.num_factors if role == "scale" else 1)
+        # HET-XL: the noise (diag, factor) layers work in the latent_dim pre-logit space.
+        width = self.num_outputs if role == "loc" else self.noise_dim
+        units = width * (self.num_factors if role == "scale" else 1)
         # Initial weights follow from the layer seed (one derived seed per sublayer), so a model
         # built twice with the same seeds starts from the same weights.
         init_seed = (self.seed * len(_ROLES) + _ROLES.index(role)) % 2**31
@@ -157,7 +273,8 @@ class MCHeteroscedasticBase(keras.layers.Layer):
             name=f"{role}_layer",
         )
 
-    def build(self, input_shape):
+    def feature_shape(self, input_shape):
+        """(None, D): the shape the sublayers see; checks the input's rank and feature size."""
         if len(input_shape) != 2:
             raise ValueError(
                 f"{type(self).__name__} expects inputs of rank 2 [batch, features]. "
@@ -167,10 +284,22 @@ class MCHeteroscedasticBase(keras.layers.Layer):
             raise ValueError(
                 f"The last input dimension must be known. Received: input_shape={input_shape}"
             )
+        return (None, input_shape[-1])
+
+    def build(self, input_shape):
+        features = self.feature_shape(input_shape)
+        if self.latent_dim is not None and features[-1] != self.latent_dim:
+            raise ValueError(
+                "HET-XL adds the noise to the input pre-logits, so latent_dim must equal the "
+                f"input features. Received: latent_dim={self.latent_dim}, "
+                f"input_shape={tuple(input_shape)}"
+            )
         for role in self.sublayer_order():
             # PE's homoscedastic V is a Dense applied to eps_R, so its input has R features.
-            shape = (None, self.num_factors) if role == "scale_homoscedastic" else input_shape
-            getattr(self, f"{role}_layer").build(tuple(shape))
+            shape = (None, self.num_factors) if role == "scale_homoscedastic" else features
+            layer = getattr(self, f"{role}_layer")
+            if not layer.built:
+                layer.build(shape)
         if self.learn_temperature:
             # tau = softplus(raw), initialised so that tau equals `temperature`.
             self.raw_temperature = self.add_weight(
@@ -180,6 +309,22 @@ class MCHeteroscedasticBase(keras.layers.Layer):
                 ),
                 name="raw_temperature",
             )
+        if self.tune_temperature:
+            # edward2 main: zero, the midpoint of [lower, upper] after the sigmoid.
+            self.pre_sigmoid_temperature = self.add_weight(
+                shape=(), initializer="zeros", name="pre_sigmoid_temperature"
+            )
+
+    @property
+    def noise_dim(self):
+        """Dimension of the noise: K, or D = latent_dim for HET-XL."""
+        return self.num_outputs if self.latent_dim is None else self.latent_dim
+
+    def projection(self):
+        """HET-XL's W [D, K] (the logit layer's kernel) that every noise sample goes through."""
+        if self.latent_dim is None:
+            return None
+        return tf.convert_to_tensor(self.loc_layer.kernel, tf.float32)
 
     def noise_params(self, inputs):
         """(loc [B, K], diag_scale [B, K], factors [B, K, R] or None) of the latent logits.
@@ -194,11 +339,12 @@ class MCHeteroscedasticBase(keras.layers.Layer):
         if self.num_factors and self.parameter_efficient:
             v = self.scale_heteroscedastic_layer(inputs)  # [B, K]
             shared = self.scale_homoscedastic_layer
-            loc += v * shared.bias
+            shift = v * shared.bias  # [B, K] (HET-XL: [B, D], projected like the noise)
+            loc += shift if self.latent_dim is None else tf.matmul(shift, self.projection())
             factors = v[:, :, None] * tf.transpose(shared.kernel)[None]  # [B, K, R]
         elif self.num_factors:
             factors = tf.reshape(
-                self.scale_layer(inputs), [-1, self.num_outputs, self.num_factors]
+                self.scale_layer(inputs), [-1, self.noise_dim, self.num_factors]
             )  # [B, K, R]
         return loc, diag_scale, factors
 
@@ -207,6 +353,10 @@ class MCHeteroscedasticBase(keras.layers.Layer):
         """The current temperature tau (a float32 scalar tensor)."""
         if self.learn_temperature:
             return tf.nn.softplus(tf.convert_to_tensor(self.raw_temperature))
+        if self.tune_temperature:
+            lower, upper = self._temperature_bounds
+            p = tf.convert_to_tensor(self.pre_sigmoid_temperature)
+            return lower + (upper - lower) * tf.sigmoid(p)
         return tf.constant(self.initial_temperature, tf.float32)
 
     def _check_inputs(self, inputs):
@@ -217,32 +367,64 @@ class MCHeteroscedasticBase(keras.layers.Layer):
             )
         return tf.cast(inputs, tf.float32)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, seed=None):
         x = self._check_inputs(inputs)
-        loc, diag_scale, factors = self.noise_params(x)
+        return self.predict_from_params(*self.noise_params(x), training=training, seed=seed)
+
+    def mc_options(self):
+        """Keyword arguments of `mc.mc_log_predictive` fixed by the layer's configuration."""
+        return {"link": self.link, "chunk_size": self.mc_chunk_size, "noise": self.noise}
+
+    @property
+    def noise(self):
+        return LOGIT_NOISES[self.logit_noise]
+
+    def predict_from_params(
+        self,
+        loc,
+        diag_scale,
+        factors,
+        *,
+        training=None,
+        seed=None,
+        unflatten=None,
+        chunk_batch=None,
+    ):
+        """The layer's outputs from (loc, diag_scale, factors): the MC estimate, formatted.
+
+        `unflatten` (default `self.unflatten`) lays out each [B, K] / [B, S, K] output;
+        `chunk_batch` is the batch size the default chunk size assumes (None: the static one).
+        """
+        unflatten = unflatten or self.unflatten
         if training:
             num_samples = self.train_mc_samples
-            seed = tf.cast(self.seed_generator.next(), tf.int64)
             share_samples = self.share_samples_across_batch
         else:
             num_samples = self.test_mc_samples
             # Inference noise is fixed by the layer seed and shared across the batch, so an
             # example's prediction is reproducible and does not depend on its batch (size or
             # position) -- evaluation caches stay valid -- and only S x K normals are drawn.
+            share_samples = True
+        if seed is not None:
+            seed = call_seed(self.seed, seed)  # a per-call seed: same seed, same noise
+        elif training:
+            seed = tf.cast(self.seed_generator.next(), tf.int64)  # fresh noise every step
+        else:
             layer_seed = tf.cast(self.seed_generator.state[0], tf.int64)
             seed = tf.stack([layer_seed, tf.constant(-1, tf.int64)])
-            share_samples = True
+        kwargs = dict(self.mc_options(), num_samples=num_samples, share_samples=share_samples)
+        if self.latent_dim is not None:
+            kwargs["projection"] = self.projection()
+        if chunk_batch is not None and self.mc_chunk_size is None:
+            kwargs["chunk_size"] = mc.default_chunk_size(num_samples, chunk_batch, loc.shape[-1])
         result = mc.mc_log_predictive(
             loc,
             diag_scale,
             factors,
             self.temperature,
             seed,
-            num_samples=num_samples,
-            link=self.link,
-            chunk_size=self.mc_chunk_size,
-            share_samples=share_samples,
             compute_variance=self.compute_pred_variance,
+            **kwargs,
         )
         log_probs, variance = result if self.compute_pred_variance else (result, None)
         if self.link == "sigmoid":
@@ -250,33 +432,78 @@ class MCHeteroscedasticBase(keras.layers.Layer):
             logits = log_probs - log_complement  # inverse sigmoid of the MC-mean probability
         else:
             logits = log_probs
+        logits, log_probs = unflatten(logits), unflatten(log_probs)
+        variance = None if variance is None else unflatten(variance)
+        if self.return_unaveraged_logits:
+            samples = mc.per_sample_log_probs(
+                loc, diag_scale, factors, self.temperature, seed, **kwargs
+            )
+            samples = unflatten(samples, samples=True)
+            if self.logits_only:
+                return logits, samples
+            return logits, samples, log_probs, tf.exp(log_probs), variance
         if self.logits_only:
             return logits
         return logits, log_probs, tf.exp(log_probs), variance
 
+    def unflatten(self, t, samples=False):
+        """Output layout of a [B, K] (or [B, S, K] sample) tensor; multi-head/4D layers reshape."""
+        return t
+
+    def output_shape_of(self, input_shape, samples=False):
+        """Shape of the logits ([B, K]; with `samples` the per-sample logits [B, S, K])."""
+        if samples:
+            return (input_shape[0], None, self.num_outputs)
+        return (input_shape[0], self.num_outputs)
+
     def compute_output_shape(self, input_shape):
-        shape = (input_shape[0], self.num_outputs)
+        shape = self.output_shape_of(input_shape)
+        variance = shape if self.compute_pred_variance else None
+        if self.return_unaveraged_logits:
+            samples = self.output_shape_of(input_shape, samples=True)
+            if self.logits_only:
+                return shape, samples
+            return shape, samples, shape, shape, variance
         if self.logits_only:
             return shape
-        return shape, shape, shape, shape if self.compute_pred_variance else None
+        return shape, shape, shape, variance
 
-    def compute_output_spec(self, inputs, training=None):
+    def compute_output_spec(self, inputs, training=None, seed=None):
         shape = self.compute_output_shape(inputs.shape)
-        if self.logits_only:
+        if self.logits_only and not self.return_unaveraged_logits:
             return keras.KerasTensor(shape, dtype="float32")
         return tuple(None if s is None else keras.KerasTensor(s, dtype="float32") for s in shape)
 
     def covariance(self, inputs):
-        """The covariance Sigma(x) = diag(d^2) + V V^T of the latent logits, [B, K, K]."""
+        """The covariance Sigma(x) = diag(d^2) + V V^T of the latent logits, [B, K, K].
+
+        HET-XL (`latent_dim`): W^T Sigma_D(x) W, the noise covariance pushed through the logit
+        layer (rank <= D).
+        """
         _, diag_scale, factors = self.noise_params(self._check_inputs(inputs))
-        cov = tf.linalg.diag(tf.square(diag_scale))
+        cov = tf.linalg.diag(tf.square(diag_scale) * _NOISE_VARIANCE[self.noise])
         if factors is not None:
             cov += tf.matmul(factors, factors, transpose_b=True)
+        if self.latent_dim is not None:
+            w = self.projection()  # [D, K]
+            cov = tf.einsum("dk,bde,el->bkl", w, cov, w)
         return cov
 
     def noise_distribution(self, inputs):
-        """The latent logit distribution N(loc, diag(d^2) + V V^T) as a TFP distribution."""
-        loc, diag_scale, factors = self.noise_params(self._check_inputs(inputs))
+        """The latent logit distribution N(loc, diag(d^2) + V V^T) as a TFP distribution.
+
+        With Logistic or Gumbel `logit_noise`: independent Logistic/Gumbel(loc, d) per class.
+        HET-XL (`latent_dim`): the distribution of the noisy pre-logits z = x + noise in D dims
+        (N(x, diag(d^2) + V V^T)); the logits are `loc_layer(z)` (see `covariance`).
+        """
+        x = self._check_inputs(inputs)
+        loc, diag_scale, factors = self.noise_params(x)
+        if self.latent_dim is not None:
+            loc = x
+        if self.noise != "normal":
+            # Independent Logistic or Gumbel noise (MCSoftmaxDense has no factors).
+            noise = getattr(_tfd(), self.logit_noise)(loc=loc, scale=diag_scale)
+            return _tfd().Independent(noise, reinterpreted_batch_ndims=1)
         if factors is None:
             factors = tf.zeros(tf.concat([tf.shape(loc), [1]], 0))
         return _tfd().MultivariateNormalDiagPlusLowRankCovariance(
@@ -296,8 +523,13 @@ class MCHeteroscedasticBase(keras.layers.Layer):
                 "eps": self.eps,
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "return_unaveraged_logits": self.return_unaveraged_logits,
+                "tune_temperature": self.tune_temperature,
+                "temperature_lower_bound": self.temperature_lower_bound,
+                "temperature_upper_bound": self.temperature_upper_bound,
                 "learn_temperature": self.learn_temperature,
                 "mc_chunk_size": self.mc_chunk_size,
+                "latent_dim": self.latent_dim,
                 "seed": self.seed,
             }
         )

@@ -20,6 +20,8 @@ class MCSigmoidDenseFA(MCHeteroscedasticBase):
       num_outputs: number of binary outputs K >= 1.
       num_factors: rank R of the low-rank part, 0 <= R <= K (0: diagonal).
       parameter_efficient: use the PE factor `diag(v(x)) V` instead of a full `V(x)`.
+      latent_dim: (keyword) HET-XL: noise in the D = latent_dim input pre-logits, every sample
+        through the logit layer; covariance parameters grow with D, not K (for huge K).
       Other arguments: see `MCHeteroscedasticBase`.
 
     Returns (from `call`):
@@ -44,6 +46,10 @@ class MCSigmoidDenseFA(MCHeteroscedasticBase):
         dtype=None,
         kernel_regularizer=None,
         bias_regularizer=None,
+        return_unaveraged_logits=False,
+        tune_temperature=False,
+        temperature_lower_bound=None,
+        temperature_upper_bound=None,
         name="MCSigmoidDenseFA",
         **kwargs,
     ):
@@ -63,6 +69,10 @@ class MCSigmoidDenseFA(MCHeteroscedasticBase):
             kernel_regularizer,
             bias_regularizer,
             name,
+            return_unaveraged_logits=return_unaveraged_logits,
+            tune_temperature=tune_temperature,
+            temperature_lower_bound=temperature_lower_bound,
+            temperature_upper_bound=temperature_upper_bound,
             **kwargs,
         )
 

@@ -10,11 +10,14 @@ class MCSoftmaxDense(MCHeteroscedasticBase):
     """Heteroscedastic softmax output layer with a diagonal covariance.
 
     Collier et al., CVPR 2021 (and Kendall & Gal, 2017): `u = mu(x) + d(x) * eps_K`,
-    `p(y | x) = E[softmax(u / temperature)]`. As in edward2, two classes use a single logit and a
+    `p(y | x) = E[softmax(u / temperature)]`, with eps_K standard Normal, Logistic or Gumbel
+    (`logit_noise`, edward2's argument; drawn by `het_ensembles.mc`, Logistic and Gumbel by
+    their inverse CDF). As in edward2, two classes use a single logit and a
     sigmoid, so the outputs then have one column (the probability of class 1).
 
     Args:
       num_classes: number of classes K >= 2.
+      logit_noise: tfp.distributions.Normal (default), Logistic or Gumbel, or its name.
       Other arguments: see `MCHeteroscedasticBase`.
 
     Returns (from `call`):
@@ -25,6 +28,7 @@ class MCSoftmaxDense(MCHeteroscedasticBase):
     def __init__(
         self,
         num_classes,
+        logit_noise="Normal",
         temperature=1.0,
         train_mc_samples=1000,
         test_mc_samples=1000,
@@ -35,6 +39,10 @@ class MCSoftmaxDense(MCHeteroscedasticBase):
         dtype=None,
         kernel_regularizer=None,
         bias_regularizer=None,
+        return_unaveraged_logits=False,
+        tune_temperature=False,
+        temperature_lower_bound=None,
+        temperature_upper_bound=None,
         name="MCSoftmaxDense",
         **kwargs,
     ):
@@ -56,6 +64,11 @@ class MCSoftmaxDense(MCHeteroscedasticBase):
             kernel_regularizer,
             bias_regularizer,
             name,
+            return_unaveraged_logits=return_unaveraged_logits,
+            tune_temperature=tune_temperature,
+            temperature_lower_bound=temperature_lower_bound,
+            temperature_upper_bound=temperature_upper_bound,
+            logit_noise=logit_noise,
             **kwargs,
         )
         self.num_classes = int(num_classes)
@@ -65,5 +78,5 @@ class MCSoftmaxDense(MCHeteroscedasticBase):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_classes=self.num_classes)
+        config.update(num_classes=self.num_classes, logit_noise=self.logit_noise)
         return config

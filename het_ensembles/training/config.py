@@ -26,6 +26,10 @@ HETEROSCEDASTIC_FIELDS = (
     "num_factors",
     "temperature",
     "learn_temperature",
+    "tune_temperature",
+    "temperature_lower_bound",
+    "temperature_upper_bound",
+    "latent_dim",
     "train_mc_samples",
     "test_mc_samples",
     "share_samples_across_batch",
@@ -66,6 +70,10 @@ def default_config():
     config.num_factors = 15
     config.temperature = 1.5
     config.learn_temperature = False
+    config.tune_temperature = False  # edward2 main: tau = lower + (upper - lower) * sigmoid(p)
+    config.temperature_lower_bound = config_dict.placeholder(float)  # None: 0.3
+    config.temperature_upper_bound = config_dict.placeholder(float)  # None: 3.0
+    config.latent_dim = config_dict.placeholder(int)  # HET-XL: noise in the D-dim pre-logits
     config.train_mc_samples = 1000
     config.test_mc_samples = 5000
     config.share_samples_across_batch = False
@@ -255,6 +263,10 @@ def head_kwargs(config):
         "test_mc_samples": config.test_mc_samples,
         "share_samples_across_batch": config.share_samples_across_batch,
         "learn_temperature": config.learn_temperature,
+        "tune_temperature": config.tune_temperature,
+        "temperature_lower_bound": config.temperature_lower_bound,
+        "temperature_upper_bound": config.temperature_upper_bound,
+        "latent_dim": config.latent_dim,
         "mc_chunk_size": config.mc_chunk_size,
     }
     if config.head_class != "MCSoftmaxDense":

@@ -90,6 +90,16 @@ CONFIGS = {
     ),
     "cifar/deterministic": (None, CIFAR),
     "cifar/heteroscedastic": ("cifar/deterministic", CIFAR_HET),
+    # HET-XL (Collier et al., ICLR 2023): noise in ResNet-50's 2048-d pre-logits, learned tau.
+    "imagenet21k/heteroscedastic_hetxl": (
+        "imagenet/heteroscedastic",
+        {
+            "dataset": "npz:imagenet21k.npz",
+            "latent_dim": 2048,
+            "tune_temperature": True,
+            "share_samples_across_batch": True,
+        },
+    ),
 }
 
 
@@ -123,6 +133,10 @@ REFERENCE_SCRIPTS = {  # the uncertainty-baselines script each config's docstrin
     "imagenet/heteroscedastic_sigmoid": "baselines/imagenet/heteroscedastic.py",
     "cifar/deterministic": "baselines/cifar/deterministic.py",
     "cifar/heteroscedastic": "baselines/cifar/heteroscedastic.py",
+    # A project variant; its docstring names the nearest published recipe and how it differs.
+    "imagenet21k/heteroscedastic_hetxl": (
+        "baselines/jft/experiments/bit/imagenet21k_bit_resnet50x2_heteroscedastic.py"
+    ),
 }
 
 
