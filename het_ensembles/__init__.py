@@ -25,6 +25,7 @@ _SUBMODULES = (
     "analysis",
     "bench",
     "cli",
+    "compare",
     "data",
     "demo",
     "ensemble",

@@ -24,6 +24,10 @@ SUBCOMMANDS = {
     "demo": ("het_ensembles.demo", "the main job: Hom/Het members and ensembles on noisy_digits"),
     "covariance": ("het_ensembles.analysis", "top correlated class pairs of a member's Sigma(x)"),
     "bench": ("het_ensembles.bench", "time and memory of the MC head vs edward2"),
+    "compare": (
+        "het_ensembles.compare",
+        "two or more configs, N seeds each: spread and paired bootstrap intervals",
+    ),
 }
 
 

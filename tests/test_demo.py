@@ -82,6 +82,20 @@ def test_demo_writes_its_files_and_table_rows(demo_run, capsys):
     assert "| Het ens2 |" in leaderboard and "Planted pairs: 1 <-> 7" in leaderboard
 
 
+def test_demo_reports_the_spread_and_the_paired_interval(demo_run):
+    _, record = demo_run
+    rows = record["table7"]
+    for column in ("noisy", "clean"):
+        part = record["spread"][column]
+        for metric in ("accuracy", "nll", "ece"):
+            d = part["het_minus_hom"][metric]
+            expected = rows["Het ens2"][column][metric] - rows["Hom ens2"][column][metric]
+            assert d["difference"] == pytest.approx(expected, abs=1e-6)
+            assert d["low"] <= d["difference"] <= d["high"]
+        assert set(part["member_std"]) == {"Hom", "Het"}
+        assert all(v >= 0 for row in part["member_std"].values() for v in row.values())
+
+
 def test_demo_table_matches_numpy_on_the_cached_predictions(demo_run):
     from het_ensembles.data import noisy_digits
 

@@ -65,6 +65,7 @@ def run_demo(
     trained = time.perf_counter()
     results = results_lib.evaluate_groups(members, output_dir, progress=progress)
     rows = results_lib.table7(results, num_members)
+    spread = results_lib.spread_and_intervals(results, members, output_dir)
     cov = results_lib.covariance_analysis(members["het"], progress=progress)
     targets = results_lib.check_targets(rows, cov)
     summary = results_lib.summary_lines(rows, cov, targets)
@@ -96,6 +97,7 @@ def run_demo(
         "dataset": DATASET,
         "quick": quick,
         "table7": rows,
+        "spread": spread,
         "covariance": {k: v for k, v in cov.items()},
         "targets": targets,
         "summary": summary,
@@ -111,17 +113,23 @@ def run_demo(
     member_files.write_text(
         os.path.join(output_dir, "leaderboard.md"),
         outputs.leaderboard_markdown(
-            rows, cov, targets, summary, quick=quick, synthetic=synthetic_result
+            rows, spread, cov, targets, summary, quick=quick, synthetic=synthetic_result
         ),
     )
-    _print_report(rows, cov, targets, summary, synthetic_result, output_dir, record["seconds"])
+    _print_report(
+        rows, spread, cov, targets, summary, synthetic_result, output_dir, record["seconds"]
+    )
     return record
 
 
-def _print_report(rows, cov, targets, summary, synthetic_result, output_dir, seconds):
+def _print_report(rows, spread, cov, targets, summary, synthetic_result, output_dir, seconds):
+    num_members = int(results_lib.ens_suffix(rows)[4:])
     print()
-    print(f"== Table 7 shape: {DATASET}, {results_lib.ens_suffix(rows)[4:]} members per method ==")
+    print(f"== Table 7 shape: {DATASET}, {num_members} members per method ==")
     print(results_lib.format_table7(rows))
+    print()
+    print("== Spread over seeds, and how sure the ensemble difference is ==")
+    print(results_lib.format_spread(spread, num_members))
     print()
     print(
         f"== Table 4 shape: top {results_lib.TOP_PAIRS} class pairs of the learned noise correlation "

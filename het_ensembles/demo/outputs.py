@@ -4,7 +4,7 @@ import numpy as np
 
 from het_ensembles import member_dir as member_files
 from het_ensembles.demo.members import CLEAN_SPLIT, DATASET, METHODS
-from het_ensembles.demo.results import TOP_PAIRS, ens_suffix, markdown_table7
+from het_ensembles.demo.results import TOP_PAIRS, ens_suffix, format_spread, markdown_table7
 from het_ensembles.demo.synthetic import synthetic_text
 
 # ----------------------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def to_json(value):
     return value
 
 
-def leaderboard_markdown(rows, cov, targets, summary, *, quick, synthetic=None):
+def leaderboard_markdown(rows, spread, cov, targets, summary, *, quick, synthetic=None):
     m = ens_suffix(rows)[4:]
     lines = [
         f"# het-ensembles demo: {DATASET}" + (" (--quick smoke run)" if quick else ""),
@@ -81,10 +81,12 @@ def leaderboard_markdown(rows, cov, targets, summary, *, quick, synthetic=None):
         (
             f"{m} deterministic (Hom) and {m} heteroscedastic (Het) small CNNs, "
             f"seeds 0..{int(m) - 1}, trained with `het_ensembles.training` from `configs/noisy_digits/*.py` and "
-            "evaluated with `het_ensembles.ensemble` (Collier et al. 2021, Table 7 shape)."
+            "evaluated with `het_ensembles.evaluation` (Collier et al. 2021, Table 7 shape)."
         ),
         "",
         markdown_table7(rows),
+        "",
+        format_spread(spread, int(m)).replace("\n  ", "\n\n"),
         "",
         (
             f"Top {TOP_PAIRS} class pairs of the Het members' noise correlation (centred Sigma(x), mean "

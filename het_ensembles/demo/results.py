@@ -47,6 +47,60 @@ def table7(results, num_members=NUM_MEMBERS):
     return rows
 
 
+def spread_and_intervals(results, members, output_dir, *, num_resamples=1000):
+    """The seeds' spread and how sure the Het-vs-Hom ensemble differences are.
+
+    Returns:
+      `{"noisy"/"clean": {"member_std": {"Hom"/"Het": {accuracy, nll, ece}}, "het_minus_hom":
+      paired bootstrap of the ensembles (`metrics.bootstrap.paired_bootstrap`, as
+      `het-ensembles compare` reports it)}}`.
+    """
+    from het_ensembles import evaluation, metrics
+    from het_ensembles.metrics.bootstrap import paired_bootstrap
+
+    out = {}
+    for labels_name, dataset in (("noisy", DATASET), ("clean", CLEAN_SPLIT)):
+        ensembles, spread = {}, {}
+        for key, _, row in METHODS:
+            std = results[key][dataset]["member_std"]
+            spread[row] = {metric: float(std[metric]) for metric in ("accuracy", "nll", "ece")}
+            labels, member_log_probs = evaluation.cached_predictions(
+                os.path.join(output_dir, "eval", key), members[key], dataset
+            )
+            ensembles[row] = metrics.ensemble_log_probs(member_log_probs)
+        out[labels_name] = {
+            "member_std": spread,
+            "het_minus_hom": paired_bootstrap(
+                labels, ensembles["Hom"], ensembles["Het"], num_resamples=num_resamples
+            ),
+        }
+    return out
+
+
+def format_spread(spread, num_members):
+    """Lines: the members' std per method, and Het ens - Hom ens with its 95% interval."""
+    lines = []
+    for labels_name, part in spread.items():
+        std = part["member_std"]
+        lines.append(
+            f"{labels_name} test labels: member std over {num_members} seeds: "
+            + "; ".join(
+                f"{row} accuracy {100 * s['accuracy']:.1f}%, NLL {s['nll']:.3f}, ECE {s['ece']:.3f}"
+                for row, s in std.items()
+            )
+        )
+        diff = part["het_minus_hom"]
+        lines.append(
+            f"  Het ens{num_members} - Hom ens{num_members} (paired bootstrap 95% over test "
+            "examples): "
+            + ", ".join(
+                f"{name} {d['difference']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+                for name, d in diff.items()
+            )
+        )
+    return "\n".join(lines)
+
+
 def ens_suffix(rows):
     """The ensemble rows' suffix, e.g. " ens4"."""
     return next(name for name in rows if name.startswith("Hom "))[len("Hom") :]

@@ -1,0 +1,224 @@
+"""`het-ensembles compare`: two or more configs, N seeds each, with their spread and paired intervals.
+
+Where it sits: configs -> **the** trainer (one member per config and seed) -> **the** evaluator
+(one ensemble per config) -> this comparison. Whether a heteroscedastic head helps on a given
+dataset is an empirical question; this answers it with the numbers a reader needs to trust the
+answer:
+
+- per config: the members' mean and standard deviation, and the ensemble's accuracy, NLL, ECE;
+- per pair of configs (A, B): the paired bootstrap 95% interval over test examples of the
+  ensemble difference B - A in each metric (`metrics.bootstrap`), and the per-seed differences
+  of single members (seed s of B minus seed s of A).
+
+Files: `<output_dir>/members/<config>/<seed>/` (member directories, reused when finished),
+`<output_dir>/eval/<config>/` (the evaluator's outputs and prediction cache) and
+`<output_dir>/comparison.json`.
+"""
+
+import argparse
+import itertools
+import os
+import sys
+
+import numpy as np
+
+from het_ensembles import member_dir, metrics
+from het_ensembles.metrics.bootstrap import BOOTSTRAP_METRICS, paired_bootstrap
+
+SUMMARY_METRICS = ("accuracy", "nll", "ece")
+
+
+def config_names(paths):
+    """Short unique names of config files: their stems, with parent directories if needed."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [
+        os.path.splitext(os.path.relpath(p, os.path.commonpath(paths)))[0].replace(os.sep, "_")
+        for p in paths
+    ]
+
+
+def compare(
+    config_paths,
+    output_dir,
+    *,
+    seeds=4,
+    dataset=None,
+    num_resamples=1000,
+    progress=True,
+):
+    """Trains (or reuses) `seeds` members per config, evaluates them, compares the configs.
+
+    Args:
+      config_paths: two or more config files (`get_config()`), e.g. configs/noisy_digits/*.py.
+      output_dir: where members, evaluator outputs and comparison.json go.
+      seeds: members per config (seeds 0 .. seeds-1).
+      dataset: overrides every config's `dataset` (default: theirs, which must agree).
+        Members are evaluated on its test split.
+      num_resamples: bootstrap resamples for the paired intervals.
+      progress: show progress bars.
+
+    Returns:
+      What comparison.json holds: `{"dataset", "seeds", "configs": {name: {"path",
+      "member_mean", "member_std", "ensemble"}}, "pairs": [{"a", "b", "ensemble_difference":
+      {metric: {"a", "b", "difference", "low", "high", "b_better"}}, "member_differences":
+      {metric: [per seed]}}]}`.
+
+    Raises:
+      ValueError: for fewer than two configs, seeds < 1, configs on different datasets, or
+        any error of the trainer's or evaluator's checks.
+    """
+    from het_ensembles import evaluation, training
+
+    config_paths = [os.fspath(p) for p in config_paths]
+    if len(config_paths) < 2:
+        raise ValueError(f"compare needs two or more configs. Received: configs={config_paths}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1. Received: seeds={seeds!r}")
+    member_dir.check_writable_dir(output_dir)
+    names = config_names(config_paths)
+    configs = {name: training.load_config(path) for name, path in zip(names, config_paths)}
+    if dataset is not None:
+        for config in configs.values():
+            config.dataset = dataset
+    datasets = {name: config.dataset for name, config in configs.items()}
+    if len(set(datasets.values())) > 1:
+        raise ValueError(
+            f"The configs train on different datasets; pass --dataset. Received: {datasets}"
+        )
+    dataset = next(iter(datasets.values()))
+
+    results, member_dirs = {}, {}
+    for name, config in configs.items():
+        member_dirs[name] = []
+        for seed in range(seeds):
+            config.seed = seed
+            path = os.path.join(output_dir, "members", name, str(seed))
+            _say(f"{name} seed {seed}: {path}")
+            training.train_and_evaluate(config, path)
+            member_dirs[name].append(path)
+        results[name] = evaluation.evaluate(
+            member_dirs[name],
+            [dataset],
+            os.path.join(output_dir, "eval", name),
+            method=name,
+            progress=progress,
+        )[dataset]
+
+    summary = {
+        "dataset": dataset,
+        "seeds": seeds,
+        "configs": {
+            name: {
+                "path": os.path.abspath(path),
+                "member_mean": _pick(results[name]["member_mean"]),
+                "member_std": _pick(results[name]["member_std"]),
+                "ensemble": _pick(results[name]["ensemble"]),
+            }
+            for name, path in zip(names, config_paths)
+        },
+        "pairs": [],
+    }
+    ensembles = {}
+    for name in names:
+        labels, member_log_probs = evaluation.cached_predictions(
+            os.path.join(output_dir, "eval", name), member_dirs[name], dataset
+        )
+        ensembles[name] = (labels, metrics.ensemble_log_probs(member_log_probs))
+    for a, b in itertools.combinations(names, 2):
+        labels = ensembles[a][0]
+        if not np.array_equal(labels, ensembles[b][0]):
+            raise RuntimeError(f"{a} and {b} were evaluated on different labels of {dataset}.")
+        summary["pairs"].append(
+            {
+                "a": a,
+                "b": b,
+                "ensemble_difference": paired_bootstrap(
+                    labels, ensembles[a][1], ensembles[b][1], num_resamples=num_resamples
+                ),
+                "member_differences": {
+                    metric: [
+                        results[b]["members"][str(s)][metric]
+                        - results[a]["members"][str(s)][metric]
+                        for s in range(seeds)
+                    ]
+                    for metric in SUMMARY_METRICS
+                },
+            }
+        )
+    member_dir.write_json(os.path.join(output_dir, "comparison.json"), summary)
+    return summary
+
+
+def format_comparison(summary):
+    """The comparison as text: a row per config, then each pair's differences and intervals."""
+    seeds = summary["seeds"]
+    lines = [
+        f"== {summary['dataset']}: {len(summary['configs'])} configs x {seeds} seeds ==",
+        f"{'config':<24} {'':>10} {'accuracy':>17} {'NLL':>17} {'ECE':>17}",
+    ]
+    for name, row in summary["configs"].items():
+        mean, std, ens = row["member_mean"], row["member_std"], row["ensemble"]
+        lines.append(
+            f"{name:<24} {'member':>10} "
+            + " ".join(f"{mean[m]:>8.4f} +- {std[m]:<5.3f}" for m in SUMMARY_METRICS)
+        )
+        lines.append(
+            f"{'':<24} {f'ens{seeds}':>10} " + " ".join(f"{ens[m]:>17.4f}" for m in SUMMARY_METRICS)
+        )
+    for pair in summary["pairs"]:
+        lines.append(f"\n{pair['b']} - {pair['a']} (paired bootstrap 95% over test examples):")
+        for metric in BOOTSTRAP_METRICS:
+            d = pair["ensemble_difference"][metric]
+            per_seed = ", ".join(f"{v:+.4f}" for v in pair["member_differences"][metric])
+            lines.append(
+                f"  {metric:<9} ensemble {d['difference']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+                f"  ({100 * d['b_better']:.0f}% of resamples favour {pair['b']}); "
+                f"members by seed: {per_seed}"
+            )
+    return "\n".join(lines)
+
+
+def _pick(row):
+    return {metric: row[metric] for metric in SUMMARY_METRICS}
+
+
+def _say(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def cli_main(argv):
+    """`het-ensembles compare --configs A.py B.py [...] --seeds N --output_dir DIR`."""
+    parser = argparse.ArgumentParser(
+        prog="het-ensembles compare",
+        description="Train (or reuse) N members per config, evaluate each config's ensemble, and "
+        "compare them: member mean +- std, ensemble metrics, paired bootstrap intervals of the "
+        "ensemble differences and per-seed member differences. Writes comparison.json.",
+    )
+    parser.add_argument("--configs", nargs="+", required=True, help="two or more config files")
+    parser.add_argument(
+        "--dataset", default=None, help="dataset for every config (default: theirs)"
+    )
+    parser.add_argument("--seeds", type=int, default=4, help="members per config (seeds 0..N-1)")
+    parser.add_argument("--output_dir", required=True, help="members, eval/ and comparison.json")
+    parser.add_argument(
+        "--num_resamples", type=int, default=1000, help="bootstrap resamples (>= 100)"
+    )
+    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        summary = compare(
+            args.configs,
+            args.output_dir,
+            seeds=args.seeds,
+            dataset=args.dataset,
+            num_resamples=args.num_resamples,
+            progress=not args.no_progress,
+        )
+    except ValueError as error:
+        print(f"het-ensembles compare: error: {error}", file=sys.stderr)
+        return 2
+    print(format_comparison(summary))
+    print(f"Wrote {os.path.join(args.output_dir, 'comparison.json')}")
+    return 0
