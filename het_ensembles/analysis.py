@@ -211,7 +211,13 @@ def top_pairs(correlation, *, top_k=5, class_names=None, rank_by="abs"):
 
 
 def planted_pairs_of(dataset):
-    """The planted noisy class pairs of an embedded set (`noisy_digits`, `synthetic`), else None."""
+    """The planted noisy class pairs of an embedded set (`noisy_digits`, its `noisy_digits:<spec>`
+    variants, `synthetic`), else None."""
+    if dataset.startswith("noisy_digits:"):
+        from het_ensembles.data import noisy_digits
+
+        pairs = noisy_digits.NoiseSpec.parse(dataset.partition(":")[2]).pairs
+        return tuple(tuple(sorted(p)) for p in pairs)
     if dataset not in ("noisy_digits", "synthetic"):
         return None
     module = importlib.import_module(f"het_ensembles.data.{dataset}")

@@ -24,6 +24,7 @@ OPTIONAL_KEYS = ("y_test_clean", "class_names")
 NPZ_PREFIX = "npz:"
 
 _REGISTRY = {}  # name -> fn() -> dict of arrays
+_FAMILIES = {}  # prefix -> fn(spec text) -> dict of arrays, for names "<prefix>:<spec>"
 _CACHE = {}  # name -> (cache key, validated dict)
 
 
@@ -40,12 +41,22 @@ def register(name, fn):
     _CACHE.pop(name, None)
 
 
+def register_family(prefix, fn):
+    """Registers parametrised sets: `"<prefix>:<spec>"` names the arrays `fn(spec)` returns."""
+    _FAMILIES[prefix] = fn
+
+
 def registered_names():
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY) + [f"{prefix}:<spec>" for prefix in sorted(_FAMILIES)]
+
+
+def _family_of(name):
+    prefix, sep, _ = name.partition(":")
+    return prefix if sep and prefix in _FAMILIES else None
 
 
 def is_known(name):
-    return name in _REGISTRY or name.startswith(NPZ_PREFIX)
+    return name in _REGISTRY or name.startswith(NPZ_PREFIX) or _family_of(name) is not None
 
 
 def get(name):
@@ -60,6 +71,9 @@ def get(name):
         stat = os.stat(path)
         key = (stat.st_mtime_ns, stat.st_size)
         fn = _npz_reader(path)
+    elif _family_of(name) is not None:
+        spec = name.partition(":")[2]
+        key, fn = None, lambda: _FAMILIES[_family_of(name)](spec)
     else:
         key, fn = None, _REGISTRY[name]
     cached = _CACHE.get(name)
