@@ -35,6 +35,7 @@ _SUBMODULES = (
     "member_dir",
     "metrics",
     "models",
+    "study",
     "training",
 )
 

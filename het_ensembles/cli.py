@@ -28,6 +28,10 @@ SUBCOMMANDS = {
         "het_ensembles.compare",
         "two or more configs, N seeds each: spread and paired bootstrap intervals",
     ),
+    "study": (
+        "het_ensembles.study",
+        "two configs on random held-out noisy_digits variants: how often B beats A",
+    ),
 }
 
 

@@ -216,7 +216,9 @@ def test_a_variant_flips_only_its_pairs_with_its_feature_driving_the_rate():
     # Through the data layer by name, with the split syntax the evaluator uses.
     name = f"noisy_digits:{VARIANT}"
     assert data.get_info(name).num_examples == {"train": 1258, "test": 539, "test_clean": 539}
-    y = np.concatenate([b[1].numpy() for b in data.load(name, "test", batch_size=200, is_training=False)])
+    y = np.concatenate(
+        [b[1].numpy() for b in data.load(name, "test", batch_size=200, is_training=False)]
+    )
     np.testing.assert_array_equal(y, arrays["y_test"])
 
 
