@@ -70,6 +70,7 @@ def compare(
         any error of the trainer's or evaluator's checks.
     """
     from het_ensembles import evaluation, training
+    from het_ensembles.training import progress as progress_lib
 
     config_paths = [os.fspath(p) for p in config_paths]
     if len(config_paths) < 2:
@@ -95,8 +96,7 @@ def compare(
         for seed in range(seeds):
             config.seed = seed
             path = os.path.join(output_dir, "members", name, str(seed))
-            _say(f"{name} seed {seed}: {path}")
-            training.train_and_evaluate(config, path)
+            progress_lib.train_member(config, path, label=f"{name} seed {seed}", progress=progress)
             member_dirs[name].append(path)
         results[name] = evaluation.evaluate(
             member_dirs[name],

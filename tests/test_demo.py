@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from het_ensembles import demo, member_dir, training
+from het_ensembles.training import progress
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
@@ -202,7 +203,7 @@ def test_epoch_progress_handler_follows_the_trainer_log():
             self.written.append(text)
 
     bar = Bar()
-    handler = demo.EpochProgress(bar)
+    handler = progress.EpochProgress(bar)
     record = logging.LogRecord(
         "absl",
         logging.INFO,

@@ -24,7 +24,6 @@ targets), `synthetic`, `outputs` (plots and files), `main` (`run_demo`, the comm
 """
 
 from het_ensembles.demo.main import cli_main, run_demo
-from het_ensembles.demo.members import EpochProgress
 from het_ensembles.demo.results import (
     check_targets,
     format_table7,
@@ -34,7 +33,6 @@ from het_ensembles.demo.results import (
 from het_ensembles.demo.synthetic import gap_closed
 
 __all__ = [
-    "EpochProgress",
     "check_targets",
     "cli_main",
     "format_table7",

@@ -2,7 +2,8 @@
 
 import os
 
-from het_ensembles.demo.members import METHODS, member_config, say, train_member
+from het_ensembles.demo.members import METHODS, member_config, say
+from het_ensembles.training.progress import train_member
 
 # ----------------------------------------------------------------------------------------------
 # synthetic: the gap to the Bayes-optimal NLL.
