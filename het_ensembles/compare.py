@@ -184,10 +184,6 @@ def _pick(row):
     return {metric: row[metric] for metric in SUMMARY_METRICS}
 
 
-def _say(message):
-    print(message, file=sys.stderr, flush=True)
-
-
 def cli_main(argv):
     """`het-ensembles compare --configs A.py B.py [...] --seeds N --output_dir DIR`."""
     parser = argparse.ArgumentParser(
