@@ -1,0 +1,204 @@
+"""Validation-split training: per-epoch `val/...`, the test set once, keep-the-best-epoch.
+
+A tiny `npz:` set (64 train / 21 test examples of 8 features, 4 classes) and an MLP, as in
+`tests/test_training.py`. Metrics of the stored model are recomputed with numpy on the
+held-out examples, chosen independently with `np.random.default_rng(validation_seed)`.
+"""
+
+import glob
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from het_ensembles import training
+from het_ensembles.training import checkpoints
+
+NUM_TRAIN, NUM_TEST, NUM_FEATURES, NUM_CLASSES = 64, 21, 8, 4
+BATCH = 8
+FRACTION, NUM_VALIDATION = 0.25, 16  # int(64 * 0.25)
+
+
+@pytest.fixture(scope="module")
+def npz(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(NUM_CLASSES, NUM_FEATURES))
+
+    def split(n):
+        y = rng.integers(0, NUM_CLASSES, n)
+        return (centers[y] + rng.normal(size=(n, NUM_FEATURES))).astype(np.float32), y
+
+    x_train, y_train = split(NUM_TRAIN)
+    x_test, y_test = split(NUM_TEST)
+    path = str(tmp_path_factory.mktemp("data") / "tiny.npz")
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def tiny_config(npz, **overrides):
+    config = training.default_config()
+    config.dataset = f"npz:{npz}"
+    config.model = "mlp"
+    config.model_kwargs = {"hidden_units": (16,)}
+    config.per_core_batch_size = BATCH
+    config.train_epochs = 2
+    config.base_learning_rate = 1.0
+    config.warmup_epochs = 1
+    config.lr_decay_epochs = (45,)
+    config.validation_fraction = FRACTION
+    for name, value in overrides.items():
+        config[name] = value
+    return config
+
+
+def numpy_nll_and_accuracy(labels, logits):
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(1, keepdims=True)
+    log_probs = shifted - np.log(np.sum(np.exp(shifted), 1, keepdims=True))
+    nll = -np.mean(log_probs[np.arange(len(labels)), labels])
+    return nll, np.mean(log_probs.argmax(1) == labels)
+
+
+def held_out(npz, seed=0):
+    arrays = np.load(npz)
+    validation = np.random.default_rng(seed).permutation(NUM_TRAIN)[:NUM_VALIDATION]
+    return arrays["x_train"][validation], arrays["y_train"][validation]
+
+
+def read_scalars(log_dir):
+    scalars = {}
+    for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+    return scalars
+
+
+def test_validation_each_epoch_and_test_once(npz, tmp_path):
+    out = str(tmp_path / "member")
+    results = training.train_and_evaluate(tiny_config(npz), out)
+
+    steps_per_epoch = (NUM_TRAIN - NUM_VALIDATION) // BATCH  # 6: validation is not trained on
+    assert results["train/steps"] == 2 * steps_per_epoch
+    assert results["val/num_examples"] == NUM_VALIDATION
+    assert results["test/num_examples"] == NUM_TEST
+    assert "best_epoch" not in results
+    with open(os.path.join(out, "metrics.json")) as f:
+        assert json.load(f) == pytest.approx(results)
+
+    model = keras.saving.load_model(os.path.join(out, "model.keras"))
+    x_val, y_val = held_out(npz)
+    nll, accuracy = numpy_nll_and_accuracy(y_val, model.predict(x_val, verbose=0))
+    assert results["val/nll"] == pytest.approx(nll, rel=1e-5)
+    assert results["val/accuracy"] == pytest.approx(accuracy)
+    arrays = np.load(npz)
+    nll, _ = numpy_nll_and_accuracy(arrays["y_test"], model.predict(arrays["x_test"], verbose=0))
+    assert results["test/nll"] == pytest.approx(nll, rel=1e-5)
+
+    scalars = read_scalars(os.path.join(out, "logs"))
+    for name in ("val/nll", "val/accuracy", "val/ece", "train/loss"):
+        assert sorted(scalars[name]) == [1, 2]
+    assert sorted(scalars["test/nll"]) == [2]  # the test set once, after training
+    assert scalars["val/nll"][2] == pytest.approx(results["val/nll"], rel=1e-6)
+
+
+def test_keep_best_epoch_keeps_the_epoch_with_the_lowest_validation_nll(npz, tmp_path):
+    out = str(tmp_path / "member")
+    # A learning rate this high makes the validation NLL jump about between epochs.
+    config = tiny_config(npz, train_epochs=5, keep_best_epoch=True, base_learning_rate=8.0)
+    results = training.train_and_evaluate(config, out)
+
+    per_epoch = read_scalars(os.path.join(out, "logs"))["val/nll"]
+    assert sorted(per_epoch) == [1, 2, 3, 4, 5]
+    best_epoch = min(per_epoch, key=per_epoch.get)
+    assert results["best_epoch"] == best_epoch
+    assert best_epoch < 5  # so the test tells keeping the best from keeping the last
+    assert results["val/nll"] == pytest.approx(per_epoch[best_epoch], rel=1e-5)
+    assert results["train/epochs"] == 5
+    # model.keras holds that epoch's weights: its metrics, recomputed in numpy, match.
+    model = keras.saving.load_model(os.path.join(out, "model.keras"))
+    x_val, y_val = held_out(npz)
+    nll, _ = numpy_nll_and_accuracy(y_val, model.predict(x_val, verbose=0))
+    assert nll == pytest.approx(per_epoch[best_epoch], rel=1e-5)
+    arrays = np.load(npz)
+    nll, _ = numpy_nll_and_accuracy(arrays["y_test"], model.predict(arrays["x_test"], verbose=0))
+    assert results["test/nll"] == pytest.approx(nll, rel=1e-5)
+    assert os.listdir(os.path.join(out, "checkpoints", checkpoints.BEST_DIR))
+    # Re-running a finished member returns its metrics.
+    assert training.train_and_evaluate(config, out) == pytest.approx(results)
+
+
+def test_best_checkpoint_survives_a_new_process_and_keeps_the_lowest(tmp_path):
+    directory = str(tmp_path / "checkpoints")
+    strategy = tf.distribute.get_strategy()
+
+    def model_with(value):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.set_weights([np.full((2, 1), value, np.float32), np.zeros(1, np.float32)])
+        return model
+
+    first = model_with(1.0)
+    best = checkpoints.BestCheckpoint(first, directory, strategy)
+    assert best.epoch is None
+    assert best.update(1, 0.9)
+    first.set_weights([np.full((2, 1), 2.0, np.float32), np.zeros(1, np.float32)])
+    assert best.update(2, 0.5)
+    first.set_weights([np.full((2, 1), 3.0, np.float32), np.zeros(1, np.float32)])
+    assert not best.update(3, 0.7)
+    assert not best.update(4, float("nan"))
+
+    # A resumed run (new objects, same directory) reads epoch 2 and NLL 0.5 from disk.
+    second = model_with(4.0)
+    resumed = checkpoints.BestCheckpoint(second, directory, strategy)
+    assert (resumed.epoch, resumed.nll) == (2, 0.5)
+    np.testing.assert_array_equal(second.get_weights()[0], 4.0)  # reading restored no weights
+    assert not resumed.update(5, 0.6)
+    assert resumed.restore_weights() == 2
+    np.testing.assert_array_equal(second.get_weights()[0], 2.0)
+
+
+def test_keep_best_epoch_without_finite_validation_nll_raises(tmp_path):
+    best = checkpoints.BestCheckpoint(
+        keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]),
+        str(tmp_path),
+        tf.distribute.get_strategy(),
+    )
+    assert not best.update(1, float("inf"))
+    with pytest.raises(checkpoints.TrainingError, match="no epoch had a finite"):
+        best.restore_weights()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"validation_fraction": 1.0}, r"config\.validation_fraction.*=1\.0; allowed: .*\[0, 1\)"),
+        ({"validation_fraction": -0.5}, r"config\.validation_fraction"),
+        ({"validation_fraction": 0.001}, r"validation_fraction.*holds out 0"),
+        ({"validation_seed": -1}, r"config\.validation_seed.*=-1"),
+        (
+            {"validation_fraction": 0.0, "keep_best_epoch": True},
+            r"config\.keep_best_epoch.*True with validation_fraction > 0",
+        ),
+        ({"temperature_grid": (1.0, 2.0)}, r"config\.temperature_grid.*heteroscedastic"),
+        (
+            {"head": "heteroscedastic", "temperature_grid": (1.0, -2.0)},
+            r"config\.temperature_grid.*=\(1\.0, -2\.0\)",
+        ),
+        (
+            {"head": "heteroscedastic", "temperature_grid": (1.0, 1.0)},
+            r"config\.temperature_grid.*distinct",
+        ),
+        (
+            {"head": "heteroscedastic", "validation_fraction": 0.0, "temperature_grid": (1.0,)},
+            r"config\.temperature_grid.*validation_fraction > 0",
+        ),
+    ],
+)
+def test_bad_validation_config_values_stop_before_training(npz, tmp_path, overrides, message):
+    out = str(tmp_path / "member")
+    with pytest.raises(training.ConfigError, match=message):
+        training.train_and_evaluate(tiny_config(npz, **overrides), out)
+    assert not os.path.exists(out)
