@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from het_ensembles import training
-from het_ensembles.training import checkpoints
+from het_ensembles.training import callbacks, checkpoints
 
 NUM_TRAIN, NUM_TEST, NUM_FEATURES, NUM_CLASSES = 64, 21, 8, 4
 BATCH = 8
@@ -129,6 +129,37 @@ def test_keep_best_epoch_keeps_the_epoch_with_the_lowest_validation_nll(npz, tmp
     assert os.listdir(os.path.join(out, "checkpoints", checkpoints.BEST_DIR))
     # Re-running a finished member returns its metrics.
     assert training.train_and_evaluate(config, out) == pytest.approx(results)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_keep_best_epoch_across_a_crash_and_resume(npz, tmp_path, monkeypatch):
+    out = str(tmp_path / "member")
+    config = tiny_config(npz, train_epochs=5, keep_best_epoch=True, base_learning_rate=8.0)
+    original = callbacks.EpochEnd.on_epoch_end
+
+    def crash_after_epoch_3(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch + 1 == 3:
+            raise Crash  # after epoch 3's checkpoint (and, if it was the best, its weights)
+
+    monkeypatch.setattr(callbacks.EpochEnd, "on_epoch_end", crash_after_epoch_3)
+    with pytest.raises(Crash):
+        training.train_and_evaluate(config, out)
+    monkeypatch.setattr(callbacks.EpochEnd, "on_epoch_end", original)
+    assert not os.path.exists(os.path.join(out, "model.keras"))
+    results = training.train_and_evaluate(config, out)  # resumes at epoch 3
+
+    per_epoch = read_scalars(os.path.join(out, "logs"))["val/nll"]  # both runs' event files
+    assert sorted(per_epoch) == [1, 2, 3, 4, 5]
+    best_epoch = min(per_epoch, key=per_epoch.get)
+    assert results["best_epoch"] == best_epoch
+    model = keras.saving.load_model(os.path.join(out, "model.keras"))
+    x_val, y_val = held_out(npz)
+    nll, _ = numpy_nll_and_accuracy(y_val, model.predict(x_val, verbose=0))
+    assert nll == pytest.approx(per_epoch[best_epoch], rel=1e-5)
 
 
 def test_best_checkpoint_survives_a_new_process_and_keeps_the_lowest(tmp_path):
