@@ -82,7 +82,13 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
       ConfigError: (a `ValueError`) for a bad config value, dataset or `output_dir`, before any
         training.
     """
-    config, info = _checked_config(config)
+    config, info = check_config(config)
+    if config.temperature_grid:
+        raise ConfigError(
+            "A config with a temperature_grid trains one member per temperature: use "
+            "training.tune_temperature (het-ensembles train does). Received: temperature_grid="
+            f"{tuple(config.temperature_grid)!r}; allowed: () for one member"
+        )
     try:
         member_dir.check_writable_dir(output_dir)
     except ValueError as error:
@@ -309,8 +315,12 @@ def make_datasets(config, *, batch_size, strategy=None, start_epoch=0):
     return train, evals
 
 
-def _checked_config(config):
-    """The complete, validated config and its dataset's info (no TensorFlow work)."""
+def check_config(config):
+    """The complete, validated config and its dataset's info (no TensorFlow work).
+
+    Raises:
+      ConfigError: for a bad value, dataset or validation split.
+    """
     config = complete_config(config)
     validate_config(config)
     try:

@@ -233,3 +233,77 @@ def test_bad_validation_config_values_stop_before_training(npz, tmp_path, overri
     with pytest.raises(training.ConfigError, match=message):
         training.train_and_evaluate(tiny_config(npz, **overrides), out)
     assert not os.path.exists(out)
+
+
+def het_config(npz, **overrides):
+    return tiny_config(
+        npz,
+        head="heteroscedastic",
+        head_class="MCSoftmaxDenseFA",
+        num_factors=2,
+        train_mc_samples=4,
+        test_mc_samples=4,
+        train_epochs=1,
+        **overrides,
+    )
+
+
+def test_tune_temperature_trains_one_member_per_value_and_picks_the_lowest_val_nll(npz, tmp_path):
+    out = str(tmp_path / "tuning")
+    grid = (0.25, 4.0)
+    choice = training.tune_temperature(het_config(npz, temperature_grid=grid), out)
+
+    assert sorted(os.listdir(out)) == [
+        "temperature_0.25",
+        "temperature_4.0",
+        "temperature_choice.json",
+    ]
+    val_nll = {}
+    for temperature in grid:
+        member = os.path.join(out, f"temperature_{temperature!r}")
+        with open(os.path.join(member, "config.json")) as f:
+            stored = json.load(f)
+        assert stored["temperature"] == temperature and stored["temperature_grid"] == []
+        with open(os.path.join(member, "metrics.json")) as f:
+            val_nll[repr(temperature)] = json.load(f)["val/nll"]
+    best = min(grid, key=lambda t: val_nll[repr(t)])
+    with open(os.path.join(out, "temperature_choice.json")) as f:
+        assert json.load(f) == choice
+    assert choice["grid"] == list(grid) and choice["val_nll"] == pytest.approx(val_nll)
+    assert choice["temperature"] == best
+    assert choice["member_dir"] == os.path.join(out, f"temperature_{best!r}")
+
+    # Re-running reuses the finished members: nothing is trained again.
+    models = [os.path.join(out, f"temperature_{t!r}", "model.keras") for t in grid]
+    mtimes = [os.stat(path).st_mtime_ns for path in models]
+    assert training.tune_temperature(het_config(npz, temperature_grid=grid), out) == choice
+    assert [os.stat(path).st_mtime_ns for path in models] == mtimes
+
+
+def test_train_and_evaluate_refuses_a_grid_and_the_cli_runs_it(npz, tmp_path, capsys):
+    config = het_config(npz, temperature_grid=(1.0,))
+    with pytest.raises(training.ConfigError, match="use training.tune_temperature"):
+        training.train_and_evaluate(config, str(tmp_path / "member"))
+    with pytest.raises(training.ConfigError, match=r"temperature_grid=\(\); allowed"):
+        training.tune_temperature(het_config(npz), str(tmp_path / "tuning"))
+
+    config_file = tmp_path / "config.py"
+    config_file.write_text(
+        "from het_ensembles import training\n"
+        "def get_config():\n"
+        f"    return training.complete_config({het_config(npz).to_dict()!r})\n"
+    )
+    out = tmp_path / "cli"
+    argv = [
+        f"--config={config_file}",
+        "--config.temperature_grid=(0.5, 2.0)",
+        f"--output_dir={out}",
+    ]
+    assert training.cli_main(argv) == 0
+    assert "(lowest val/nll)" in capsys.readouterr().out
+    with open(out / "temperature_choice.json") as f:
+        assert json.load(f)["grid"] == [0.5, 2.0]
+    assert training.cli_main(["--help"], config_file=str(config_file)) == 0
+    help_text = capsys.readouterr().out
+    for field in ("validation_fraction", "validation_seed", "keep_best_epoch", "temperature_grid"):
+        assert f"--config.{field}=" in help_text
