@@ -191,13 +191,15 @@ class EpochEnd(keras.callbacks.Callback):
         write_scalars(run.writer, results, step=epoch + 1)
         self.results = results
         prefix = run.eval_pass.prefix
+        # The split's name goes into the message, not the arguments: the demo's progress bar
+        # reads the arguments by position (`demo.EpochProgress`).
         logging.info(
-            "Epoch %d/%d: train loss %.4f, accuracy %.4f; %s nll %.4f, accuracy %.4f, ece %.4f",
+            f"Epoch %d/%d: train loss %.4f, accuracy %.4f; {prefix} nll %.4f, accuracy %.4f, "
+            "ece %.4f",
             epoch + 1,
             run.config.train_epochs,
             results["train/loss"],
             results["train/accuracy"],
-            prefix,
             results[f"{prefix}/nll"],
             results[f"{prefix}/accuracy"],
             results[f"{prefix}/ece"],

@@ -7,6 +7,7 @@ held-out examples, chosen independently with `np.random.default_rng(validation_s
 
 import glob
 import json
+import logging
 import os
 
 import keras
@@ -77,9 +78,10 @@ def read_scalars(log_dir):
     return scalars
 
 
-def test_validation_each_epoch_and_test_once(npz, tmp_path):
+def test_validation_each_epoch_and_test_once(npz, tmp_path, caplog):
     out = str(tmp_path / "member")
-    results = training.train_and_evaluate(tiny_config(npz), out)
+    with caplog.at_level(logging.INFO):
+        results = training.train_and_evaluate(tiny_config(npz), out)
 
     steps_per_epoch = (NUM_TRAIN - NUM_VALIDATION) // BATCH  # 6: validation is not trained on
     assert results["train/steps"] == 2 * steps_per_epoch
@@ -103,6 +105,13 @@ def test_validation_each_epoch_and_test_once(npz, tmp_path):
         assert sorted(scalars[name]) == [1, 2]
     assert sorted(scalars["test/nll"]) == [2]  # the test set once, after training
     assert scalars["val/nll"][2] == pytest.approx(results["val/nll"], rel=1e-6)
+
+    # The epoch log names the split; its arguments keep the layout the demo's progress bar reads
+    # (`demo.EpochProgress`: epoch, epochs, loss, accuracy, then the eval NLL).
+    epoch_logs = [r for r in caplog.records if str(r.msg).startswith("Epoch %d/%d")]
+    assert len(epoch_logs) == 2 and "; val nll %.4f" in epoch_logs[-1].msg
+    assert epoch_logs[-1].args[:2] == (2, 2)
+    assert epoch_logs[-1].args[4] == pytest.approx(results["val/nll"])
 
 
 def test_keep_best_epoch_keeps_the_epoch_with_the_lowest_validation_nll(npz, tmp_path):
