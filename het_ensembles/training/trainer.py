@@ -25,6 +25,7 @@ What a run does, in order (uncertainty-baselines' ImageNet recipe, on Keras' `fi
 """
 
 import contextlib
+import json
 import os
 
 import keras
@@ -40,6 +41,7 @@ from het_ensembles.training.config import (
     ConfigError,
     complete_config,
     config_record,
+    default_config,
     head_kwargs,
     validate_config,
 )
@@ -380,6 +382,10 @@ def _check_resumable(record, files):
     if not os.path.exists(files["config"]):
         return
     previous = member_dir.read_json(files["config"], what="member config")
+    # A field the config.json lacks was added to the schema after that run started: the run
+    # had its default (so checkpoints from before an upgrade still resume).
+    defaults = json.loads(json.dumps(default_config().to_dict()))
+    previous = {**defaults, **previous}
     changed = sorted(
         name
         for name in record

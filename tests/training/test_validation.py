@@ -171,6 +171,33 @@ def test_keep_best_epoch_across_a_crash_and_resume(npz, tmp_path, monkeypatch):
     assert nll == pytest.approx(per_epoch[best_epoch], rel=1e-5)
 
 
+def test_runs_started_before_the_validation_fields_existed_still_resume(npz, tmp_path, monkeypatch):
+    out = str(tmp_path / "member")
+    config = tiny_config(npz, validation_fraction=0.0)
+    original = callbacks.EpochEnd.on_epoch_end
+
+    def crash_after_epoch_1(self, epoch, logs=None):
+        original(self, epoch, logs)
+        raise Crash
+
+    monkeypatch.setattr(callbacks.EpochEnd, "on_epoch_end", crash_after_epoch_1)
+    with pytest.raises(Crash):
+        training.train_and_evaluate(config, out)
+    monkeypatch.setattr(callbacks.EpochEnd, "on_epoch_end", original)
+    path = os.path.join(out, "config.json")
+    with open(path) as f:
+        stored = json.load(f)
+    for name in ("validation_fraction", "validation_seed", "keep_best_epoch"):
+        del stored[name]  # a config.json written before these fields existed
+    with open(path, "w") as f:
+        json.dump(stored, f)
+
+    with pytest.raises(training.ConfigError, match=r"validation_fraction=0\.0 -> 0\.25"):
+        training.train_and_evaluate(tiny_config(npz), out)  # a real change is still refused
+    results = training.train_and_evaluate(config, out)
+    assert results["train/epochs"] == 2 and results["train/steps"] == 2 * NUM_TRAIN // BATCH
+
+
 def test_best_checkpoint_survives_a_new_process_and_keeps_the_lowest(tmp_path):
     directory = str(tmp_path / "checkpoints")
     strategy = tf.distribute.get_strategy()
