@@ -4,9 +4,11 @@ Where it sits: training -> **member directory** -> evaluation, analysis, demo. O
 trainer writes one directory (DESIGN.md section 6):
 
     <member>/config.json     the complete config, plus num_classes and multilabel
-    <member>/metrics.json    final test metrics (`test/nll`, `test/accuracy`, ...)
+    <member>/metrics.json    final test metrics (`test/nll`, `test/accuracy`, ...; `val/...` and
+                             `best_epoch` with a validation split / keep_best_epoch)
     <member>/model.keras     the Keras model, written last: its presence marks a finished member
-    <member>/checkpoints/    `ckpt-<epoch>` checkpoints (resume after a kill)
+    <member>/checkpoints/    `ckpt-<epoch>` checkpoints (resume after a kill); `best/` holds the
+                             lowest-val/nll epoch's weights under keep_best_epoch
     <member>/logs/           TensorBoard scalars
 
 Every file this project writes, in member directories and in evaluation or demo outputs, goes

@@ -21,7 +21,15 @@ batching) live in `pipeline`.
 
 Splits: `train`, `test`, and `test_clean` (test inputs with clean labels) where a set has them
 (`"test_clean" in get_info(name).num_examples`). For ImageNet and ImageNet-C, `test` is the TFDS
-`validation` split. Batches are `(x, y)`: x float32, y int32 [B] (or multi-hot [B, K] for
+`validation` split. `validation` is held out of `train` when `validation_fraction > 0` is
+passed to `get_info` and `load` (the same value to both): `validation_size(num_train, f)`
+examples (uncertainty-baselines' `int(num_train * validation_percent)`), and `train` keeps the
+rest. TFDS sets hold out the last examples of the TFDS train split (`train[:n]` /
+`train[n:]`, as uncertainty-baselines' `train_proportion`); in-memory sets a random subset
+fixed by `validation_seed` (a permutation of the train arrays). Either way the two are
+disjoint, their union is the original train split, and the same arguments give the same split
+in every run. Validation labels are the training labels (for `cifar10_n` the noisy
+`label_field`; for `noisy_digits` the noisy labels). Batches are `(x, y)`: x float32, y int32 [B] (or multi-hot [B, K] for
 multilabel sets).
 
 Batch size: `load(..., batch_size=...)` takes the *global* batch size. Under a `tf.distribute`
@@ -41,7 +49,7 @@ from het_ensembles.data.class_subsets import IMAGENET_R_INDICES as IMAGENET_R_IN
 from het_ensembles.data.class_subsets import restrict_log_probs as restrict_log_probs
 from het_ensembles.data.class_subsets import subset_labels as subset_labels
 
-SPLITS = ("train", "test", "test_clean")
+SPLITS = ("train", "validation", "test", "test_clean")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +116,37 @@ def _check_name(name):
         _tfds_sets.spec(name)  # checks corruption, severity and ImageNetV2 variant
 
 
-def get_info(name, *, data_dir=None, label_field=None, image_size=None):
+def validation_size(num_train, validation_fraction):
+    """How many of `num_train` training examples are held out for validation.
+
+    `int(num_train * validation_fraction)`, as uncertainty-baselines' `validation_percent`
+    (`1 - train_proportion`); 0 for a fraction of 0.
+
+    Raises:
+      ValueError: for a fraction outside [0, 1), or one that leaves no validation or no
+        training example.
+    """
+    fraction = validation_fraction
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, numbers.Real)
+        or not 0 <= fraction < 1
+    ):
+        raise ValueError(
+            "validation_fraction must be a float in [0, 1). Received: "
+            f"validation_fraction={fraction!r}"
+        )
+    size = int(num_train * float(fraction))
+    if fraction > 0 and not 1 <= size < num_train:
+        raise ValueError(
+            f"validation_fraction={fraction!r} of {num_train} training examples holds out "
+            f"{size}; allowed: a fraction leaving at least one validation and one training "
+            "example"
+        )
+    return size
+
+
+def get_info(name, *, data_dir=None, label_field=None, image_size=None, validation_fraction=0.0):
     """Describes dataset `name` without building a pipeline.
 
     Args:
@@ -116,13 +154,17 @@ def get_info(name, *, data_dir=None, label_field=None, image_size=None):
       data_dir: TFDS data directory (unused: sizes are the published ones).
       label_field: for `cifar10_n`, the noisy training label field.
       image_size: the `image_size` that will be passed to `load` (sets `input_shape`).
+      validation_fraction: the fraction of `train` held out as `validation` (see the module
+        docstring); 0 (default): no validation split.
 
     Returns:
-      A `DatasetInfo`; `num_examples` has a key for every split the set has.
+      A `DatasetInfo`; `num_examples` has a key for every split the set has (with a
+      validation fraction, `validation` and the reduced `train`).
 
     Raises:
-      ValueError: unknown name, a `label_field` that does not apply, a bad `image_size`, or
-        malformed arrays of an in-memory set.
+      ValueError: unknown name, a `label_field` that does not apply, a bad `image_size` or
+        `validation_fraction` (or one for a set without a train split), or malformed arrays of
+        an in-memory set.
     """
     del data_dir
     _check_name(name)
@@ -134,7 +176,7 @@ def get_info(name, *, data_dir=None, label_field=None, image_size=None):
             name=name,
             num_classes=spec.num_classes,
             input_shape=_tfds_sets.input_shape(name, image_size),
-            num_examples=dict(spec.num_examples),
+            num_examples=_with_validation(name, spec.num_examples, validation_fraction),
             class_names=_tfds_sets.class_names(name),
             class_subset=spec.class_subset,
         )
@@ -150,7 +192,7 @@ def get_info(name, *, data_dir=None, label_field=None, image_size=None):
         name=name,
         num_classes=data["num_classes"],
         input_shape=tuple(int(d) for d in shape),
-        num_examples=num_examples,
+        num_examples=_with_validation(name, num_examples, validation_fraction),
         class_names=data["class_names"],
         multilabel=data["multilabel"],
     )
@@ -168,12 +210,15 @@ def load(
     label_field=None,
     drop_remainder=None,
     strategy=None,
+    validation_fraction=0.0,
+    validation_seed=0,
 ):
     """A `tf.data` pipeline of `(x, y)` batches for one split of dataset `name`.
 
     Args:
       name: a dataset name (see module docstring).
-      split: "train", "test" or "test_clean" (where the set has clean labels).
+      split: "train", "validation" (with `validation_fraction > 0`), "test" or "test_clean"
+        (where the set has clean labels).
       batch_size: the global batch size (see module docstring for strategies).
       is_training: shuffle (deterministic given `seed`), augment and repeat forever; otherwise
         one pass in order with the last partial batch kept, so every example counts once.
@@ -186,13 +231,17 @@ def load(
       drop_remainder: drop the last partial batch; default `is_training`.
       strategy: optional `tf.distribute.Strategy`; then the result is a distributed dataset of
         per-replica batches (`keras.Model.fit` accepts it).
+      validation_fraction: the fraction of `train` held out as `validation`; with it, `train`
+        reads only the rest (see the module docstring). Pass the same value for both splits.
+      validation_seed: non-negative int; which examples of an in-memory set are held out
+        (TFDS sets hold out the last ones, whatever the seed).
 
     Returns:
       A `tf.data.Dataset` (or distributed dataset) of `(x float32 [B, ...], y int32 [B])`.
 
     Raises:
-      ValueError: for an unknown name or split, a bad label_field, batch_size, seed or
-        image_size, or a batch size not divisible by the number of replicas. Raised before
+      ValueError: for an unknown name or split, a bad label_field, batch_size, seed,
+        image_size, validation_fraction or validation_seed, or a batch size not divisible by the number of replicas. Raised before
         any TensorFlow work.
     """
     _check_name(name)
@@ -202,18 +251,28 @@ def load(
         raise ValueError(f"batch_size must be an integer >= 1. Received: batch_size={batch_size}")
     if not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0. Received: seed={seed!r}")
+    if not isinstance(validation_seed, numbers.Integral) or validation_seed < 0:
+        raise ValueError(
+            f"validation_seed must be an integer >= 0. Received: validation_seed={validation_seed!r}"
+        )
     _check_image_size(image_size)
     if strategy is not None and batch_size % strategy.num_replicas_in_sync:
         raise ValueError(
             "batch_size is the global batch size and must be divisible by the number of "
             f"replicas ({strategy.num_replicas_in_sync}). Received: batch_size={batch_size}"
         )
-    available = get_info(name, label_field=label_field).num_examples
+    available = get_info(
+        name, label_field=label_field, validation_fraction=validation_fraction
+    ).num_examples
     if split not in available:
+        hint = " (pass validation_fraction > 0 for one)" if split == "validation" else ""
         raise ValueError(
-            f"Dataset {name} has no {split!r} split. Received: split={split!r}; allowed: "
+            f"Dataset {name} has no {split!r} split{hint}. Received: split={split!r}; allowed: "
             f"{sorted(available)}"
         )
+    holdout = None  # (validation examples, seed): where `train` and `validation` are cut
+    if "validation" in available and split in ("train", "validation"):
+        holdout = (available["validation"], int(validation_seed))
     if drop_remainder is None:
         drop_remainder = bool(is_training)
     common = {
@@ -223,10 +282,27 @@ def load(
         "image_size": image_size,
         "drop_remainder": drop_remainder,
         "strategy": strategy,
+        "holdout": holdout,
     }
     if _tfds_sets.is_tfds_name(name):
         return _tfds_sets.load(name, split, data_dir=data_dir, label_field=label_field, **common)
     return _arrays.load(name, split, **common)
+
+
+def _with_validation(name, num_examples, validation_fraction):
+    """`num_examples` with `validation` held out of `train` (unchanged for a fraction of 0)."""
+    num_examples = dict(num_examples)
+    if validation_fraction == 0 and not isinstance(validation_fraction, bool):
+        return num_examples
+    if "train" not in num_examples:
+        raise ValueError(
+            f"Dataset {name} has no train split to hold a validation split out of. Received: "
+            f"validation_fraction={validation_fraction!r}; allowed: 0"
+        )
+    size = validation_size(num_examples["train"], validation_fraction)
+    num_examples["train"] -= size
+    num_examples["validation"] = size
+    return num_examples
 
 
 def _check_image_size(image_size):

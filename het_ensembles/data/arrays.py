@@ -9,6 +9,8 @@ Inputs `x` are images [N, H, W, C] (a grayscale [N, H, W] gets a channel axis) o
 vectors [N, D]; uint8 images are scaled to [0, 1], anything else is cast to float32 as is.
 Labels are integers [N] in [0, K) (or multi-hot [N, K] for multilabel sets). K is
 `len(class_names)` when given, else the largest label + 1.
+
+A validation split is a seeded random subset of the train arrays (`holdout_indices`).
 """
 
 import os
@@ -188,6 +190,21 @@ def validate(name, arrays):
     return out
 
 
+def holdout_indices(num_train, num_validation, seed):
+    """Indices of the train arrays kept for training and held out for validation.
+
+    The held-out ones are the first `num_validation` of a permutation of `range(num_train)`
+    drawn with `np.random.default_rng(seed)`; both lists are returned sorted (the training
+    pipeline shuffles anyway, the validation pipeline reads in order).
+
+    Returns:
+      `(train_indices, validation_indices)`: disjoint int64 arrays whose union is
+      `range(num_train)`.
+    """
+    permutation = np.random.default_rng(seed).permutation(num_train)
+    return np.sort(permutation[num_validation:]), np.sort(permutation[:num_validation])
+
+
 def load(
     name,
     split,
@@ -198,11 +215,22 @@ def load(
     image_size,
     drop_remainder,
     strategy,
+    holdout=None,
 ):
-    """The pipeline for an in-memory set; arguments already validated by `data.load`."""
+    """The pipeline for an in-memory set; arguments already validated by `data.load`.
+
+    Args:
+      holdout: None, or `(validation examples, seed)` for the "train" and "validation" splits
+        of a set with a validation split (`holdout_indices`).
+    """
     arrays = get(name)
-    x = arrays["x_train" if split == "train" else "x_test"]
-    y = arrays[{"train": "y_train", "test": "y_test", "test_clean": "y_test_clean"}[split]]
+    train_like = split in ("train", "validation")
+    x = arrays["x_train" if train_like else "x_test"]
+    y = arrays[{"test": "y_test", "test_clean": "y_test_clean"}.get(split, "y_train")]
+    if holdout is not None:
+        train_indices, validation_indices = holdout_indices(len(x), *holdout)
+        indices = train_indices if split == "train" else validation_indices
+        x, y = x[indices], y[indices]
     scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
     resize = x.ndim == 4 and image_size is not None and x.shape[1:3] != (image_size, image_size)
 

@@ -322,10 +322,18 @@ def load(
     label_field,
     drop_remainder,
     strategy,
+    holdout=None,
 ):
-    """The pipeline for a TFDS set; arguments already validated by `het_ensembles.data.load`."""
+    """The pipeline for a TFDS set; arguments already validated by `het_ensembles.data.load`.
+
+    Args:
+      holdout: None, or `(validation examples, seed)` for the "train" and "validation" splits
+        of a set with a validation split: `holdout_split` (the seed is not used).
+    """
     dataset_spec = spec(name)
-    tfds_split, label_key = dataset_spec.splits[split]
+    tfds_split, label_key = dataset_spec.splits["train" if split == "validation" else split]
+    if holdout is not None:
+        tfds_split = holdout_split(dataset_spec, split, holdout[0])
     label_key = label_key or check_label_field(name, label_field)
     size = dataset_spec.native_size if image_size is None else image_size
     builder = tfds.builder(dataset_spec.tfds_name, data_dir=data_dir)
@@ -375,6 +383,18 @@ def load(
         strategy=strategy,
         cache_source=dataset_spec.family == "cifar",
     )
+
+
+def holdout_split(dataset_spec, split, num_validation):
+    """The TFDS split string of "train" or "validation" with `num_validation` held out.
+
+    The last `num_validation` examples of the TFDS train split, as uncertainty-baselines'
+    `get_validation_percent_split` (`train_proportion < 1`): "train[:n]" and "train[n:]" with
+    `n` the number kept for training, absolute counts so that every example is in exactly one.
+    """
+    tfds_train = dataset_spec.splits["train"][0]
+    kept = dataset_spec.num_examples["train"] - num_validation
+    return f"{tfds_train}[:{kept}]" if split == "train" else f"{tfds_train}[{kept}:]"
 
 
 def _imagenet_image(image_bytes, image_size, is_training, seed):

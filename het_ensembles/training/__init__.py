@@ -6,6 +6,8 @@
 - `checkpoints`: save, find and restore checkpoints, the non-finite guard;
 - `callbacks`: the per-step and per-epoch work (test pass, TensorBoard, checkpoints);
 - `trainer`: `train_and_evaluate(config, output_dir)`, a config in, a member directory out;
+- `temperature`: `tune_temperature(config, output_dir)`, one member per `temperature_grid`
+  value, the lowest validation NLL chosen;
 - `cli`: `het-ensembles train` and the baselines scripts.
 
 The names below are the public API (`het_ensembles.training.train_and_evaluate`, ...).
@@ -35,6 +37,7 @@ _EXPORTS = {
     "create_model": "trainer",
     "make_datasets": "trainer",
     "train_and_evaluate": "trainer",
+    "tune_temperature": "temperature",
 }
 
 

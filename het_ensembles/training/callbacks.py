@@ -1,4 +1,7 @@
-"""What runs around the training steps: the divergence guard, the test pass, the epoch's end.
+"""What runs around the training steps: the divergence guard, the eval pass, the epoch's end.
+
+Each epoch ends with one pass over the validation split (`val/...`) when the config holds one
+out of train, else over the test split (`test/...`).
 
 Timing fields a member records: `train/ms_per_example`, the wall time of an epoch's training
 steps (forward, backward, update and input pipeline) per training example; and
@@ -41,8 +44,12 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             )
 
 
-class TestPass:
-    """Exact test metrics of the model being trained, over one pass of the test split.
+# Metric-key prefix of each eval split (`'{prefix}/{metric}'`).
+SPLIT_PREFIXES = {"test": "test", "validation": "val"}
+
+
+class EvalPass:
+    """Exact metrics of the model being trained, over one pass of an eval split.
 
     Every example is counted once (checked against `expected_examples` when known). The
     prediction step is `evaluation.predict.ModelRunner`, traced once and reused every epoch.
@@ -55,11 +62,25 @@ class TestPass:
       num_classes: K.
       num_bins: ECE bins.
       expected_examples: how many examples one pass must count (None: not checked).
+      split: "test" (keys `test/...`) or "validation" (keys `val/...`).
     """
 
     def __init__(
-        self, model, dataset, *, strategy, multilabel, num_classes, num_bins, expected_examples
+        self,
+        model,
+        dataset,
+        *,
+        strategy,
+        multilabel,
+        num_classes,
+        num_bins,
+        expected_examples,
+        split="test",
     ):
+        if split not in SPLIT_PREFIXES:
+            raise ValueError(f"Unknown eval split. Received: split={split!r}")
+        self.split = split
+        self.prefix = SPLIT_PREFIXES[split]
         self.dataset = dataset
         self.strategy = strategy
         self.multilabel = multilabel
@@ -69,7 +90,7 @@ class TestPass:
         self.runner = predict.ModelRunner(model, multilabel=multilabel, strategy=strategy)
 
     def __call__(self):
-        """`{"test/<metric>": value}`: accuracy, top5_accuracy, nll, ece, brier, num_examples,
+        """`{"<prefix>/<metric>": value}`: accuracy, top5_accuracy, nll, ece, brier, num_examples,
         ms_per_example."""
         accumulator = metrics.ClassificationMetrics(
             multilabel=self.multilabel, num_bins=self.num_bins
@@ -83,12 +104,12 @@ class TestPass:
         counted = results["num_examples"]
         if self.expected_examples is not None and counted != self.expected_examples:
             raise RuntimeError(
-                f"Evaluation saw {counted} test examples; the dataset has "
+                f"Evaluation saw {counted} {self.split} examples; the dataset has "
                 f"{self.expected_examples}. Every example must be counted once (is the TFDS "
                 "copy complete?)."
             )
         results["ms_per_example"] = self.runner.ms_per_example()
-        return {f"test/{name}": value for name, value in results.items()}
+        return {f"{self.prefix}/{name}": value for name, value in results.items()}
 
 
 # The last epoch's training figures, kept in the checkpoint (`EpochContext.train_record`) so
@@ -118,11 +139,17 @@ def new_train_seconds():
 
 @dataclasses.dataclass
 class EpochContext:
-    """What the epoch-end callback needs to evaluate, log and checkpoint."""
+    """What the epoch-end callback needs to evaluate, log and checkpoint.
+
+    Attributes:
+      eval_pass: the per-epoch evaluation (validation split if any, else test).
+      best: None, or the `checkpoints.BestCheckpoint` that keeps the epoch with the lowest
+        `val/nll` (`keep_best_epoch`).
+    """
 
     config: ml_collections.ConfigDict
     strategy: tf.distribute.Strategy
-    test_pass: TestPass
+    eval_pass: EvalPass
     manager: tf.train.CheckpointManager
     epoch: tf.Variable
     train_record: tf.Variable
@@ -130,10 +157,11 @@ class EpochContext:
     writer: object
     steps_per_epoch: int
     global_batch_size: int
+    best: checkpoints.BestCheckpoint | None = None
 
 
 class EpochEnd(keras.callbacks.Callback):
-    """Per epoch: evaluate on the test split, write TensorBoard scalars, checkpoint."""
+    """Per epoch: evaluate (validation or test split), write TensorBoard scalars, checkpoint."""
 
     def __init__(self, context):
         super().__init__()
@@ -159,23 +187,26 @@ class EpochEnd(keras.callbacks.Callback):
             "train/ms_per_example": train_ms,
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
         }
-        results.update(run.test_pass())
-        with run.writer.as_default():
-            for name, value in results.items():
-                if value is not None:
-                    write_scalar(name, value, step=epoch + 1)
-            run.writer.flush()
+        results.update(run.eval_pass())
+        write_scalars(run.writer, results, step=epoch + 1)
         self.results = results
+        prefix = run.eval_pass.prefix
+        # The split's name goes into the message, not the arguments: the demo's progress bar
+        # reads the arguments by position (`training.progress.EpochProgress`).
         logging.info(
-            "Epoch %d/%d: train loss %.4f, accuracy %.4f; test nll %.4f, accuracy %.4f, ece %.4f",
+            f"Epoch %d/%d: train loss %.4f, accuracy %.4f; {prefix} nll %.4f, accuracy %.4f, "
+            "ece %.4f",
             epoch + 1,
             run.config.train_epochs,
             results["train/loss"],
             results["train/accuracy"],
-            results["test/nll"],
-            results["test/accuracy"],
-            results["test/ece"],
+            results[f"{prefix}/nll"],
+            results[f"{prefix}/accuracy"],
+            results[f"{prefix}/ece"],
         )
+        if run.best is not None and run.best.update(epoch + 1, results["val/nll"]):
+            # Saved before the epoch's checkpoint, so a kill between the two loses nothing.
+            logging.info("Epoch %d has the lowest val/nll so far.", epoch + 1)
         run.epoch.assign(epoch + 1)
         run.train_record.assign([results[name] for name in TRAIN_FIELDS])
         run.train_seconds.assign_add(time.perf_counter() - self._start)
@@ -188,6 +219,15 @@ class EpochEnd(keras.callbacks.Callback):
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
 )
+
+
+def write_scalars(writer, results, *, step):
+    """Writes every non-None value of `results` as a TensorBoard scalar at `step`."""
+    with writer.as_default():
+        for name, value in results.items():
+            if value is not None:
+                write_scalar(name, value, step=step)
+        writer.flush()
 
 
 def write_scalar(name, value, *, step):

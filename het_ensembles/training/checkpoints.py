@@ -2,9 +2,12 @@
 
 A killed run resumes from the newest checkpoint in `<member>/checkpoints` (same epoch and step
 counters); a damaged checkpoint is skipped with a warning in favour of the one before it.
+With `keep_best_epoch`, `<member>/checkpoints/best` holds the weights of the epoch with the
+lowest validation NLL so far, with that epoch and NLL (`BestCheckpoint`).
 """
 
 import glob
+import math
 import os
 import shutil
 
@@ -16,6 +19,7 @@ from absl import logging
 from het_ensembles.training import distribute
 
 CHECKPOINTS_TO_KEEP = 3
+BEST_DIR = "best"  # under <member>/checkpoints
 
 
 class TrainingError(RuntimeError):
@@ -104,3 +108,84 @@ def save_checkpoint(manager, strategy, epoch):
     if not distribute.is_chief(strategy):
         shutil.rmtree(manager.directory, ignore_errors=True)
     return path
+
+
+class BestCheckpoint:
+    """The weights of the epoch with the lowest validation NLL so far, in `<checkpoints>/best`.
+
+    Each checkpoint there holds the model's weights (no optimizer state) with its own epoch
+    and NLL, so it is self-describing: a resumed run reads the best so far from it rather than
+    from the main checkpoint. It is saved before the main checkpoint of the same epoch; a run
+    killed in between re-trains that epoch after resuming, and the saved best stays what it
+    was: the lowest validation NLL of any epoch evaluated, re-trained epochs included.
+
+    Args:
+      model: the model being trained.
+      checkpoint_dir: the member's checkpoint directory (`<member>/checkpoints`).
+      strategy: the training strategy (only the chief writes the shared directory).
+    """
+
+    def __init__(self, model, checkpoint_dir, strategy):
+        self.directory = os.path.join(checkpoint_dir, BEST_DIR)
+        self.strategy = strategy
+        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
+        self._nll = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="best_nll")
+        record = {"best_epoch": self._epoch, "best_nll": self._nll}
+        self._model_checkpoint = tf.train.Checkpoint(model=model, **record)
+        self._manager = tf.train.CheckpointManager(
+            self._model_checkpoint, writable_checkpoint_dir(self.directory, strategy), 1
+        )
+        self.epoch, self.nll = None, math.inf
+        self.prefix = self._read_record(tf.train.Checkpoint(**record))
+        if self.prefix is not None:
+            self.epoch, self.nll = int(self._epoch.numpy()), float(self._nll.numpy())
+
+    def _read_record(self, record_checkpoint):
+        """Reads epoch and NLL of the newest readable best checkpoint; returns its prefix."""
+        for prefix in checkpoint_prefixes(self.directory):
+            try:
+                record_checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
+                return prefix
+            except (tf.errors.OpError, LookupError, ValueError, AssertionError, OSError) as error:
+                logging.warning(
+                    "Best-epoch checkpoint %s is unreadable (%s); ignoring it.",
+                    prefix,
+                    _first_line(error),
+                )
+        return None
+
+    def update(self, epoch, nll):
+        """Saves the model as the best if `nll` is lower than the best so far; returns whether.
+
+        A non-finite `nll` never counts as the best.
+        """
+        if not (math.isfinite(nll) and nll < self.nll):
+            return False
+        self._epoch.assign(epoch)
+        self._nll.assign(nll)
+        self.prefix = save_checkpoint(self._manager, self.strategy, epoch)
+        self.epoch, self.nll = int(epoch), float(nll)
+        return True
+
+    def restore_weights(self):
+        """Loads the best epoch's weights into the model; returns that epoch.
+
+        Raises:
+          TrainingError: if no best epoch was saved (every validation NLL was non-finite) or
+            its checkpoint cannot be read.
+        """
+        prefixes = checkpoint_prefixes(self.directory)
+        if self.epoch is None or not prefixes:
+            raise TrainingError(
+                f"No best-epoch checkpoint in {self.directory}: no epoch had a finite "
+                "validation NLL."
+            )
+        try:
+            self._model_checkpoint.restore(prefixes[0]).assert_existing_objects_matched()
+        except (tf.errors.OpError, LookupError, ValueError, AssertionError, OSError) as error:
+            raise TrainingError(
+                f"The best-epoch checkpoint {prefixes[0]} cannot be read "
+                f"({_first_line(error)}). Remove {self.directory} and the member's other "
+                "checkpoints to train it again."
+            ) from error
+        return int(self._epoch.numpy())

@@ -11,6 +11,9 @@ from het_ensembles.training.config import ConfigError, complete_config, default_
 def cli_main(argv, *, config_file=None):
     """`het-ensembles train --config=<file> [--config.field=value ...] --output_dir=<dir>`.
 
+    With a non-empty `--config.temperature_grid` it runs `tune_temperature` instead: one
+    member per temperature under `<output_dir>/temperature_<value>`.
+
     Args:
       argv: the arguments after the program / subcommand name.
       config_file: the config file used when `--config` is not given (the baselines scripts
@@ -63,10 +66,17 @@ def cli_main(argv, *, config_file=None):
         return 2
     logging.set_verbosity(logging.INFO)
     # Imported only now: flag errors and --help are reported without starting TensorFlow.
-    from het_ensembles.training import checkpoints, trainer
+    from het_ensembles.training import checkpoints, temperature, trainer
 
     try:
-        trainer.train_and_evaluate(flag_values.config, flag_values.output_dir)
+        if flag_values.config.temperature_grid:
+            choice = temperature.tune_temperature(flag_values.config, flag_values.output_dir)
+            print(
+                f"temperature={choice['temperature']!r} (lowest val/nll); member "
+                f"{choice['member_dir']}; see {temperature.CHOICE_FILE}"
+            )
+        else:
+            trainer.train_and_evaluate(flag_values.config, flag_values.output_dir)
     except ConfigError as error:
         print(f"{program}: error: {error}", file=sys.stderr)
         return 2

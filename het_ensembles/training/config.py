@@ -35,6 +35,7 @@ HETEROSCEDASTIC_FIELDS = (
     "share_samples_across_batch",
     "parameter_efficient",
     "mc_chunk_size",
+    "temperature_grid",
 )
 
 
@@ -61,6 +62,11 @@ def default_config():
     config.image_size = config_dict.placeholder(int)  # None: the dataset's native size
     config.steps_per_epoch = config_dict.placeholder(int)  # None: train examples // batch
     config.eval_steps = config_dict.placeholder(int)  # None: the whole test split
+    # Held out of train for per-epoch monitoring and model selection; 0: none (uncertainty-
+    # baselines' ImageNet default train_proportion=1.0), and the test set is monitored instead.
+    config.validation_fraction = 0.0
+    config.validation_seed = 0  # which examples of an in-memory set are held out
+    config.keep_best_epoch = False  # the member is the epoch with the lowest val/nll
 
     # Model.
     config.model = "resnet50"
@@ -69,6 +75,7 @@ def default_config():
     config.head_class = "MCSoftmaxDenseFA"
     config.num_factors = 15
     config.temperature = 1.5
+    config.temperature_grid = ()  # non-empty: train one member per value, keep the best val/nll
     config.learn_temperature = False
     config.tune_temperature = False  # edward2 main: tau = lower + (upper - lower) * sigmoid(p)
     config.temperature_lower_bound = config_dict.placeholder(float)  # None: 0.3
@@ -225,6 +232,28 @@ def validate_config(config, *, num_classes=None):
     check(is_int(config.checkpoint_interval, 1), "checkpoint_interval", "an integer >= 1")
     check(isinstance(config.use_bfloat16, bool), "use_bfloat16", "True or False")
     check(isinstance(config.multilabel, bool), "multilabel", "True or False")
+    check(
+        is_float(config.validation_fraction, 0, 1, high_open=True),
+        "validation_fraction",
+        "a float in [0, 1) (the fraction of train held out for validation)",
+    )
+    check(is_int(config.validation_seed, 0), "validation_seed", "an integer >= 0")
+    check(
+        isinstance(config.keep_best_epoch, bool)
+        and not (config.keep_best_epoch and config.validation_fraction == 0),
+        "keep_best_epoch",
+        "False, or True with validation_fraction > 0 (the best epoch is chosen on validation NLL)",
+    )
+    grid = config.temperature_grid
+    check(
+        isinstance(grid, (tuple, list))
+        and all(is_float(t, 0, math.inf, low_open=True) for t in grid)
+        and len(set(grid)) == len(grid)
+        and not (grid and (config.head != "heteroscedastic" or config.validation_fraction == 0)),
+        "temperature_grid",
+        "() or distinct finite floats > 0, with head='heteroscedastic' and "
+        "validation_fraction > 0 (the temperature is chosen on validation NLL)",
+    )
 
     if config.head == "heteroscedastic":
         check(

@@ -28,7 +28,8 @@ class EpochProgress(logging.Handler):
             epoch, total = int(record.args[0]), int(record.args[1])
             self.bar.total = total
             self.bar.n = epoch
-            self.bar.set_postfix_str(f"test nll {record.args[4]:.3f}", refresh=False)
+            split = "val" if "val nll" in msg else "test"
+            self.bar.set_postfix_str(f"{split} nll {record.args[4]:.3f}", refresh=False)
             self.bar.refresh()
         elif record.levelno >= logging.WARNING:
             self.bar.write(f"{record.levelname}: {record.getMessage()}", file=sys.stderr)

@@ -12,14 +12,20 @@ What a run does, in order (uncertainty-baselines' ImageNet recipe, on Keras' `fi
    `1 - one_minus_momentum` on `WarmUpPiecewiseConstantSchedule`;
 3. restores the latest checkpoint in `output_dir/checkpoints` if there is one (a re-run of a
    killed command continues where it stopped: same step and epoch counters);
-4. trains with `keras.Model.fit` (progress bar), and after every epoch evaluates on the whole test
-   split with `het_ensembles.metrics`, writes TensorBoard scalars to `output_dir/logs` and, every
-   `checkpoint_interval` epochs, a checkpoint;
-5. writes the member directory (DESIGN section 6): `config.json`, `metrics.json` and, last, so
+4. trains with `keras.Model.fit` (progress bar), and after every epoch evaluates with
+   `het_ensembles.metrics` on the whole validation split (`val/...`) when `validation_fraction`
+   holds one out of train, else on the test split (`test/...`), writes TensorBoard scalars to
+   `output_dir/logs` and, every `checkpoint_interval` epochs, a checkpoint; with
+   `keep_best_epoch`, the weights of the epoch with the lowest `val/nll` so far are kept in
+   `output_dir/checkpoints/best`;
+5. with a validation split, evaluates the test split once, at the end (with `keep_best_epoch`,
+   on the best epoch's weights, whose number metrics.json records as `best_epoch`);
+6. writes the member directory (DESIGN section 6): `config.json`, `metrics.json` and, last, so
    that its presence marks a finished member, `model.keras` (without optimizer state).
 """
 
 import contextlib
+import json
 import os
 
 import keras
@@ -35,6 +41,7 @@ from het_ensembles.training.config import (
     ConfigError,
     complete_config,
     config_record,
+    default_config,
     head_kwargs,
     validate_config,
 )
@@ -77,7 +84,13 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
       ConfigError: (a `ValueError`) for a bad config value, dataset or `output_dir`, before any
         training.
     """
-    config, info = _checked_config(config)
+    config, info = check_config(config)
+    if config.temperature_grid:
+        raise ConfigError(
+            "A config with a temperature_grid trains one member per temperature: use "
+            "training.tune_temperature (het-ensembles train does). Received: temperature_grid="
+            f"{tuple(config.temperature_grid)!r}; allowed: () for one member"
+        )
     try:
         member_dir.check_writable_dir(output_dir)
     except ValueError as error:
@@ -114,27 +127,40 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
     if chief:
         member_dir.write_json(files["config"], record)
 
+    best = (
+        checkpoints.BestCheckpoint(model, files["checkpoints"], strategy)
+        if config.keep_best_epoch
+        else None
+    )
+
     initial_epoch = int(epoch.numpy())
-    train_dataset, test_dataset = make_datasets(
+    train_dataset, eval_datasets = make_datasets(
         config, batch_size=global_batch_size, strategy=strategy, start_epoch=initial_epoch
     )
     writer = (
         tf.summary.create_file_writer(files["logs"]) if chief else tf.summary.create_noop_writer()
     )
-    test_pass = callbacks.TestPass(
-        model,
-        test_dataset,
-        strategy=strategy,
-        multilabel=config.multilabel,
-        num_classes=info.num_classes,
-        num_bins=config.num_bins,
-        expected_examples=_expected_test_examples(config, info, strategy, global_batch_size),
-    )
+    eval_passes = {
+        split: callbacks.EvalPass(
+            model,
+            dataset,
+            strategy=strategy,
+            multilabel=config.multilabel,
+            num_classes=info.num_classes,
+            num_bins=config.num_bins,
+            expected_examples=_expected_examples(config, info, strategy, global_batch_size, split),
+            split=split,
+        )
+        for split, dataset in eval_datasets.items()
+    }
+    # Per-epoch monitoring uses the validation split when there is one; the test set is then
+    # evaluated once, after training.
+    eval_pass = eval_passes.get("validation", eval_passes["test"])
     epoch_end = callbacks.EpochEnd(
         callbacks.EpochContext(
             config=config,
             strategy=strategy,
-            test_pass=test_pass,
+            eval_pass=eval_pass,
             manager=manager,
             epoch=epoch,
             train_record=progress["train_record"],
@@ -142,6 +168,7 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
             writer=writer,
             steps_per_epoch=steps_per_epoch,
             global_batch_size=global_batch_size,
+            best=best,
         )
     )
     logging.info(
@@ -168,7 +195,16 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
     results = epoch_end.results
     if results is None:  # the last checkpoint was already final (killed writing the member)
         last = progress["train_record"].numpy().tolist()
-        results = {**dict(zip(callbacks.TRAIN_FIELDS, last)), **test_pass()}
+        results = {**dict(zip(callbacks.TRAIN_FIELDS, last)), **eval_pass()}
+    if best is not None:
+        results["best_epoch"] = best.restore_weights()
+        logging.info("Keeping epoch %d (lowest val/nll).", results["best_epoch"])
+        results.update(eval_pass())  # the kept epoch's validation figures
+    if eval_pass.split != "test":
+        test_results = eval_passes["test"]()
+        write_results = {**test_results, "best_epoch": results.get("best_epoch")}
+        callbacks.write_scalars(writer, write_results, step=config.train_epochs)
+        results.update(test_results)
     results["train/steps"] = int(model.optimizer.iterations.numpy())
     results["train/epochs"] = int(epoch.numpy())
     results["train/hours"] = float(progress["train_seconds"].numpy()) / 3600
@@ -239,19 +275,20 @@ def compile_model(model, config, *, num_classes, steps_per_epoch, global_batch_s
 
 
 def make_datasets(config, *, batch_size, strategy=None, start_epoch=0):
-    """The training stream and the test set of `config`.
+    """The training stream and the eval sets (test and, if any, validation) of `config`.
 
     Args:
       config: a complete config.
       batch_size: the global batch size.
-      strategy: the training set is distributed with it (per-replica batches); the test set
-        stays a plain dataset of global batches (`callbacks.TestPass` distributes it).
+      strategy: the training set is distributed with it (per-replica batches); the eval sets
+        stay plain datasets of global batches (`callbacks.EvalPass` distributes them).
       start_epoch: the epoch training starts at. A fresh run (0) reads the order given by
         `config.seed`; a resumed run reads a fresh order derived from (seed, start_epoch)
         instead of replaying epoch 0's.
 
     Returns:
-      `(train_dataset, test_dataset)`; the test set is cut to `config.eval_steps` batches.
+      `(train_dataset, eval_datasets)`: `eval_datasets` maps "test" (and "validation" when
+      `config.validation_fraction > 0`) to a dataset cut to `config.eval_steps` batches.
     """
     seed = config.seed if start_epoch == 0 else pipeline.derive_seed(config.seed, start_epoch)
     common = {
@@ -259,24 +296,33 @@ def make_datasets(config, *, batch_size, strategy=None, start_epoch=0):
         "image_size": config.image_size,
         "data_dir": config.data_dir,
         "label_field": config.label_field,
+        "validation_fraction": config.validation_fraction,
+        "validation_seed": config.validation_seed,
     }
     train = data.load(
         config.dataset, "train", is_training=True, seed=seed, strategy=strategy, **common
     )
-    test = data.load(
-        config.dataset,
-        "test",
-        is_training=False,
-        drop_remainder=distribute.drops_eval_remainder(strategy),
-        **common,
-    )
-    if config.eval_steps is not None:
-        test = test.take(config.eval_steps)
-    return train, test
+    splits = ("test", "validation") if config.validation_fraction > 0 else ("test",)
+    evals = {}
+    for split in splits:
+        evals[split] = data.load(
+            config.dataset,
+            split,
+            is_training=False,
+            drop_remainder=distribute.drops_eval_remainder(strategy),
+            **common,
+        )
+        if config.eval_steps is not None:
+            evals[split] = evals[split].take(config.eval_steps)
+    return train, evals
 
 
-def _checked_config(config):
-    """The complete, validated config and its dataset's info (no TensorFlow work)."""
+def check_config(config):
+    """The complete, validated config and its dataset's info (no TensorFlow work).
+
+    Raises:
+      ConfigError: for a bad value, dataset or validation split.
+    """
     config = complete_config(config)
     validate_config(config)
     try:
@@ -285,9 +331,12 @@ def _checked_config(config):
             data_dir=config.data_dir,
             label_field=config.label_field,
             image_size=config.image_size,
+            validation_fraction=config.validation_fraction,
         )
     except ValueError as error:
-        raise ConfigError(f"Invalid config.dataset / label_field / image_size: {error}") from error
+        raise ConfigError(
+            f"Invalid config.dataset / label_field / image_size / validation_fraction: {error}"
+        ) from error
     validate_config(config, num_classes=info.num_classes)
     if info.multilabel and not config.multilabel:
         raise ConfigError(
@@ -311,11 +360,11 @@ def _steps_per_epoch(config, info, strategy):
     return steps
 
 
-def _expected_test_examples(config, info, strategy, global_batch_size):
-    """How many test examples one evaluation must count (None: cut by eval_steps)."""
+def _expected_examples(config, info, strategy, global_batch_size, split):
+    """How many examples one evaluation of `split` must count (None: cut by eval_steps)."""
     if config.eval_steps is not None:
         return None
-    expected = info.num_examples["test"]
+    expected = info.num_examples[split]
     if distribute.drops_eval_remainder(strategy):
         expected -= expected % global_batch_size
     return expected
@@ -333,6 +382,10 @@ def _check_resumable(record, files):
     if not os.path.exists(files["config"]):
         return
     previous = member_dir.read_json(files["config"], what="member config")
+    # A field the config.json lacks was added to the schema after that run started: the run
+    # had its default (so checkpoints from before an upgrade still resume).
+    defaults = json.loads(json.dumps(default_config().to_dict()))
+    previous = {**defaults, **previous}
     changed = sorted(
         name
         for name in record

@@ -275,7 +275,7 @@ def test_info_for_tfds_sets():
     [
         ("imagenet", "test", {}, "Unknown dataset"),
         ("mnist", "train", {}, "Unknown dataset"),
-        ("imagenet2012", "validation", {}, "Unknown split"),
+        ("imagenet2012", "validation", {}, "no .validation. split \\(pass validation_fraction"),
         ("imagenet2012", "test_clean", {}, "no 'test_clean' split"),
         ("cifar10", "test_clean", {}, "no 'test_clean' split"),
         ("imagenet2012_corrupted/gaussian_noise_1", "train", {}, "no 'train' split"),

@@ -24,7 +24,7 @@ TIMEOUT_S = 240
 EPOCHS = 3
 
 
-def _worker_code(npz, out, weights_path, epochs):
+def _worker_code(npz, out, weights_path, epochs, overrides=None):
     # The trainer keeps its model to itself; the test catches it as compile_model sees it and
     # dumps its weights after training, so the two workers' weights can be compared.
     return f"""
@@ -47,13 +47,14 @@ def _worker_code(npz, out, weights_path, epochs):
         config.train_epochs = {epochs}
         config.base_learning_rate = 0.5
         config.warmup_epochs = 1
+        config.update({overrides or {}!r})
         results = training.train_and_evaluate(config, "{out}")
         np.savez("{weights_path}", *seen[0].get_weights())
         print("STEPS", results["train/steps"])
         """
 
 
-def _start_workers(npz, out, weights, epochs):
+def _start_workers(npz, out, weights, epochs, overrides=None):
     ports = free_ports(2)
     workers = []
     for index in range(2):
@@ -63,7 +64,7 @@ def _start_workers(npz, out, weights, epochs):
         }
         workers.append(
             python(
-                _worker_code(npz, out, weights[index], epochs),
+                _worker_code(npz, out, weights[index], epochs, overrides),
                 env_overrides={"TF_CONFIG": json.dumps(tf_config)},
             )
         )
@@ -146,3 +147,30 @@ def test_two_workers_end_with_identical_weights_and_resume_after_a_kill(npz, tmp
     assert results["test/num_examples"] == 21  # every test example counted once
     # Only the chief wrote: no private checkpoint directory of worker 1 is left behind.
     assert not any(name.startswith(".worker") for name in os.listdir(checkpoints))
+
+
+def test_two_workers_keep_the_same_best_epoch_and_only_the_chief_writes_it(npz, tmp_path):
+    out = str(tmp_path / "member")
+    weights = [str(tmp_path / f"weights_{i}.npz") for i in range(2)]
+    overrides = {"validation_fraction": 0.25, "keep_best_epoch": True, "base_learning_rate": 4.0}
+    workers = _start_workers(npz, out, weights, epochs=EPOCHS, overrides=overrides)
+    for worker, (_, stderr) in zip(workers, _finish(workers), strict=True):
+        if worker.returncode != 0 and "MultiWorkerMirroredStrategy" not in stderr:
+            pytest.skip(f"MultiWorkerMirroredStrategy cannot start here: {stderr[-500:]}")
+        assert worker.returncode == 0, stderr[-3000:]
+
+    # Both workers restored the same best epoch's weights, and the member holds them.
+    chief, other = _load(weights[0]), _load(weights[1])
+    for a, b in zip(chief, other, strict=True):
+        np.testing.assert_array_equal(a, b)
+    import keras
+
+    member = keras.saving.load_model(os.path.join(out, "model.keras"))
+    for a, b in zip(member.get_weights(), chief, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with open(os.path.join(out, "metrics.json")) as f:
+        results = json.load(f)
+    assert 1 <= results["best_epoch"] <= EPOCHS
+    assert results["val/num_examples"] == 16 and results["test/num_examples"] == 21
+    best = os.path.join(out, "checkpoints", "best")
+    assert os.listdir(best) and not any(name.startswith(".worker") for name in os.listdir(best))
