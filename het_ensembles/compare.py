@@ -6,6 +6,9 @@ dataset is an empirical question; this answers it with the numbers a reader need
 answer:
 
 - per config: the members' mean and standard deviation, and the ensemble's accuracy, NLL, ECE;
+  a config with a `temperature_grid` first has its temperature chosen on validation NLL
+  (`training.tune_temperature`, seed 0, under `<output_dir>/temperature/<config>/`), then
+  trains its seeds with that temperature;
 - per pair of configs (A, B): the paired bootstrap 95% interval over test examples of the
   ensemble difference B - A in each metric (`metrics.bootstrap`), and the per-seed differences
   of single members (seed s of B minus seed s of A).
@@ -90,8 +93,15 @@ def compare(
         )
     dataset = next(iter(datasets.values()))
 
-    results, member_dirs = {}, {}
+    results, member_dirs, temperatures = {}, {}, {}
     for name, config in configs.items():
+        if tuple(config.temperature_grid):  # the paper's protocol: chosen on validation NLL
+            config.seed = 0
+            choice = training.tune_temperature(
+                config, os.path.join(output_dir, "temperature", name)
+            )
+            config.temperature, config.temperature_grid = choice["temperature"], ()
+            temperatures[name] = choice
         member_dirs[name] = []
         for seed in range(seeds):
             config.seed = seed
@@ -115,6 +125,7 @@ def compare(
                 "member_mean": _pick(results[name]["member_mean"]),
                 "member_std": _pick(results[name]["member_std"]),
                 "ensemble": _pick(results[name]["ensemble"]),
+                "temperature_choice": temperatures.get(name),
             }
             for name, path in zip(names, config_paths)
         },

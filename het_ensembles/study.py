@@ -2,7 +2,9 @@
 
 Draws `noisy_digits:<spec>` variants at random (`noisy_digits.random_spec`, from a seed used for
 nothing else: other class pairs, another image feature driving the flip rate, another rate),
-runs `het-ensembles compare` of two configs (default: the demo's Hom and Het recipes) on each,
+runs `het-ensembles compare` of two configs on each (default: the demo's Hom and Het recipes with
+a validation split, keep-the-best-epoch and, for Het, the temperature chosen on validation NLL:
+`configs/noisy_digits/*_tuned.py`),
 and tabulates how often and by how much the second config's ensemble beats the first's on NLL,
 ECE and accuracy, each variant with its paired bootstrap 95% interval.
 
@@ -119,7 +121,13 @@ def cli_main(argv):
         description="Compare two configs on random held-out noisy_digits variants; writes "
         "study.json.",
     )
-    parser.add_argument("--configs", nargs=2, default=None, help="A.py B.py (default: the demo's)")
+    parser.add_argument(
+        "--configs",
+        nargs=2,
+        default=None,
+        help="A.py B.py (default: configs/noisy_digits/{deterministic,heteroscedastic}_tuned.py: "
+        "validation split, best epoch, temperature chosen on validation)",
+    )
     parser.add_argument("--variants", type=int, default=10, help="number of random variants")
     parser.add_argument("--seeds", type=int, default=4, help="members per config and variant")
     parser.add_argument("--seed", type=int, default=STUDY_SEED, help="draws the variants")
@@ -131,7 +139,8 @@ def cli_main(argv):
         from het_ensembles.demo.members import default_config_dir
 
         root = os.path.join(default_config_dir(), "noisy_digits")
-        configs = [os.path.join(root, f) for f in ("deterministic.py", "heteroscedastic.py")]
+        names = ("deterministic_tuned.py", "heteroscedastic_tuned.py")
+        configs = [os.path.join(root, name) for name in names]
     try:
         table = study(
             configs,

@@ -119,3 +119,28 @@ def test_one_config_is_not_a_comparison(configs, tmp_path, capsys):
     argv = ["--configs", paths[0], "--output_dir", str(tmp_path / "out")]
     assert compare.cli_main(argv) == 2
     assert "two or more configs" in capsys.readouterr().err
+
+
+def test_a_temperature_grid_is_chosen_on_validation_first(configs, tmp_path):
+    root, paths = configs
+    tuned = root / "heteroscedastic_tuned.py"
+    tuned.write_text(
+        Path(paths[1])
+        .read_text()
+        .replace(
+            "    return config",
+            "    config.validation_fraction = 0.25\n"
+            "    config.temperature_grid = (0.5, 2.0)\n"
+            "    return config",
+        )
+    )
+    out = tmp_path / "out"
+    summary = compare.compare([paths[0], str(tuned)], str(out), seeds=1, progress=False)
+    choice = summary["configs"]["heteroscedastic_tuned"]["temperature_choice"]
+    assert choice["grid"] == [0.5, 2.0]
+    assert choice["temperature"] == min(choice["grid"], key=lambda t: choice["val_nll"][repr(t)])
+    stored = json.loads(
+        Path(out, "members", "heteroscedastic_tuned", "0", "config.json").read_text()
+    )
+    assert stored["temperature"] == choice["temperature"] and stored["temperature_grid"] == []
+    assert summary["configs"]["deterministic"]["temperature_choice"] is None
