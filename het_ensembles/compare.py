@@ -26,6 +26,7 @@ import sys
 import numpy as np
 
 from het_ensembles import member_dir, metrics
+from het_ensembles.arguments import check_int
 from het_ensembles.metrics.bootstrap import BOOTSTRAP_METRICS, paired_bootstrap
 
 SUMMARY_METRICS = ("accuracy", "nll", "ece")
@@ -78,8 +79,7 @@ def compare(
     config_paths = [os.fspath(p) for p in config_paths]
     if len(config_paths) < 2:
         raise ValueError(f"compare needs two or more configs. Received: configs={config_paths}")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be an integer >= 1. Received: seeds={seeds!r}")
+    check_int("seeds", seeds, 1)
     member_dir.check_writable_dir(output_dir)
     names = config_names(config_paths)
     configs = {name: training.load_config(path) for name, path in zip(names, config_paths)}

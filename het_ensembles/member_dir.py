@@ -25,6 +25,7 @@ import glob
 import json
 import os
 import tempfile
+import warnings
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -76,11 +77,10 @@ def atomic_write(path, write, *, binary=True):
         write(f)
 
 
-def write_json(path, value):
-    """`value` as indented JSON (sorted keys), atomically."""
-    atomic_write(
-        path, lambda f: f.write(json.dumps(value, indent=2, sort_keys=True) + "\n"), binary=False
-    )
+def write_json(path, value, *, sort_keys=True):
+    """`value` as indented JSON, atomically (`sort_keys=False` keeps the dicts' order)."""
+    text = json.dumps(value, indent=2, sort_keys=sort_keys) + "\n"
+    atomic_write(path, lambda f: f.write(text), binary=False)
 
 
 def write_text(path, text):
@@ -184,8 +184,8 @@ def read_member(directory, *, name=None):
       name: the member's name (default: the directory's base name).
 
     Raises:
-      ValueError: if `directory` is not a directory, or its config.json / metrics.json cannot
-        be read.
+      ValueError: if `directory` is not a directory, or its config.json cannot be read (an
+        unreadable metrics.json gives a warning and `metrics=None`).
     """
     path = os.path.abspath(os.fspath(directory))
     if not os.path.isdir(path):
@@ -199,7 +199,10 @@ def read_member(directory, *, name=None):
         config = read_json(files["config"], what="member config")
     metrics = None
     if os.path.exists(files["metrics"]):
-        metrics = read_json(files["metrics"], what="member metrics")
+        try:
+            metrics = read_json(files["metrics"], what="member metrics")
+        except ValueError as error:  # only reports read it; the trainer rewrites it on resume
+            warnings.warn(f"{error}; treating the member's metrics as missing.", stacklevel=2)
     return Member(name or os.path.basename(path), path, config, metrics)
 
 
@@ -249,7 +252,7 @@ def find_members(patterns):
         raise ValueError(
             f"The patterns matched only files, no member directory. Received: members={patterns}"
         )
-    return [read_member(path, name=name) for name, path in zip(_member_names(found), found)]
+    return [read_member(path, name=name) for name, path in zip(member_names(found), found)]
 
 
 def _member_dirs_under(root):
@@ -262,7 +265,10 @@ def _member_dirs_under(root):
     return found
 
 
-def _member_names(member_paths):
+def member_names(member_paths):
+    """Unique short names of member directories: paths relative to their common parent."""
+    if not member_paths:
+        return []
     if len(member_paths) == 1:
         return [os.path.basename(member_paths[0])]
     parent = os.path.commonpath(member_paths)

@@ -8,11 +8,13 @@ a validation split, keep-the-best-epoch and, for Het, the temperature chosen on 
 and tabulates how often and by how much the second config's ensemble beats the first's on NLL,
 ECE and accuracy, each variant with its paired bootstrap 95% interval.
 
-Files: `<output_dir>/<variant index>/` holds each variant's `comparison.json` (and its members);
+Files: `<output_dir>/<index>_<digest of the variant's name>/` holds each variant's
+`comparison.json` (and its members);
 `<output_dir>/study.json` the table.
 """
 
 import argparse
+import hashlib
 import os
 import sys
 
@@ -20,6 +22,7 @@ import numpy as np
 
 from het_ensembles import compare as compare_lib
 from het_ensembles import member_dir
+from het_ensembles.arguments import check_int
 from het_ensembles.metrics.bootstrap import BOOTSTRAP_METRICS, HIGHER_IS_BETTER
 
 STUDY_SEED = 2026  # draws the variants; used for nothing else
@@ -44,15 +47,17 @@ def study(config_paths, output_dir, *, num_variants=10, seeds=4, seed=STUDY_SEED
     """
     if len(config_paths) != 2:
         raise ValueError(f"study compares two configs. Received: configs={config_paths}")
-    if isinstance(num_variants, bool) or not isinstance(num_variants, int) or num_variants < 1:
-        raise ValueError(f"num_variants must be an integer >= 1. Received: {num_variants!r}")
+    check_int("num_variants", num_variants, 1)
     member_dir.check_writable_dir(output_dir)
     rows = []
     for index, dataset in enumerate(variant_names(num_variants, seed)):
         _say(f"[{index + 1}/{num_variants}] {dataset}")
+        # A directory per variant (its index and a digest of its name): another --seed or
+        # --variants never meets members of a different variant.
+        digest = hashlib.sha256(dataset.encode()).hexdigest()[:8]
         summary = compare_lib.compare(
             config_paths,
-            os.path.join(output_dir, str(index)),
+            os.path.join(output_dir, f"{index}_{digest}"),
             seeds=seeds,
             dataset=dataset,
             progress=progress,

@@ -1,5 +1,6 @@
 """`het-ensembles study` on two random variants with tiny configs: bookkeeping and counts."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def test_study_counts_match_its_variants(tmp_path, capsys):
     expected = [noisy_digits.random_spec(rng).name for _ in range(2)]
     assert [row["dataset"] for row in table["variants"]] == expected
     for index, row in enumerate(table["variants"]):
-        comparison = json.loads(Path(out, str(index), "comparison.json").read_text())
+        digest = hashlib.sha256(row["dataset"].encode()).hexdigest()[:8]
+        comparison = json.loads(Path(out, f"{index}_{digest}", "comparison.json").read_text())
         assert comparison["dataset"] == row["dataset"]
         for metric in ("accuracy", "nll", "ece"):
             d = comparison["pairs"][0]["ensemble_difference"][metric]

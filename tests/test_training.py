@@ -482,3 +482,33 @@ def test_killed_after_the_final_checkpoint_reports_the_same_metrics(npz, tmp_pat
         assert again[name] == pytest.approx(first[name], rel=1e-6), name
     for name in ("test/nll", "test/accuracy", "test/ece"):
         assert again[name] == pytest.approx(first[name], rel=1e-6), name
+
+
+def test_a_checkpoint_from_before_the_progress_counters_still_resumes(npz, tmp_path):
+    # Checkpoints written before train_record / train_seconds existed hold only the model, the
+    # optimizer and the epoch: a run killed then must resume after an upgrade.
+    from het_ensembles.training import trainer
+
+    config = training.complete_config(tiny_config(npz))
+    out = tmp_path / "member"
+    checkpoint_dir = out / "checkpoints"
+    checkpoint_dir.mkdir(parents=True)
+    steps_per_epoch = NUM_TRAIN // BATCH
+    model = trainer.create_model(config, input_shape=(NUM_FEATURES,), num_classes=NUM_CLASSES)
+    trainer.compile_model(
+        model,
+        config,
+        num_classes=NUM_CLASSES,
+        steps_per_epoch=steps_per_epoch,
+        global_batch_size=BATCH,
+    )
+    model.optimizer.iterations.assign(steps_per_epoch)  # as after epoch 1
+    epoch = tf.Variable(1, dtype=tf.int64)
+    old = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+    assert old.save(str(checkpoint_dir / "ckpt")).endswith("ckpt-1")
+    (out / "config.json").write_text(
+        json.dumps(training.config_record(config, num_classes=NUM_CLASSES))
+    )
+    results = training.train_and_evaluate(tiny_config(npz), str(out))
+    assert results["train/epochs"] == 2
+    assert results["train/steps"] == 2 * steps_per_epoch  # one epoch resumed, one trained

@@ -24,8 +24,8 @@ LABELS_FILE = "labels.npy"
 CACHE_FORMAT = 1  # bump when the sidecar or the cached arrays change meaning
 
 
-def cache_key(member, dataset, *, model_sha256, image_size, label_field):
-    """What `member`'s cached predictions on `dataset` depend on (JSON-able)."""
+def cache_key(dataset, *, model_sha256, image_size, label_field):
+    """What a member's cached predictions on `dataset` depend on (JSON-able)."""
     if dataset.arrays is not None:
         source = {"arrays_sha256": dataset.arrays_sha256()}
     else:

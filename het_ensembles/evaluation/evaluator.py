@@ -5,12 +5,14 @@ check datasets (`datasets`), predict what the cache lacks (`predict` into `cache
 (`scoring`) and write the report (`report`).
 """
 
+import dataclasses
 import os
 import warnings
 
 import numpy as np
 
 from het_ensembles import member_dir, metrics
+from het_ensembles.arguments import check_int
 from het_ensembles.data import class_subsets
 from het_ensembles.evaluation import cache as cache_lib
 from het_ensembles.evaluation import datasets as datasets_lib
@@ -69,11 +71,11 @@ def evaluate(
         the members', or inputs with NaN or inf values.
     """
     # Cheap argument checks first: a usage error is reported before any member is loaded.
-    _check_int("batch_size", batch_size, 1)
-    _check_int("num_bins", num_bins, 1)
-    _check_int("max_subsets", max_subsets, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("num_bins", num_bins, 1)
+    check_int("max_subsets", max_subsets, 1)
     if ensemble_size is not None:
-        _check_int("ensemble_size", ensemble_size, 1)
+        check_int("ensemble_size", ensemble_size, 1)
     members = _as_members(members)
     num_classes, multilabel = members_lib.check_members(members)
     if ensemble_size is not None and ensemble_size > len(members):
@@ -121,7 +123,7 @@ def evaluate(
         if summary_rows is not None:
             results[summary] = scoring.format_rows(summary_rows, members, ensemble_size)
 
-    member_dir.write_json(os.path.join(output_dir, "metrics.json"), results)
+    member_dir.write_json(os.path.join(output_dir, "metrics.json"), results, sort_keys=False)
     member_dir.write_text(
         os.path.join(output_dir, "leaderboard.md"),
         report.leaderboard_text(
@@ -151,7 +153,13 @@ def cached_predictions(output_dir, members, dataset, *, image_size=None, label_f
       ValueError: if an entry is missing, outdated or damaged (run `evaluate` first).
     """
     members = _as_members(members)
-    (parsed,) = datasets_lib.parse_datasets([dataset])
+    parsed = datasets_lib.parse_datasets([dataset])
+    if len(parsed) != 1:
+        raise ValueError(
+            "cached_predictions reads one dataset at a time; this name expands to "
+            f"{len(parsed)} sets. Received: dataset={dataset!r}"
+        )
+    (parsed,) = parsed
     predictor = _CachePredictor(members, image_size=image_size, label_field=label_field)
     cache = predictor.cache(output_dir, parsed)
     stale = cache.stale_members(members)
@@ -165,11 +173,13 @@ def cached_predictions(output_dir, members, dataset, *, image_size=None, label_f
 
 
 def _as_members(members):
+    """`Member`s with the names `find_members` gives (unique, the cache files' names)."""
     if isinstance(members, (str, os.PathLike)) or not all(
         isinstance(m, member_dir.Member) for m in members
     ):
         return member_dir.find_members(members)
-    return list(members)
+    names = member_dir.member_names([m.path for m in members])
+    return [dataclasses.replace(m, name=name) for m, name in zip(members, names)]
 
 
 def _check_dataset_classes(dataset, num_classes, multilabel, label_field):
@@ -226,7 +236,6 @@ class _CachePredictor:
             if m.name not in self._model_sha256:
                 self._model_sha256[m.name] = cache_lib.file_sha256(m.model_path)
             keys[m.name] = cache_lib.cache_key(
-                m,
                 dataset,
                 model_sha256=self._model_sha256[m.name],
                 image_size=self.image_size_of(m),
@@ -321,8 +330,3 @@ class _CachePredictor:
                 f"The labels of {dataset.key} do not fit {k} classes (multilabel="
                 f"{self.multilabel}). Received: labels.shape={labels.shape}"
             )
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")

@@ -164,7 +164,8 @@ def row(
       datasets: for "generic", the column datasets (default `generic_datasets(metrics)`).
       train_hours: training time in hours (None: `-`).
       train_devices: e.g. "32 TPUv2 cores", printed after the training time.
-      test_ms: test time in ms per example; default the clean set's `ms_per_example`.
+      test_ms: test time in ms per example; default the clean set's `ms_per_example` (else
+        the first evaluated set's).
       test_devices: e.g. "32 TPUv2 cores", printed after the test time.
       num_params: parameter count; default the clean set's `num_params`.
 
@@ -197,26 +198,31 @@ def row(
 
     if family == "imagenet":
         clean = pick("imagenet2012")
-        cells = [_CELLS[kind](pick(dataset)) for dataset, kind in IMAGENET_COLUMNS]
+        picked = [pick(dataset) for dataset, _ in IMAGENET_COLUMNS]
+        cells = [_CELLS[kind](entry) for (_, kind), entry in zip(IMAGENET_COLUMNS, picked)]
     elif family == "cifar":
         clean_name, corrupted_name = next(
             (pair for pair in CIFAR_DATASETS if pair[0] in metrics), CIFAR_DATASETS[0]
         )
         clean = pick(clean_name)
+        picked = [clean, pick(corrupted_name)]
         cells = [
             _value(clean, "nll", _nll),
             _value(clean, "accuracy", _percent),
             _value(clean, "ece", _ece),
-            _nll_acc_ece(pick(corrupted_name)),
+            _nll_acc_ece(picked[1]),
         ]
     else:
         datasets = _check_datasets(generic_datasets(metrics) if datasets is None else datasets)
-        clean = pick(datasets[0])
-        cells = [_nll_acc_ece(pick(dataset)) for dataset in datasets]
-    if test_ms is None and clean is not None:
-        test_ms = clean.get("ms_per_example")
-    if num_params is None and clean is not None:
-        num_params = clean.get("num_params")
+        picked = [pick(dataset) for dataset in datasets]
+        clean = picked[0]
+        cells = [_nll_acc_ece(entry) for entry in picked]
+    # Costs from the clean set, else from the first set evaluated (e.g. ImageNet-C alone).
+    cost = clean if clean is not None else next((e for e in picked if e is not None), None)
+    if test_ms is None and cost is not None:
+        test_ms = cost.get("ms_per_example")
+    if num_params is None and cost is not None:
+        num_params = cost.get("num_params")
     cells += [
         _runtime(train_hours, train_devices, _hours),
         _runtime(test_ms, test_devices, _milliseconds),

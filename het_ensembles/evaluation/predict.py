@@ -91,6 +91,10 @@ class ModelRunner:
             )
         return metrics.log_probs_from_logits(logits, multilabel=self.multilabel), labels
 
+    def reset_timing(self):
+        """Starts a new measurement (traced shapes stay known: they will not trace again)."""
+        self._seconds, self._examples = 0.0, 0
+
     def ms_per_example(self):
         """Inference milliseconds per example (module docstring); None before any call.
 

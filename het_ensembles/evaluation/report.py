@@ -7,7 +7,7 @@ from matplotlib import figure
 from matplotlib.backends import backend_agg
 
 from het_ensembles import member_dir
-from het_ensembles.evaluation import leaderboard
+from het_ensembles.evaluation import leaderboard, scoring
 from het_ensembles.evaluation.scoring import CORRUPTED, CORRUPTIONS, SEVERITIES
 
 
@@ -127,7 +127,7 @@ def _cell(row):
 def summary(results):
     lines = [f"{'dataset':<44} {'row':<14} {'nll':>8} {'accuracy':>9} {'ece':>8}"]
     for key, result in results.items():
-        if key.startswith(CORRUPTED + "/"):
+        if scoring.corruption_summary_of(key) is not None:
             continue
         for row in ("member_mean", "ensemble"):
             r = result[row]

@@ -10,6 +10,7 @@ Cost: O(num_resamples x N x K).
 
 import numpy as np
 
+from het_ensembles.arguments import check_int
 from het_ensembles.metrics.classification import DEFAULT_NUM_BINS, ClassificationMetrics
 
 BOOTSTRAP_METRICS = ("accuracy", "nll", "ece")
@@ -57,8 +58,7 @@ def paired_bootstrap(
             f"labels must be [N] integer labels. Received: labels.shape={labels.shape} for "
             f"N={len(log_probs_a)}"
         )
-    if isinstance(num_resamples, bool) or not isinstance(num_resamples, int) or num_resamples < 100:
-        raise ValueError(f"num_resamples must be an integer >= 100. Received: {num_resamples!r}")
+    check_int("num_resamples", num_resamples, 100)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1). Received: confidence={confidence!r}")
 

@@ -96,6 +96,7 @@ class EvalPass:
             multilabel=self.multilabel, num_bins=self.num_bins
         )
         batches = self.strategy.experimental_distribute_dataset(self.dataset)
+        self.runner.reset_timing()  # this pass's time, not a running mean over epochs
         for labels, (log_probs,) in predict.predict_batches([self.runner], batches):
             if self.multilabel and labels.ndim == 1:  # a sigmoid head on integer labels
                 labels = np.eye(self.num_classes, dtype=np.float32)[labels]

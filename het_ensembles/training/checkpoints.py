@@ -53,12 +53,18 @@ def checkpoint_prefixes(checkpoint_dir):
     return [prefix for _, prefix in sorted(found, reverse=True)]
 
 
-def restore_latest(checkpoint, checkpoint_dir):
+def restore_latest(checkpoint, checkpoint_dir, *, counters=None):
     """Restores the newest readable checkpoint; returns its prefix (None: nothing to resume).
 
     A checkpoint that cannot be read (truncated or corrupt files: TF checks every tensor's
     CRC) is skipped with a warning and the previous one is tried; the damaged one is
     overwritten when training saves that epoch again.
+
+    Args:
+      checkpoint: a `tf.train.Checkpoint` of what every checkpoint must hold.
+      checkpoint_dir: where the `ckpt-<n>` checkpoints are.
+      counters: a `tf.train.Checkpoint` of values restored where present (checkpoints written
+        by an older version lack them) and left as they are otherwise.
 
     Raises:
       TrainingError: if there are checkpoints but none of them can be read.
@@ -67,6 +73,8 @@ def restore_latest(checkpoint, checkpoint_dir):
     for prefix in prefixes:
         try:
             checkpoint.restore(prefix).assert_existing_objects_matched()
+            if counters is not None:
+                counters.restore(prefix).expect_partial()
             return prefix
         # Truncated files raise IndexError ("Read less bytes than requested"), bad CRCs
         # DataLossError, a missing variable AssertionError.

@@ -3,8 +3,9 @@
 Where it sits: configs/*.py -> **config** -> trainer. A config file's `get_config()` sets some
 fields; `complete_config` fills in the rest from `default_config()` (uncertainty-baselines'
 ImageNet ResNet-50 values) and `validate_config` checks each range before any TensorFlow work.
-Importing this module, loading and checking a config do not import TensorFlow, so configs can be
-inspected and launched from machines without it.
+Importing this module, loading a config and completing it (`load_config`, `complete_config`)
+do not import TensorFlow, so configs can be read and launched from machines without it;
+`validate_config` checks the model name against `het_ensembles.models`, which imports Keras.
 """
 
 import importlib.util

@@ -14,8 +14,9 @@ from het_ensembles.member_dir import paths
 class EpochProgress(logging.Handler):
     """Advances a tqdm bar on the trainer's per-epoch log line; forwards warnings to stderr.
 
-    The trainer logs `"Epoch %d/%d: ... test nll %.4f ..."` once per epoch (absl INFO); Keras'
-    own progress bar goes to the same logger while interactive logging is off.
+    The trainer logs `"Epoch %d/%d: ...; val nll %.4f ..."` (or `test nll` without a validation
+    split) once per epoch (absl INFO); Keras' own progress bar goes to the same logger while
+    interactive logging is off.
     """
 
     def __init__(self, bar):

@@ -226,7 +226,11 @@ def _restore_or_start(model, progress, checkpoint_dir, strategy):
     """
     epoch = progress["epoch"]
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, **progress)
-    latest = checkpoints.restore_latest(checkpoint, checkpoint_dir)
+    # Model, optimizer and epoch must all be in a checkpoint; the other counters were added
+    # later, and a checkpoint written before them still resumes (they start at zero).
+    core = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+    counters = tf.train.Checkpoint(**{k: v for k, v in progress.items() if k != "epoch"})
+    latest = checkpoints.restore_latest(core, checkpoint_dir, counters=counters)
     manager = tf.train.CheckpointManager(
         checkpoint,
         checkpoints.writable_checkpoint_dir(checkpoint_dir, strategy),
