@@ -97,9 +97,11 @@ def compare(
     for name, config in configs.items():
         if tuple(config.temperature_grid):  # the paper's protocol: chosen on validation NLL
             config.seed = 0
-            choice = training.tune_temperature(
-                config, os.path.join(output_dir, "temperature", name)
-            )
+            label = f"{name} temperature grid {tuple(config.temperature_grid)}"
+            with progress_lib.epoch_bar(label, None, progress=progress):
+                choice = training.tune_temperature(
+                    config, os.path.join(output_dir, "temperature", name)
+                )
             config.temperature, config.temperature_grid = choice["temperature"], ()
             temperatures[name] = choice
         member_dirs[name] = []

@@ -59,26 +59,36 @@ def trainer_output_to(bar):
             keras.config.enable_interactive_logging()
 
 
+@contextlib.contextmanager
+def epoch_bar(label, total, *, progress=True):
+    """A tqdm bar (`total` epochs, on stderr) that the trainer's output inside the block drives."""
+    from tqdm import tqdm
+
+    with (
+        tqdm(
+            total=total,
+            desc=label,
+            unit="epoch",
+            file=sys.stderr,
+            disable=not progress,
+            dynamic_ncols=True,
+        ) as bar,
+        trainer_output_to(bar),
+    ):
+        yield bar
+
+
 def train_member(config, member_dir, *, label, progress=True):
     """Trains one member with THE trainer (or reuses it when finished); returns its metrics."""
     import keras
-    from tqdm import tqdm
 
     from het_ensembles.training import trainer
 
     if os.path.isfile(paths(member_dir)["model"]):
         print(f"{label}: reusing the finished member in {member_dir}", file=sys.stderr, flush=True)
         return trainer.train_and_evaluate(config, member_dir)
-    with tqdm(
-        total=config.train_epochs,
-        desc=label,
-        unit="epoch",
-        file=sys.stderr,
-        disable=not progress,
-        dynamic_ncols=True,
-    ) as bar:
-        with trainer_output_to(bar):
-            result = trainer.train_and_evaluate(config, member_dir)
+    with epoch_bar(label, config.train_epochs, progress=progress) as bar:
+        result = trainer.train_and_evaluate(config, member_dir)
         bar.n = bar.total
         bar.set_postfix_str(f"test nll {result['test/nll']:.3f}", refresh=True)
     keras.backend.clear_session()
