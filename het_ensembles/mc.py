@@ -6,14 +6,20 @@ Collier et al. (CVPR 2021), Algorithm 1: latent logits
 
 have covariance `diag(diag_scale**2) + factors @ factors^T`, and the predictive is estimated as
 
-    log p_hat = logsumexp_s(log_softmax(u_s / tau)) - log S          (softmax)
+    log p_hat = log(sum_s softmax(u_s / tau)) - log S                  (softmax)
     log p_hat = logsumexp_s(log_sigmoid(+-u_s / tau)) - log S        (sigmoid, per output)
 
 `mc_log_predictive` computes this without ever holding all S samples: it streams over chunks of
-samples with a running logsumexp, draws each chunk's noise with stateless RNG from
-(seed, chunk index), and its custom gradient re-draws each chunk from that seed instead of storing
-it. Peak memory is O(B * chunk * K) instead of O(B * S * K). The FA, PE and diagonal layers differ
+samples, draws each chunk's noise with stateless RNG from (seed, chunk index) (`draw_noise`), and
+its custom gradient re-draws each chunk from that seed instead of storing it -- except for the
+first chunks whose noise fits in `memory_budget`, which are kept from the forward pass. Peak
+memory is O(B * chunk * K + budget) instead of O(B * S * K). The FA, PE and diagonal layers differ
 only in how they compute `loc`, `diag_scale` and `factors`; they all call this one function.
+
+Softmax is summed in probability space (one fused `softmax` per sample, ~2x fewer passes over
+[B, chunk, K] than `log_softmax` + `logsumexp`); where a mean probability is so small that
+float32 softmax outputs (flushed to zero below 2**-126) could bias it, the whole call falls back to
+the log-space recursion, which is exact for any logits. Sigmoid always uses log space.
 """
 
 import math
@@ -24,12 +30,20 @@ import tensorflow as tf
 # Measured at B=64, K=1000, S=1000 (chunk of 16 samples): peak memory ~0.1 GiB over a Dense head
 # where chunks of 65 samples took ~0.27 GiB; per-chunk overhead stays small at this size.
 DEFAULT_CHUNK_ELEMENTS = 2**20
+# Noise (in MiB) the forward pass may keep for the backward pass instead of re-drawing it.
+# 64 MiB keeps a quarter of the per-example noise at B=64, K=1000, S=1000 (and all shared noise
+# up to S ~ 16000) while the step's working memory stays under 1/8 of edward2's.
+DEFAULT_MEMORY_BUDGET_MIB = 64
 # Batch size assumed when the static batch size is unknown (choosing the default chunk).
 _ASSUMED_BATCH = 128
 LINKS = ("softmax", "sigmoid")
 # Smallest uniform fed to Box-Muller's log: keeps radii finite (<= 5.8 standard deviations, the
 # same tail cut-off as float32 uniforms give TF's own normal sampler).
 UNIFORM_FLOOR = 2.0**-24
+# Probability space is used only where every summed probability is >= S * 2**-100: a softmax
+# output below 2**-126 may be flushed to zero, so S of them lose < S * 2**-126, i.e. a relative
+# error < 2**-26 of such a sum (below float32 rounding).
+_MIN_PROB_SUM_PER_SAMPLE = 2.0**-100
 
 
 def default_chunk_size(num_samples, batch_size, num_classes):
@@ -48,12 +62,71 @@ def _batch_size(loc):
     return loc.shape[0] if loc.shape[0] is not None else tf.shape(loc)[0]
 
 
+def _uniform(shape, seed):
+    """`tf.random.stateless_uniform(shape, seed)` in [0, 1), without its affine rescaling passes.
+
+    Same values as the public op with the default minval=0, maxval=1 (which multiplies by 1 and
+    adds 0, two passes over the largest tensor of a chunk).
+    """
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+    return tf.raw_ops.StatelessRandomUniformV2(
+        shape=shape, key=key, counter=counter, alg=tf.raw_ops.StatelessRandomGetAlg()
+    )
+
+
+def draw_noise(seed, num, *, batch, num_classes, num_factors, share):
+    """The standard-normal noise (eps_K, eps_R) of one chunk of `num` samples.
+
+    The one place noise is drawn. eps_K comes from Box-Muller on uniforms, using both outputs:
+    the cosine half fills the first ceil(num / 2) samples and the sine half the rest, computed as
+    one cosine over both halves (sin t = cos(t - pi/2)). This costs ~40% less than
+    `stateless_normal` on CPU. The contract, which the tests re-implement, with h = ceil(num / 2):
+
+        u = stateless_uniform([2, *shape_K(h)], fold_in(seed, 0))          # in [0, 1)
+        r, t = sqrt(-2 log max(u[0], 2**-24)), 2 pi u[1]
+        eps_K = (r cos t, r cos(t - pi/2)) stacked before the sample axis, first `num` kept
+        eps_R = stateless_normal(shape_R(num), fold_in(seed, 1))
+
+    where shape_K(n) = [B, n, K] and shape_R(n) = [B, n, R] per example, and [n, 1, K] and
+    [n, R] when samples are shared.
+
+    Args:
+      seed: int64 [2] stateless seed of this chunk.
+      num: samples in the chunk (a Python int).
+      batch: B (static int or scalar tensor).
+      num_classes: K.
+      num_factors: R (0 for the diagonal model).
+      share: one noise vector per sample for the whole batch.
+
+    Returns:
+      (eps_K, eps_R): [B, num, K] and [B, num, R] per example; [num, 1, K] and [num, R] shared.
+    """
+    half = (num + 1) // 2
+    shape_k = [half, 1, num_classes] if share else [batch, half, num_classes]
+    shape_r = [num, num_factors] if share else [batch, num, num_factors]
+    u = _uniform(tf.stack([2, *shape_k]), _chunk_seed(seed, 0))
+    radius = tf.sqrt(-2.0 * tf.math.log(tf.maximum(u[0], UNIFORM_FLOOR)))
+    pair_axis = 0 if share else 1  # [2, h, 1, K] shared, [B, 2, h, K] per example
+    offsets = tf.reshape(tf.constant([0.0, -math.pi / 2]), [2, 1, 1, 1] if share else [2, 1, 1])
+    angle = tf.expand_dims((2.0 * math.pi) * u[1], pair_axis) + offsets  # both halves at once
+    eps_k = tf.expand_dims(radius, pair_axis) * tf.cos(angle)
+    if share:
+        eps_k = tf.reshape(eps_k, [2 * half, 1, num_classes])
+        eps_k = eps_k[:num] if num < 2 * half else eps_k
+    else:
+        eps_k = tf.reshape(eps_k, [batch, 2 * half, num_classes])
+        eps_k = eps_k[:, :num] if num < 2 * half else eps_k
+    eps_r = tf.random.stateless_normal(shape_r, seed=_chunk_seed(seed, 1))
+    return eps_k, eps_r
+
+
 class _Layout:
     """Where the sample axis sits, and how the factor term is multiplied, for one noise mode.
 
-    Per-example noise works on [B, n, K] tensors: eps_R [B, n, R] times V(x)^T [B, R, K] is a
-    batched matmul. Shared noise works sample-major, [n, B, K]: eps_R [n, R] is the same for every
-    example, so eps_R times V^T laid out as [R, B * K] is one large GEMM, ~2-3x faster on CPU.
+    Per-example noise works on [B, n, K] tensors: [eps_R, 1] [B, n, R+1] times [V(x)^T; loc]
+    [B, R+1, K] is a batched matmul that also adds loc. Shared noise works sample-major, [n, B, K]:
+    eps_R [n, R] is the same for every example, so [eps_R, 1] times [V^T; loc] laid out as
+    [R+1, B * K] is one large GEMM, ~2x faster on CPU than the batched form.
     """
 
     def __init__(self, share_samples, batch, num_classes, num_factors):
@@ -65,62 +138,33 @@ class _Layout:
         """[B, K, ...] per-example tensor -> broadcastable against [.., K] sample tensors."""
         return tf.expand_dims(t, self.axis)
 
-    def factor_operand(self, factors):
-        """V(x) [B, K, R] rearranged once per call for the sampling matmul."""
+    def operand(self, loc, factors):
+        """[V(x)^T; loc] arranged once per call for the sampling matmul."""
+        stacked = tf.concat([factors, loc[:, :, None]], axis=-1)  # [B, K, R + 1]
         if self.share:
-            return tf.reshape(tf.transpose(factors, [2, 0, 1]), [self.num_factors, -1])
-        return tf.transpose(factors, [0, 2, 1])  # [B, R, K]
-
-    def split(self, t, start, stop):
-        return t[start:stop] if self.share else t[:, start:stop]
+            return tf.reshape(tf.transpose(stacked, [2, 0, 1]), [self.num_factors + 1, -1])
+        return tf.transpose(stacked, [0, 2, 1])  # [B, R + 1, K]
 
     def draw(self, seed, num):
-        """Standard normal noise for one chunk of `num` samples, as two parts [h, num - h].
-
-        eps_K comes from Box-Muller on uniforms, using both outputs: the cosine half is the
-        first part's eps_K and the sine half the second's (no concatenation of the largest
-        tensor); this costs ~40% less than `stateless_normal` on CPU. The contract, which the
-        tests re-implement, with h = ceil(num / 2):
-
-            u = stateless_uniform([2, *shape_K(h)], fold_in(seed, 0), minval=2**-24)
-            r, theta = sqrt(-2 log u[0]), 2 pi u[1]
-            eps_K = (r cos theta, r sin theta) split over the sample axis
-            eps_R = stateless_normal(shape_R(num), fold_in(seed, 1)) split as [:h], [h:]
-
-        where shape_K(n) = [B, n, K] and shape_R(n) = [B, n, R] per example, and
-        [n, 1, K] and [n, R] when samples are shared.
-
-        Returns:
-          A list of (eps_K, eps_R) pairs, one per part.
-        """
-        half = (num + 1) // 2
-        k = self.num_classes
-        shape_k = [half, 1, k] if self.share else [self.batch, half, k]
-        shape_r = [num, self.num_factors] if self.share else [self.batch, num, self.num_factors]
-        u = tf.random.stateless_uniform(
-            [2, *shape_k], seed=_chunk_seed(seed, 0), minval=UNIFORM_FLOOR
+        return draw_noise(
+            seed,
+            num,
+            batch=self.batch,
+            num_classes=self.num_classes,
+            num_factors=self.num_factors,
+            share=self.share,
         )
-        radius = tf.sqrt(-2.0 * tf.math.log(u[0]))
-        theta = (2.0 * math.pi) * u[1]
-        eps_r = tf.random.stateless_normal(shape_r, seed=_chunk_seed(seed, 1))
-        parts = [(radius * tf.cos(theta), self.split(eps_r, 0, half))]
-        if num > half:
-            sine = self.split(radius * tf.sin(theta), 0, num - half)
-            parts.append((sine, self.split(eps_r, half, num)))
-        return parts
 
-    def latents(self, loc, diag_scale, factor_operand, eps_k, eps_r):
+    def latents(self, diag_scale, operand, eps_k, eps_r):
         """z = loc + diag_scale * eps_K + V eps_R: [B, n, K] per example, [n, B, K] shared."""
-        z = self.expand(loc) + self.expand(diag_scale) * eps_k
-        if self.num_factors:
-            if self.share:
-                # [n, R] x [R, B * K] -> [n, B, K]
-                z += tf.reshape(
-                    tf.matmul(eps_r, factor_operand), [-1, self.batch, self.num_classes]
-                )
-            else:
-                z += tf.matmul(eps_r, factor_operand)  # [B, n, R] x [B, R, K] -> [B, n, K]
-        return z
+        ones = tf.ones(tf.concat([tf.shape(eps_r)[:-1], [1]], 0))
+        eps_r = tf.concat([eps_r, ones], axis=-1)  # the 1 picks loc out of the operand
+        if self.share:
+            # [n, R+1] x [R+1, B * K] -> [n, B, K]
+            mean = tf.reshape(tf.matmul(eps_r, operand), [-1, self.batch, self.num_classes])
+        else:
+            mean = tf.matmul(eps_r, operand)  # [B, n, R+1] x [B, R+1, K] -> [B, n, K]
+        return mean + self.expand(diag_scale) * eps_k
 
     def factor_grad(self, grad_z, eps_r):
         """d/dV of sum(grad_z * (V eps_R)), as [B, K, R]."""
@@ -159,24 +203,64 @@ def _factors_tensor(loc, factors):
     return tf.convert_to_tensor(factors, tf.float32)
 
 
-def _for_each_chunk(num_samples, chunk_size, body, init):
-    """Folds `body(state, chunk_index, chunk_len)` over the chunks, as a tf.while_loop.
+class _Chunks:
+    """The chunk schedule of one call, and the noise of each chunk: kept or (re-)drawn.
 
-    Chunks depend on each other only through the small accumulators, so two iterations may run
-    at once (sampling and log-softmax of the next chunk overlap the current one's reductions).
+    Chunks [0, num_kept) keep their noise from the forward pass (in TensorArrays, which the
+    custom gradient's closure holds until the backward pass); later chunks are re-drawn from their
+    seed. `fold` runs a body over every chunk as tf.while_loops; chunks depend on each other
+    only through the small accumulators, so two iterations may run at once.
     """
-    num_full, rest = divmod(num_samples, chunk_size)
-    state = init
-    if num_full:
-        _, state = tf.while_loop(
-            lambda i, _: i < num_full,
-            lambda i, s: (i + 1, body(s, i, chunk_size)),
-            (tf.constant(0), state),
-            parallel_iterations=2,
-        )
-    if rest:
-        state = body(state, tf.constant(num_full), rest)
-    return state
+
+    def __init__(self, layout, seed, num_samples, chunk_size, memory_budget_mib):
+        self.layout, self.seed, self.chunk_size = layout, seed, chunk_size
+        self.num_full, self.rest = divmod(num_samples, chunk_size)
+        per_chunk = 4 * chunk_size * (layout.num_classes + layout.num_factors)
+        if not layout.share:
+            per_chunk *= layout.batch if isinstance(layout.batch, int) else _ASSUMED_BATCH
+        self.num_kept = min(self.num_full, int(memory_budget_mib * 2**20) // per_chunk)
+        self.kept = None
+
+    def fold(self, body, init):
+        """Folds `body(state, eps_k, eps_r)` over all chunks; the first fold keeps the noise."""
+        draw = self.layout.draw
+        state = init
+        if self.num_kept:
+            if self.kept is None:
+                kept = [
+                    tf.TensorArray(tf.float32, self.num_kept, clear_after_read=False)
+                    for _ in range(2)
+                ]
+
+                def kept_step(i, s, ta_k, ta_r):
+                    eps_k, eps_r = draw(_chunk_seed(self.seed, i), self.chunk_size)
+                    return i + 1, body(s, eps_k, eps_r), ta_k.write(i, eps_k), ta_r.write(i, eps_r)
+
+                _, state, *kept = tf.while_loop(
+                    lambda i, *_: i < self.num_kept,
+                    kept_step,
+                    (tf.constant(0), state, *kept),
+                    parallel_iterations=2,
+                )
+                self.kept = kept
+            else:
+                ta_k, ta_r = self.kept
+                _, state = tf.while_loop(
+                    lambda i, _: i < self.num_kept,
+                    lambda i, s: (i + 1, body(s, ta_k.read(i), ta_r.read(i))),
+                    (tf.constant(0), state),
+                    parallel_iterations=2,
+                )
+        if self.num_full > self.num_kept:
+            _, state = tf.while_loop(
+                lambda i, _: i < self.num_full,
+                lambda i, s: (i + 1, body(s, *draw(_chunk_seed(self.seed, i), self.chunk_size))),
+                (tf.constant(self.num_kept), state),
+                parallel_iterations=2,
+            )
+        if self.rest:
+            state = body(state, *draw(_chunk_seed(self.seed, self.num_full), self.rest))
+        return state
 
 
 def sample_latents(loc, diag_scale, factors, seed, *, num_samples, share_samples=False):
@@ -187,10 +271,9 @@ def sample_latents(loc, diag_scale, factors, seed, *, num_samples, share_samples
     loc = tf.convert_to_tensor(loc, tf.float32)
     factors = _factors_tensor(loc, factors)
     layout = _Layout(share_samples, _batch_size(loc), loc.shape[-1], factors.shape[-1])
-    operand = layout.factor_operand(factors)
+    operand = layout.operand(loc, factors)
     seed = _chunk_seed(tf.cast(seed, tf.int64), 0)
-    parts = layout.draw(seed, num_samples)
-    z = tf.concat([layout.latents(loc, diag_scale, operand, *p) for p in parts], layout.axis)
+    z = layout.latents(diag_scale, operand, *layout.draw(seed, num_samples))
     return tf.transpose(z, [1, 0, 2]) if share_samples else z
 
 
@@ -206,6 +289,7 @@ def mc_log_predictive(
     chunk_size=None,
     share_samples=False,
     compute_variance=False,
+    memory_budget=DEFAULT_MEMORY_BUDGET_MIB,
 ):
     """Monte Carlo estimate of the log predictive of the heteroscedastic model.
 
@@ -220,6 +304,8 @@ def mc_log_predictive(
       chunk_size: samples per chunk (None: `default_chunk_size`).
       share_samples: draw one set of S noise vectors for the whole batch.
       compute_variance: also return the MC variance of the per-sample probabilities.
+      memory_budget: MiB of noise the forward pass may keep for the backward pass (>= 0); chunks
+        beyond it are re-drawn. Results do not depend on it, only time and memory do.
 
     Returns:
       `log_probs`: [B, K] for softmax; [B, K, 2] for sigmoid holding (log p, log(1 - p)) per
@@ -227,12 +313,16 @@ def mc_log_predictive(
       variance over samples of p_s (softmax) or sigmoid(u_s / tau), without a gradient.
 
     Raises:
-      ValueError: on a bad `link`, `num_samples` or `chunk_size`.
+      ValueError: on a bad `link`, `num_samples`, `chunk_size` or `memory_budget`.
     """
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}. Received: link={link!r}")
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be >= 1. Received: num_samples={num_samples}")
+    if not (isinstance(memory_budget, (int, float)) and memory_budget >= 0):
+        raise ValueError(
+            f"memory_budget must be a number of MiB >= 0. Received: memory_budget={memory_budget!r}"
+        )
     num_samples = int(num_samples)
     loc = tf.convert_to_tensor(loc, tf.float32)
     diag_scale = tf.convert_to_tensor(diag_scale, tf.float32)
@@ -247,55 +337,117 @@ def mc_log_predictive(
         raise ValueError(f"chunk_size must be >= 1 or None. Received: chunk_size={chunk_size}")
     chunk_size = min(int(chunk_size), num_samples)
     layout = _Layout(share_samples, _batch_size(loc), num_classes, num_factors)
+    axis = layout.axis
     out_shape = tf.shape(loc) if link == "softmax" else tf.concat([tf.shape(loc), [2]], 0)
-
-    def chunk_terms(loc, diag_scale, operand, index, size):
-        """Per-sample log-probabilities of one chunk's parts (temperature already folded in)."""
-        for eps_k, eps_r in layout.draw(_chunk_seed(seed, index), size):
-            z = layout.latents(loc, diag_scale, operand, eps_k, eps_r)
-            yield _log_link(z, link), eps_k, eps_r
 
     @tf.custom_gradient
     def estimate(loc, diag_scale, factors):
-        operand = layout.factor_operand(factors)
-        axis = layout.axis
+        operand = layout.operand(loc, factors)
+        chunks = _Chunks(layout, seed, num_samples, chunk_size, memory_budget)
+        zeros = tf.zeros(tf.shape(loc))
 
-        def forward(state, index, size):
-            lse, p_sum, p_sq = state
-            for lp, _, _ in chunk_terms(loc, diag_scale, operand, index, size):
+        def latents(eps_k, eps_r):
+            return layout.latents(diag_scale, operand, eps_k, eps_r)
+
+        def factor_grad(grad_z, eps_r):
+            return layout.factor_grad(grad_z, eps_r) if num_factors else 0.0
+
+        # ---- log space: exact for any logits; sigmoid, and softmax's fallback.
+        def log_space_forward():
+            def body(state, eps_k, eps_r):
+                lse, p_sum, p_sq = state
+                lp = _log_link(latents(eps_k, eps_r), link)
                 lse = _logaddexp(lse, tf.reduce_logsumexp(lp, axis=axis))
                 if compute_variance:
                     p = tf.exp(lp if link == "softmax" else lp[..., 0])
                     p_sum += tf.reduce_sum(p, axis=axis)
                     p_sq += tf.reduce_sum(tf.square(p), axis=axis)
-            return lse, p_sum, p_sq
+                return lse, p_sum, p_sq
 
-        zeros = tf.zeros(tf.shape(loc))
-        init = (tf.fill(out_shape, -math.inf), zeros, zeros)
-        lse, p_sum, p_sq = _for_each_chunk(num_samples, chunk_size, forward, init)
-        log_probs = lse - math.log(num_samples)
-        mean = p_sum / num_samples
-        variance = tf.maximum(p_sq / num_samples - tf.square(mean), 0.0)
+            return chunks.fold(body, (tf.fill(out_shape, -math.inf), zeros, zeros))
 
-        def grad(grad_log_probs, grad_variance=None):
-            del grad_variance  # The variance is a diagnostic output, not differentiated.
+        def log_space_backward(grad_log_probs, lse):
             grad_log_probs = layout.expand(grad_log_probs)
             lse_expanded = layout.expand(lse)
 
-            def backward(state, index, size):
+            def body(state, eps_k, eps_r):
                 g_loc, g_diag, g_factors = state
-                for lp, eps_k, eps_r in chunk_terms(loc, diag_scale, operand, index, size):
-                    # d log_probs / d lp_s = exp(lp_s - lse): each sample's share of the mean.
-                    grad_lp = grad_log_probs * tf.exp(lp - lse_expanded)
-                    grad_z = _log_link_vjp(lp, grad_lp, link)  # like z: [.., K]
-                    g_loc += tf.reduce_sum(grad_z, axis=axis)
-                    g_diag += tf.reduce_sum(grad_z * eps_k, axis=axis)
-                    if num_factors:
-                        g_factors += layout.factor_grad(grad_z, eps_r)
-                return g_loc, g_diag, g_factors
+                lp = _log_link(latents(eps_k, eps_r), link)
+                # d log_probs / d lp_s = exp(lp_s - lse): each sample's share of the mean.
+                grad_lp = grad_log_probs * tf.exp(lp - lse_expanded)
+                grad_z = _log_link_vjp(lp, grad_lp, link)  # like z: [.., K]
+                g_factors += factor_grad(grad_z, eps_r)
+                return (
+                    g_loc + tf.reduce_sum(grad_z, axis=axis),
+                    g_diag + tf.reduce_sum(grad_z * eps_k, axis=axis),
+                    g_factors,
+                )
 
-            init = (tf.zeros_like(loc), tf.zeros_like(diag_scale), tf.zeros_like(factors))
-            return _for_each_chunk(num_samples, chunk_size, backward, init)
+            return chunks.fold(body, (zeros, zeros, tf.zeros_like(factors)))
+
+        # ---- probability space (softmax): sum_s softmax(z_s), one fused op per chunk.
+        def prob_space_forward():
+            def body(state, eps_k, eps_r):
+                p_sum, p_sq = state
+                p = tf.nn.softmax(latents(eps_k, eps_r))
+                if compute_variance:
+                    p_sq += tf.reduce_sum(tf.square(p), axis=axis)
+                return p_sum + tf.reduce_sum(p, axis=axis), p_sq
+
+            return chunks.fold(body, (zeros, zeros))
+
+        def prob_space_backward(grad_log_probs, p_sum):
+            # log p_hat = log p_sum - log S, so d/dp_s = c = g / p_sum and, through the softmax,
+            # d/dz_s = p_s * (c - <p_s, c>). c is scaled per example to max |c| = 1 (so no
+            # product overflows) and the scale is put back on the three gradients at the end.
+            c = grad_log_probs / p_sum
+            c_scale = tf.reduce_max(tf.abs(c), axis=-1, keepdims=True)  # [B, 1]
+            c_scale = tf.where(c_scale > 0, c_scale, tf.ones_like(c_scale))
+            c_expanded = layout.expand(c / c_scale)
+
+            def body(state, eps_k, eps_r):
+                g_loc, g_diag, g_factors = state
+                p = tf.nn.softmax(latents(eps_k, eps_r))
+                pc = tf.reduce_sum(p * c_expanded, axis=-1, keepdims=True)
+                grad_z = p * (c_expanded - pc)
+                g_factors += factor_grad(grad_z, eps_r)
+                return (
+                    g_loc + tf.reduce_sum(grad_z, axis=axis),
+                    g_diag + tf.reduce_sum(grad_z * eps_k, axis=axis),
+                    g_factors,
+                )
+
+            g_loc, g_diag, g_factors = chunks.fold(body, (zeros, zeros, tf.zeros_like(factors)))
+            return g_loc * c_scale, g_diag * c_scale, g_factors * c_scale[..., None]
+
+        if link == "softmax":
+            p_sum, p_sq = prob_space_forward()
+            in_range = tf.reduce_all(p_sum >= num_samples * _MIN_PROB_SUM_PER_SAMPLE)
+            use_probs = tf.logical_and(in_range, tf.reduce_all(tf.math.is_finite(p_sum)))
+
+            def from_log_space():
+                lse, lse_p_sum, lse_p_sq = log_space_forward()
+                return lse, lse_p_sum, lse_p_sq
+
+            lse, p_sum_v, p_sq_v = tf.cond(
+                use_probs, lambda: (tf.math.log(p_sum), p_sum, p_sq), from_log_space
+            )
+        else:
+            use_probs = None
+            lse, p_sum_v, p_sq_v = log_space_forward()
+        log_probs = lse - math.log(num_samples)
+        mean = p_sum_v / num_samples
+        variance = tf.maximum(p_sq_v / num_samples - tf.square(mean), 0.0)
+
+        def grad(grad_log_probs, grad_variance=None):
+            del grad_variance  # The variance is a diagnostic output, not differentiated.
+            if use_probs is None:
+                return log_space_backward(grad_log_probs, lse)
+            return tf.cond(
+                use_probs,
+                lambda: prob_space_backward(grad_log_probs, p_sum),
+                lambda: log_space_backward(grad_log_probs, lse),
+            )
 
         return (log_probs, variance), grad
 

@@ -23,9 +23,10 @@ def _params(scale=1.0, seed=0):
 def _reference(loc, diag, factors, tau, *, num_samples, chunk_size, link, share=False):
     """All S samples materialised at once, differentiated by autodiff.
 
-    The noise contract (documented in mc._Layout.draw): chunk i of n samples, h = ceil(n / 2),
-    draws uniforms u [2, B, h, K] (shared: [2, h, 1, K]) from fold_in(fold_in(seed, i), 0) and
-    takes eps_K as the Box-Muller pair (r cos t, r sin t) stacked along samples;
+    The noise contract (documented in mc.draw_noise): chunk i of n samples, h = ceil(n / 2),
+    draws uniforms u [2, B, h, K] (shared: [2, h, 1, K]) in [0, 1) from
+    fold_in(fold_in(seed, i), 0) and takes eps_K as the Box-Muller pair (r cos t, r sin t),
+    r = sqrt(-2 log max(u0, 2**-24)), t = 2 pi u1, stacked along samples;
     eps_R = stateless_normal([B, n, R] (shared: [n, R]), fold_in(fold_in(seed, i), 1)).
     """
     fold_in = tf.random.experimental.stateless_fold_in
@@ -35,8 +36,8 @@ def _reference(loc, diag, factors, tau, *, num_samples, chunk_size, link, share=
         h = (n + 1) // 2
         seed = fold_in(SEED, i)
         shape_k, shape_r = ([h, 1, K], [n, R]) if share else ([B, h, K], [B, n, R])
-        u = tf.random.stateless_uniform([2, *shape_k], seed=fold_in(seed, 0), minval=2.0**-24)
-        r, t = np.sqrt(-2 * np.log(u[0].numpy())), 2 * np.pi * u[1].numpy()
+        u = tf.random.stateless_uniform([2, *shape_k], seed=fold_in(seed, 0)).numpy()
+        r, t = np.sqrt(-2 * np.log(np.maximum(u[0], 2.0**-24))), 2 * np.pi * u[1]
         noise_r = tf.random.stateless_normal(shape_r, seed=fold_in(seed, 1)).numpy()
         if share:  # sample-major [n, 1, K] and [n, R] -> [1, n, K] and [1, n, R]
             r, t, noise_r = r.transpose(1, 0, 2), t.transpose(1, 0, 2), noise_r[None]
@@ -89,6 +90,59 @@ def test_custom_gradient_matches_autodiff(link, share):
     want = grads(lambda *a: _reference(*a, num_samples=40, chunk_size=9, link=link, share=share))
     for name, g, w in zip(["loc", "diag", "factors", "temperature"], got, want):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_tiny_probabilities_fall_back_to_log_space_exactly(share):
+    """A class at -300 below the rest has p ~ e**-230: float32 softmax flushes it to zero, so the
+    estimator must take its log-space path; value and gradient still match the reference."""
+    loc, diag, factors, tau = _params()
+    loc = tf.tensor_scatter_nd_update(loc, [[0, 0]], [-300.0])
+    weights = tf.constant(np.random.RandomState(2).randn(B, K), tf.float32)
+    args = (loc, diag, factors, tau)
+
+    def value_and_grads(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            log_p = fn(*args)
+            out = tf.reduce_sum(weights * log_p)
+        return log_p, tape.gradient(out, args)
+
+    got, got_grads = value_and_grads(
+        lambda *a: mc.mc_log_predictive(
+            *a, SEED, num_samples=40, chunk_size=9, share_samples=share
+        )
+    )
+    want, want_grads = value_and_grads(
+        lambda *a: _reference(*a, num_samples=40, chunk_size=9, link="softmax", share=share)
+    )
+    assert got[0, 0] < -150  # far below what probability space can represent
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-5)
+    for g, w in zip(got_grads, want_grads):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("link", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("share", [False, True])
+def test_memory_budget_changes_neither_value_nor_gradient(link, share):
+    """Kept noise (budget large) and re-drawn noise (budget 0) are the same draws."""
+    args = _params()
+
+    def run(budget):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            out = mc.mc_log_predictive(
+                *args, SEED, num_samples=40, link=link, chunk_size=6, share_samples=share,
+                memory_budget=budget,
+            )  # fmt: skip
+            loss = tf.reduce_sum(out[..., 0] if link == "sigmoid" else out[:, 0])
+        return [out, *tape.gradient(loss, args)]
+
+    # 4 KiB keeps some of the 6 full chunks of this shape and re-draws the rest.
+    for kept, redrawn in zip(run(1.0), run(0)):
+        np.testing.assert_array_equal(kept.numpy(), redrawn.numpy())
+    for partial, redrawn in zip(run(4 / 1024), run(0)):
+        np.testing.assert_array_equal(partial.numpy(), redrawn.numpy())
 
 
 def test_gradient_under_tf_function_matches_eager():
@@ -181,6 +235,7 @@ def test_sample_latents_match_first_chunk_of_estimator():
         ({"num_samples": 0}, "num_samples"),
         ({"num_samples": 5, "chunk_size": 0}, "chunk_size"),
         ({"num_samples": 5, "link": "tanh"}, "link"),
+        ({"num_samples": 5, "memory_budget": -1}, "memory_budget"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
