@@ -155,24 +155,28 @@ class _Layout:
             share=self.share,
         )
 
-    def latents(self, diag_scale, operand, eps_k, eps_r):
-        """z = loc + diag_scale * eps_K + V eps_R: [B, n, K] per example, [n, B, K] shared."""
+    def with_ones(self, eps_r):
+        """[eps_R, 1]: the 1 picks loc out of the operand (and its gradient out of the GEMM)."""
         ones = tf.ones(tf.concat([tf.shape(eps_r)[:-1], [1]], 0))
-        eps_r = tf.concat([eps_r, ones], axis=-1)  # the 1 picks loc out of the operand
+        return tf.concat([eps_r, ones], axis=-1)
+
+    def latents(self, diag_scale, operand, eps_k, eps_r1):
+        """z = loc + diag_scale * eps_K + V eps_R: [B, n, K] per example, [n, B, K] shared."""
         if self.share:
             # [n, R+1] x [R+1, B * K] -> [n, B, K]
-            mean = tf.reshape(tf.matmul(eps_r, operand), [-1, self.batch, self.num_classes])
+            mean = tf.reshape(tf.matmul(eps_r1, operand), [-1, self.batch, self.num_classes])
         else:
-            mean = tf.matmul(eps_r, operand)  # [B, n, R+1] x [B, R+1, K] -> [B, n, K]
+            mean = tf.matmul(eps_r1, operand)  # [B, n, R+1] x [B, R+1, K] -> [B, n, K]
         return mean + self.expand(diag_scale) * eps_k
 
-    def factor_grad(self, grad_z, eps_r):
-        """d/dV of sum(grad_z * (V eps_R)), as [B, K, R]."""
+    def operand_grad(self, grad_z, eps_r1):
+        """d/d[V, loc] of sum(grad_z * ([eps_R, 1] operand)), as [B, K, R+1]: one GEMM gives the
+        factor gradient and (last column) the sum of grad_z over samples, i.e. loc's gradient."""
         if self.share:
-            flat = tf.reshape(grad_z, [tf.shape(eps_r)[0], -1])  # [n, B * K]
-            grad = tf.matmul(flat, eps_r, transpose_a=True)  # [B * K, R]
-            return tf.reshape(grad, [self.batch, self.num_classes, self.num_factors])
-        return tf.matmul(grad_z, eps_r, transpose_a=True)  # [B, K, n] x [B, n, R]
+            flat = tf.reshape(grad_z, [tf.shape(eps_r1)[0], -1])  # [n, B * K]
+            grad = tf.matmul(flat, eps_r1, transpose_a=True)  # [B * K, R+1]
+            return tf.reshape(grad, [self.batch, self.num_classes, self.num_factors + 1])
+        return tf.matmul(grad_z, eps_r1, transpose_a=True)  # [B, K, n] x [B, n, R+1]
 
 
 def _log_link(u, link):
@@ -273,7 +277,8 @@ def sample_latents(loc, diag_scale, factors, seed, *, num_samples, share_samples
     layout = _Layout(share_samples, _batch_size(loc), loc.shape[-1], factors.shape[-1])
     operand = layout.operand(loc, factors)
     seed = _chunk_seed(tf.cast(seed, tf.int64), 0)
-    z = layout.latents(diag_scale, operand, *layout.draw(seed, num_samples))
+    eps_k, eps_r = layout.draw(seed, num_samples)
+    z = layout.latents(diag_scale, operand, eps_k, layout.with_ones(eps_r))
     return tf.transpose(z, [1, 0, 2]) if share_samples else z
 
 
@@ -347,10 +352,21 @@ def mc_log_predictive(
         zeros = tf.zeros(tf.shape(loc))
 
         def latents(eps_k, eps_r):
-            return layout.latents(diag_scale, operand, eps_k, eps_r)
+            return layout.latents(diag_scale, operand, eps_k, layout.with_ones(eps_r))
 
-        def factor_grad(grad_z, eps_r):
-            return layout.factor_grad(grad_z, eps_r) if num_factors else 0.0
+        def add_grads(state, grad_z, eps_k, eps_r):
+            """(d/d[V, loc], d/d diag_scale) accumulated over one chunk."""
+            g_operand, g_diag = state
+            return (
+                g_operand + layout.operand_grad(grad_z, layout.with_ones(eps_r)),
+                g_diag + tf.reduce_sum(grad_z * eps_k, axis=axis),
+            )
+
+        def split_grads(g_operand, g_diag):
+            """(g_loc, g_diag, g_factors) from the accumulated operand gradient."""
+            return g_operand[..., num_factors], g_diag, g_operand[..., :num_factors]
+
+        grad_init = (tf.zeros(tf.concat([tf.shape(factors)[:-1], [num_factors + 1]], 0)), zeros)
 
         # ---- log space: exact for any logits; sigmoid, and softmax's fallback.
         def log_space_forward():
@@ -371,19 +387,13 @@ def mc_log_predictive(
             lse_expanded = layout.expand(lse)
 
             def body(state, eps_k, eps_r):
-                g_loc, g_diag, g_factors = state
                 lp = _log_link(latents(eps_k, eps_r), link)
                 # d log_probs / d lp_s = exp(lp_s - lse): each sample's share of the mean.
                 grad_lp = grad_log_probs * tf.exp(lp - lse_expanded)
                 grad_z = _log_link_vjp(lp, grad_lp, link)  # like z: [.., K]
-                g_factors += factor_grad(grad_z, eps_r)
-                return (
-                    g_loc + tf.reduce_sum(grad_z, axis=axis),
-                    g_diag + tf.reduce_sum(grad_z * eps_k, axis=axis),
-                    g_factors,
-                )
+                return add_grads(state, grad_z, eps_k, eps_r)
 
-            return chunks.fold(body, (zeros, zeros, tf.zeros_like(factors)))
+            return split_grads(*chunks.fold(body, grad_init))
 
         # ---- probability space (softmax): sum_s softmax(z_s), one fused op per chunk.
         def prob_space_forward():
@@ -406,18 +416,11 @@ def mc_log_predictive(
             c_expanded = layout.expand(c / c_scale)
 
             def body(state, eps_k, eps_r):
-                g_loc, g_diag, g_factors = state
                 p = tf.nn.softmax(latents(eps_k, eps_r))
                 pc = tf.reduce_sum(p * c_expanded, axis=-1, keepdims=True)
-                grad_z = p * (c_expanded - pc)
-                g_factors += factor_grad(grad_z, eps_r)
-                return (
-                    g_loc + tf.reduce_sum(grad_z, axis=axis),
-                    g_diag + tf.reduce_sum(grad_z * eps_k, axis=axis),
-                    g_factors,
-                )
+                return add_grads(state, p * (c_expanded - pc), eps_k, eps_r)
 
-            g_loc, g_diag, g_factors = chunks.fold(body, (zeros, zeros, tf.zeros_like(factors)))
+            g_loc, g_diag, g_factors = split_grads(*chunks.fold(body, grad_init))
             return g_loc * c_scale, g_diag * c_scale, g_factors * c_scale[..., None]
 
         if link == "softmax":
