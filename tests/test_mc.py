@@ -109,9 +109,7 @@ def test_tiny_probabilities_fall_back_to_log_space_exactly(share):
         return log_p, tape.gradient(out, args)
 
     got, got_grads = value_and_grads(
-        lambda *a: mc.mc_log_predictive(
-            *a, SEED, num_samples=40, chunk_size=9, share_samples=share
-        )
+        lambda *a: mc.mc_log_predictive(*a, SEED, num_samples=40, chunk_size=9, share_samples=share)
     )
     want, want_grads = value_and_grads(
         lambda *a: _reference(*a, num_samples=40, chunk_size=9, link="softmax", share=share)
