@@ -277,25 +277,31 @@ def _interleave(plan, rounds, steps, spec, desc):
 def run(sample_sizes, *, steps=6, rounds=3, impls=None, spec=None):
     """Runs every configuration, interleaved in rounds per S; returns the rows and warnings."""
     spec = dict(DEFAULTS, **(spec or {}))
-    rows, warnings = [], []
+    rows = []
     for s in sample_sizes:
         plan = [(impl, share, s) for impl, share in ROWS if impls is None or impl in impls]
         if s == sample_sizes[0]:
             plan = [("dense", False, 1)] + plan
         results = _interleave(plan, rounds, steps, spec, f"bench S={s}")
         rows += [_summarise(row, results[row]) for row in plan]
+    return rows, compare(rows)
+
+
+def compare(rows):
+    """Adds the ratios to our rows (in place); returns warnings about disagreeing rounds."""
     for r in rows:
         if r["impl"] != "het_ensembles" or "error" in r:
             continue
-        r["vs_edward2"] = _ratio(r, _find(rows, "edward2", r["share_samples"], r["num_samples"]))
-        r["vs_floor"] = _ratio(r, _find(rows, "floor", False, r["num_samples"]))
         twin = _find(rows, "edward2", r["share_samples"], r["num_samples"])
+        r["vs_edward2"] = _ratio(r, twin)
+        r["vs_floor"] = _ratio(r, _find(rows, "floor", False, r["num_samples"]))
         if twin and r["step_memory_mib"] and twin["step_memory_mib"]:
             r["memory_vs_edward2"] = r["step_memory_mib"] / twin["step_memory_mib"]
             # Without the gradients the step returns (the same ~133 MiB for both heads).
             r["working_memory_vs_edward2"] = (r["step_memory_mib"] - r["output_mib"]) / (
                 twin["step_memory_mib"] - twin["output_mib"]
             )
+    warnings = []
     for r in rows:
         if "error" in r:
             continue
@@ -308,7 +314,7 @@ def run(sample_sizes, *, steps=6, rounds=3, impls=None, spec=None):
             if ratio and ratio["max"] / ratio["min"] - 1 > DISAGREEMENT:
                 warnings.append(f"{name} {key}: per-round ratios disagree by "
                                 f"{ratio['max'] / ratio['min'] - 1:.0%}")  # fmt: skip
-    return rows, warnings
+    return warnings
 
 
 def run_context(*, rounds=3, spec=None):
