@@ -317,10 +317,10 @@ def compare(rows):
     return warnings
 
 
-def run_context(*, rounds=3, spec=None):
-    """ResNet-50 with a dense vs a heteroscedastic head, interleaved; one timed step a round."""
+def run_context(*, steps=6, rounds=3, spec=None):
+    """ResNet-50 with a dense vs a heteroscedastic head, interleaved in rounds."""
     spec = dict(CONTEXT_SPEC, **(spec or {}))
-    results = _interleave(list(CONTEXT_ROWS), rounds, rounds, spec, "bench --context")
+    results = _interleave(list(CONTEXT_ROWS), rounds, steps, spec, "bench --context")
     rows = [_summarise(row, results[row]) for row in CONTEXT_ROWS]
     for r in rows:
         if r["head"] == "het" and "error" not in r:
@@ -447,7 +447,7 @@ def cli_main(argv):
         parser.error(f"--only takes a subset of {sorted(known)}. Received: --only={args.only}")
     load_before = os.getloadavg()
     if args.context:
-        rows, warnings = run_context(rounds=args.rounds)
+        rows, warnings = run_context(steps=args.steps, rounds=args.rounds)
         table, protocol = _format_context(rows, CONTEXT_SPEC), CONTEXT_SPEC
     else:
         rows, warnings = run(samples, steps=args.steps, rounds=args.rounds, impls=impls)
