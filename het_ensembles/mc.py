@@ -4,16 +4,26 @@ Collier et al. (CVPR 2021), Algorithm 1: latent logits
 
     u_s = loc + diag_scale * eps_K + factors @ eps_R,   eps_K ~ N(0, I_K), eps_R ~ N(0, I_R)
 
-have covariance `diag(diag_scale**2) + factors @ factors^T`, and the predictive is estimated as
+(eps_K may also be standard Logistic or Gumbel, edward2's `logit_noise`) have covariance `diag(diag_scale**2) + factors @ factors^T`, and the predictive is estimated as
 
-    log p_hat = logsumexp_s(log_softmax(u_s / tau)) - log S          (softmax)
+    log p_hat = log(sum_s softmax(u_s / tau)) - log S                  (softmax)
     log p_hat = logsumexp_s(log_sigmoid(+-u_s / tau)) - log S        (sigmoid, per output)
 
 `mc_log_predictive` computes this without ever holding all S samples: it streams over chunks of
-samples with a running logsumexp, draws each chunk's noise with stateless RNG from
-(seed, chunk index), and its custom gradient re-draws each chunk from that seed instead of storing
-it. Peak memory is O(B * chunk * K) instead of O(B * S * K). The FA, PE and diagonal layers differ
+samples, draws each chunk's noise with stateless RNG from (seed, chunk index) (`draw_noise`), and
+its custom gradient re-draws each chunk from that seed instead of storing it -- except for the
+first chunks whose noise fits in `memory_budget`, which are kept from the forward pass. Peak
+memory is O(B * chunk * K + budget) instead of O(B * S * K). The FA, PE and diagonal layers differ
 only in how they compute `loc`, `diag_scale` and `factors`; they all call this one function.
+
+Softmax is summed in probability space (one fused `softmax` per sample, ~2x fewer passes over
+[B, chunk, K] than `log_softmax` + `logsumexp`); where a mean probability is so small that
+float32 softmax outputs (flushed to zero below 2**-126) could bias it, the whole call falls back to
+the log-space recursion, which is exact for any logits. Sigmoid and HET-XL (`projection`) always
+use log space. With `heads`, each group of K / heads latents has its own softmax (both spaces).
+
+HET-XL (Collier et al., ICLR 2023) draws the noise in a D-dim pre-logit space instead and sends
+every sample through the logit layer W [D, K]: u_s = loc + (d * eps_D + V eps_R) W.
 """
 
 import math
@@ -24,15 +34,23 @@ import tensorflow as tf
 # Measured at B=64, K=1000, S=1000 (chunk of 16 samples): peak memory ~0.1 GiB over a Dense head
 # where chunks of 65 samples took ~0.27 GiB; per-chunk overhead stays small at this size.
 DEFAULT_CHUNK_ELEMENTS = 2**20
+# Noise (in MiB) the forward pass may keep for the backward pass instead of re-drawing it.
+# 64 MiB keeps a quarter of the per-example noise at B=64, K=1000, S=1000 (and all shared noise
+# up to S ~ 16000) while the step's working memory stays under 1/8 of edward2's.
+DEFAULT_MEMORY_BUDGET_MIB = 64
 # Batch size assumed when the static batch size is unknown (choosing the default chunk).
 _ASSUMED_BATCH = 128
 LINKS = ("softmax", "sigmoid")
 # Distributions of the diagonal noise eps_K (edward2's `logit_noise`): standard Normal, Logistic
 # and Gumbel (loc 0, scale 1, as tfp.distributions' defaults; Gumbel is not centred).
 NOISES = ("normal", "logistic", "gumbel")
-# Smallest uniform fed to Box-Muller's log: keeps radii finite (<= 5.8 standard deviations, the
-# same tail cut-off as float32 uniforms give TF's own normal sampler).
+# Smallest uniform fed to Box-Muller's log (and to the inverse CDFs): keeps radii finite (<= 5.8
+# standard deviations, the same tail cut-off as float32 uniforms give TF's own normal sampler).
 UNIFORM_FLOOR = 2.0**-24
+# Probability space is used only where every summed probability is >= S * 2**-100: a softmax
+# output below 2**-126 may be flushed to zero, so S of them lose < S * 2**-126, i.e. a relative
+# error < 2**-26 of such a sum (below float32 rounding).
+_MIN_PROB_SUM_PER_SAMPLE = 2.0**-100
 
 
 def default_chunk_size(num_samples, batch_size, num_classes):
@@ -51,12 +69,90 @@ def _batch_size(loc):
     return loc.shape[0] if loc.shape[0] is not None else tf.shape(loc)[0]
 
 
+def _uniform(shape, seed):
+    """`tf.random.stateless_uniform(shape, seed)` in [0, 1), without its affine rescaling passes.
+
+    Same values as the public op with the default minval=0, maxval=1 (which multiplies by 1 and
+    adds 0, two passes over the largest tensor of a chunk).
+    """
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
+    return tf.raw_ops.StatelessRandomUniformV2(
+        shape=shape, key=key, counter=counter, alg=tf.raw_ops.StatelessRandomGetAlg()
+    )
+
+
+def _inverse_cdf(u, noise):
+    """Standard Logistic or Gumbel noise from uniforms u in [2**-24, 1) (finite everywhere)."""
+    if noise == "logistic":
+        return tf.math.log(u) - tf.math.log1p(-u)
+    return -tf.math.log(-tf.math.log(u))
+
+
+def draw_noise(seed, num, *, batch, num_classes, num_factors, share, noise="normal"):
+    """The noise (eps_K, eps_R) of one chunk of `num` samples.
+
+    The one place noise is drawn, for every noise type. eps_K comes from one tensor of stateless
+    uniforms u [2, *shape_K(h)], h = ceil(num / 2): u[0] gives the first h samples and u[1] the
+    rest. Normal eps_K uses both Box-Muller outputs: the cosine half fills the first h samples and
+    the sine half the rest, computed as one cosine over both halves (sin t = cos(t - pi/2)); this
+    costs ~40% less than `stateless_normal` on CPU. Logistic and Gumbel eps_K come from the same
+    uniforms by their inverse CDF, one sample per uniform. The contract, which the tests
+    re-implement:
+
+        u = stateless_uniform([2, *shape_K(h)], fold_in(seed, 0))          # in [0, 1)
+        normal:   r, t = sqrt(-2 log max(u[0], 2**-24)), 2 pi u[1]
+                  eps_K = (r cos t, r cos(t - pi/2)) stacked before the sample axis
+        logistic: eps_K = (F^-1(v[0]), F^-1(v[1])), v = max(u, 2**-24), F^-1(v) = log v - log(1 - v)
+        gumbel:   the same with F^-1(v) = -log(-log v)
+        first `num` samples kept; eps_R = stateless_normal(shape_R(num), fold_in(seed, 1))
+
+    where shape_K(n) = [B, n, K] and shape_R(n) = [B, n, R] per example, and [n, 1, K] and
+    [n, R] when samples are shared.
+
+    Args:
+      seed: int64 [2] stateless seed of this chunk.
+      num: samples in the chunk (a Python int).
+      batch: B (static int or scalar tensor).
+      num_classes: K (D for HET-XL's pre-logit noise).
+      num_factors: R (0 for the diagonal model).
+      share: one noise vector per sample for the whole batch.
+      noise: distribution of eps_K, one of `NOISES`; eps_R is always normal.
+
+    Returns:
+      (eps_K, eps_R): [B, num, K] and [B, num, R] per example; [num, 1, K] and [num, R] shared.
+    """
+    half = (num + 1) // 2
+    shape_k = [half, 1, num_classes] if share else [batch, half, num_classes]
+    shape_r = [num, num_factors] if share else [batch, num, num_factors]
+    u = _uniform(tf.stack([2, *shape_k]), _chunk_seed(seed, 0))
+    pair_axis = 0 if share else 1  # [2, h, 1, K] shared, [B, 2, h, K] per example
+    if noise == "normal":
+        radius = tf.sqrt(-2.0 * tf.math.log(tf.maximum(u[0], UNIFORM_FLOOR)))
+        offsets = tf.constant([0.0, -math.pi / 2])
+        offsets = tf.reshape(offsets, [2, 1, 1, 1] if share else [2, 1, 1])
+        angle = tf.expand_dims((2.0 * math.pi) * u[1], pair_axis) + offsets  # both halves
+        eps_k = tf.expand_dims(radius, pair_axis) * tf.cos(angle)
+    else:
+        eps_k = _inverse_cdf(tf.maximum(u, UNIFORM_FLOOR), noise)  # [2, *shape_K(h)]
+        if not share:
+            eps_k = tf.transpose(eps_k, [1, 0, 2, 3])  # [B, 2, h, K]
+    if share:
+        eps_k = tf.reshape(eps_k, [2 * half, 1, num_classes])
+        eps_k = eps_k[:num] if num < 2 * half else eps_k
+    else:
+        eps_k = tf.reshape(eps_k, [batch, 2 * half, num_classes])
+        eps_k = eps_k[:, :num] if num < 2 * half else eps_k
+    eps_r = tf.random.stateless_normal(shape_r, seed=_chunk_seed(seed, 1))
+    return eps_k, eps_r
+
+
 class _Layout:
     """Where the sample axis sits, and how the factor term is multiplied, for one noise mode.
 
-    Per-example noise works on [B, n, K] tensors: eps_R [B, n, R] times V(x)^T [B, R, K] is a
-    batched matmul. Shared noise works sample-major, [n, B, K]: eps_R [n, R] is the same for every
-    example, so eps_R times V^T laid out as [R, B * K] is one large GEMM, ~2-3x faster on CPU.
+    Per-example noise works on [B, n, K] tensors: [eps_R, 1] [B, n, R+1] times [V(x)^T; loc]
+    [B, R+1, K] is a batched matmul that also adds loc. Shared noise works sample-major, [n, B, K]:
+    eps_R [n, R] is the same for every example, so [eps_R, 1] times [V^T; loc] laid out as
+    [R+1, B * K] is one large GEMM, ~2x faster on CPU than the batched form.
     """
 
     def __init__(self, share_samples, batch, num_classes, num_factors, noise="normal"):
@@ -69,88 +165,65 @@ class _Layout:
         """[B, K, ...] per-example tensor -> broadcastable against [.., K] sample tensors."""
         return tf.expand_dims(t, self.axis)
 
-    def factor_operand(self, factors):
-        """V(x) [B, K, R] rearranged once per call for the sampling matmul."""
+    def operand(self, loc, factors):
+        """[V(x)^T; loc] arranged once per call for the sampling matmul."""
+        stacked = tf.concat([factors, loc[:, :, None]], axis=-1)  # [B, K, R + 1]
         if self.share:
-            return tf.reshape(tf.transpose(factors, [2, 0, 1]), [self.num_factors, -1])
-        return tf.transpose(factors, [0, 2, 1])  # [B, R, K]
-
-    def split(self, t, start, stop):
-        return t[start:stop] if self.share else t[:, start:stop]
+            return tf.reshape(tf.transpose(stacked, [2, 0, 1]), [self.num_factors + 1, -1])
+        return tf.transpose(stacked, [0, 2, 1])  # [B, R + 1, K]
 
     def draw(self, seed, num):
-        """Standard normal noise for one chunk of `num` samples, as two parts [h, num - h].
-
-        eps_K comes from Box-Muller on uniforms, using both outputs: the cosine half is the
-        first part's eps_K and the sine half the second's (no concatenation of the largest
-        tensor); this costs ~40% less than `stateless_normal` on CPU. The contract, which the
-        tests re-implement, with h = ceil(num / 2):
-
-            u = stateless_uniform([2, *shape_K(h)], fold_in(seed, 0), minval=2**-24)
-            r, theta = sqrt(-2 log u[0]), 2 pi u[1]
-            eps_K = (r cos theta, r sin theta) split over the sample axis
-            eps_R = stateless_normal(shape_R(num), fold_in(seed, 1)) split as [:h], [h:]
-
-        where shape_K(n) = [B, n, K] and shape_R(n) = [B, n, R] per example, and
-        [n, 1, K] and [n, R] when samples are shared. Logistic and Gumbel eps_K come from the
-        same uniforms by their inverse CDF, one sample per uniform: F^-1(u[0]) is the first
-        part's eps_K and F^-1(u[1]) the second's, with F^-1(u) = log(u) - log(1 - u)
-        (Logistic) and -log(-log(u)) (Gumbel).
-
-        Returns:
-          A list of (eps_K, eps_R) pairs, one per part.
-        """
-        half = (num + 1) // 2
-        k = self.num_classes
-        shape_k = [half, 1, k] if self.share else [self.batch, half, k]
-        shape_r = [num, self.num_factors] if self.share else [self.batch, num, self.num_factors]
-        u = tf.random.stateless_uniform(
-            [2, *shape_k], seed=_chunk_seed(seed, 0), minval=UNIFORM_FLOOR
+        return draw_noise(
+            seed,
+            num,
+            batch=self.batch,
+            num_classes=self.num_classes,
+            num_factors=self.num_factors,
+            share=self.share,
+            noise=self.noise,
         )
-        eps_r = tf.random.stateless_normal(shape_r, seed=_chunk_seed(seed, 1))
-        if self.noise == "normal":
-            radius = tf.sqrt(-2.0 * tf.math.log(u[0]))
-            theta = (2.0 * math.pi) * u[1]
-            first, second = radius * tf.cos(theta), radius * tf.sin(theta)
-        else:
-            first, second = _inverse_cdf(u[0], self.noise), _inverse_cdf(u[1], self.noise)
-        parts = [(first, self.split(eps_r, 0, half))]
-        if num > half:
-            parts.append((self.split(second, 0, num - half), self.split(eps_r, half, num)))
-        return parts
 
-    def latents(self, loc, diag_scale, factor_operand, eps_k, eps_r):
+    def with_ones(self, eps_r):
+        """[eps_R, 1]: the 1 picks loc out of the operand (and its gradient out of the GEMM)."""
+        ones = tf.ones(tf.concat([tf.shape(eps_r)[:-1], [1]], 0))
+        return tf.concat([eps_r, ones], axis=-1)
+
+    def latents(self, diag_scale, operand, eps_k, eps_r1):
         """z = loc + diag_scale * eps_K + V eps_R: [B, n, K] per example, [n, B, K] shared."""
-        z = self.expand(loc) + self.expand(diag_scale) * eps_k
-        if self.num_factors:
-            if self.share:
-                # [n, R] x [R, B * K] -> [n, B, K]
-                z += tf.reshape(
-                    tf.matmul(eps_r, factor_operand), [-1, self.batch, self.num_classes]
-                )
-            else:
-                z += tf.matmul(eps_r, factor_operand)  # [B, n, R] x [B, R, K] -> [B, n, K]
-        return z
-
-    def factor_grad(self, grad_z, eps_r):
-        """d/dV of sum(grad_z * (V eps_R)), as [B, K, R]."""
         if self.share:
-            flat = tf.reshape(grad_z, [tf.shape(eps_r)[0], -1])  # [n, B * K]
-            grad = tf.matmul(flat, eps_r, transpose_a=True)  # [B * K, R]
-            return tf.reshape(grad, [self.batch, self.num_classes, self.num_factors])
-        return tf.matmul(grad_z, eps_r, transpose_a=True)  # [B, K, n] x [B, n, R]
+            # [n, R+1] x [R+1, B * K] -> [n, B, K]
+            mean = tf.reshape(tf.matmul(eps_r1, operand), [-1, self.batch, self.num_classes])
+        else:
+            mean = tf.matmul(eps_r1, operand)  # [B, n, R+1] x [B, R+1, K] -> [B, n, K]
+        return mean + self.expand(diag_scale) * eps_k
 
-
-def _inverse_cdf(u, noise):
-    """Standard Logistic or Gumbel noise from uniforms u in [2**-24, 1) (finite everywhere)."""
-    if noise == "logistic":
-        return tf.math.log(u) - tf.math.log1p(-u)
-    return -tf.math.log(-tf.math.log(u))
+    def operand_grad(self, grad_z, eps_r1):
+        """d/d[V, loc] of sum(grad_z * ([eps_R, 1] operand)), as [B, K, R+1]: one GEMM gives the
+        factor gradient and (last column) the sum of grad_z over samples, i.e. loc's gradient."""
+        if self.share:
+            flat = tf.reshape(grad_z, [tf.shape(eps_r1)[0], -1])  # [n, B * K]
+            grad = tf.matmul(flat, eps_r1, transpose_a=True)  # [B * K, R+1]
+            return tf.reshape(grad, [self.batch, self.num_classes, self.num_factors + 1])
+        return tf.matmul(grad_z, eps_r1, transpose_a=True)  # [B, K, n] x [B, n, R+1]
 
 
 def _grouped(t, heads):
     """[.., heads * K] -> [.., heads, K], for per-head softmaxes (MultiHeadMCSoftmaxDenseFA)."""
     return tf.reshape(t, tf.concat([tf.shape(t)[:-1], [heads, -1]], 0))
+
+
+def _group_sum(t, heads):
+    """Sum over the last axis within each head, broadcast back to t's shape ([.., 1] for one)."""
+    if heads == 1:
+        return tf.reduce_sum(t, axis=-1, keepdims=True)
+    total = tf.reduce_sum(_grouped(t, heads), axis=-1, keepdims=True)
+    return tf.reshape(tf.broadcast_to(total, tf.shape(_grouped(t, heads))), tf.shape(t))
+
+
+def _softmax(u, heads):
+    if heads == 1:
+        return tf.nn.softmax(u, axis=-1)
+    return tf.reshape(tf.nn.softmax(_grouped(u, heads), axis=-1), tf.shape(u))
 
 
 def _log_link(u, link, heads=1):
@@ -164,13 +237,8 @@ def _log_link(u, link, heads=1):
 
 def _log_link_vjp(lp, grad_lp, link, heads=1):
     """Cotangent of u given the cotangent of `_log_link(u)`, using only its output `lp`."""
-    if link == "softmax" and heads > 1:
-        total = tf.reduce_sum(_grouped(grad_lp, heads), axis=-1, keepdims=True)
-        return grad_lp - tf.exp(lp) * tf.reshape(
-            tf.broadcast_to(total, tf.shape(_grouped(lp, heads))), tf.shape(lp)
-        )
     if link == "softmax":
-        return grad_lp - tf.exp(lp) * tf.reduce_sum(grad_lp, axis=-1, keepdims=True)
+        return grad_lp - tf.exp(lp) * _group_sum(grad_lp, heads)
     # d log sigmoid(u)/du = sigmoid(-u) = exp(lp[..., 1]); d log sigmoid(-u)/du = -exp(lp[..., 0]).
     return grad_lp[..., 0] * tf.exp(lp[..., 1]) - grad_lp[..., 1] * tf.exp(lp[..., 0])
 
@@ -181,11 +249,6 @@ def _logaddexp(a, b):
     return m_safe + tf.math.log(tf.exp(a - m_safe) + tf.exp(b - m_safe))
 
 
-def _check_noise(noise):
-    if noise not in NOISES:
-        raise ValueError(f"noise must be one of {NOISES}. Received: noise={noise!r}")
-
-
 def _factors_tensor(loc, factors):
     """`factors` as a float32 [B, K, R] tensor; None (diagonal model) becomes [B, K, 0]."""
     if factors is None:
@@ -193,24 +256,74 @@ def _factors_tensor(loc, factors):
     return tf.convert_to_tensor(factors, tf.float32)
 
 
-def _for_each_chunk(num_samples, chunk_size, body, init):
-    """Folds `body(state, chunk_index, chunk_len)` over the chunks, as a tf.while_loop.
+class _Chunks:
+    """The chunk schedule of one call, and the noise of each chunk: kept or (re-)drawn.
 
-    Chunks depend on each other only through the small accumulators, so two iterations may run
-    at once (sampling and log-softmax of the next chunk overlap the current one's reductions).
+    Chunks [0, num_kept) keep their noise from the forward pass (in TensorArrays, which the
+    custom gradient's closure holds until the backward pass); later chunks are re-drawn from their
+    seed. `fold` runs a body over every chunk as tf.while_loops; chunks depend on each other
+    only through the small accumulators, so two iterations may run at once.
     """
-    num_full, rest = divmod(num_samples, chunk_size)
-    state = init
-    if num_full:
-        _, state = tf.while_loop(
-            lambda i, _: i < num_full,
-            lambda i, s: (i + 1, body(s, i, chunk_size)),
-            (tf.constant(0), state),
-            parallel_iterations=2,
-        )
-    if rest:
-        state = body(state, tf.constant(num_full), rest)
-    return state
+
+    def __init__(self, layout, seed, num_samples, chunk_size, memory_budget_mib):
+        self.layout, self.seed, self.chunk_size = layout, seed, chunk_size
+        self.num_full, self.rest = divmod(num_samples, chunk_size)
+        per_chunk = 4 * chunk_size * (layout.num_classes + layout.num_factors)
+        if not layout.share:
+            per_chunk *= layout.batch if isinstance(layout.batch, int) else _ASSUMED_BATCH
+        self.num_kept = min(self.num_full, int(memory_budget_mib * 2**20) // per_chunk)
+        self.kept = None
+
+    def fold(self, body, init):
+        """Folds `body(state, eps_k, eps_r)` over all chunks; the first fold keeps the noise."""
+        draw = self.layout.draw
+        state = init
+        if self.num_kept:
+            if self.kept is None:
+                kept = [
+                    tf.TensorArray(tf.float32, self.num_kept, clear_after_read=False)
+                    for _ in range(2)
+                ]
+
+                def kept_step(i, s, ta_k, ta_r):
+                    eps_k, eps_r = draw(_chunk_seed(self.seed, i), self.chunk_size)
+                    return i + 1, body(s, eps_k, eps_r), ta_k.write(i, eps_k), ta_r.write(i, eps_r)
+
+                _, state, *kept = tf.while_loop(
+                    lambda i, *_: i < self.num_kept,
+                    kept_step,
+                    (tf.constant(0), state, *kept),
+                    parallel_iterations=2,
+                )
+                self.kept = kept
+            else:
+                ta_k, ta_r = self.kept
+                _, state = tf.while_loop(
+                    lambda i, _: i < self.num_kept,
+                    lambda i, s: (i + 1, body(s, ta_k.read(i), ta_r.read(i))),
+                    (tf.constant(0), state),
+                    parallel_iterations=2,
+                )
+        if self.num_full > self.num_kept:
+            _, state = tf.while_loop(
+                lambda i, _: i < self.num_full,
+                lambda i, s: (i + 1, body(s, *draw(_chunk_seed(self.seed, i), self.chunk_size))),
+                (tf.constant(self.num_kept), state),
+                parallel_iterations=2,
+            )
+        if self.rest:
+            state = body(state, *draw(_chunk_seed(self.seed, self.num_full), self.rest))
+        return state
+
+
+def _check_noise(noise):
+    if noise not in NOISES:
+        raise ValueError(f"noise must be one of {NOISES}. Received: noise={noise!r}")
+
+
+def _project(noise, projection):
+    """[.., D] x [D, K] -> [.., K], keeping static shapes (a loop-carried shape stays known)."""
+    return tf.tensordot(noise, projection, axes=1)
 
 
 def sample_latents(
@@ -220,14 +333,14 @@ def sample_latents(
 
     Used to check the sampler against the TFP distribution of a layer (`noise_distribution`).
     """
+    _check_noise(noise)
     loc = tf.convert_to_tensor(loc, tf.float32)
     factors = _factors_tensor(loc, factors)
-    _check_noise(noise)
     layout = _Layout(share_samples, _batch_size(loc), loc.shape[-1], factors.shape[-1], noise)
-    operand = layout.factor_operand(factors)
+    operand = layout.operand(loc, factors)
     seed = _chunk_seed(tf.cast(seed, tf.int64), 0)
-    parts = layout.draw(seed, num_samples)
-    z = tf.concat([layout.latents(loc, diag_scale, operand, *p) for p in parts], layout.axis)
+    eps_k, eps_r = layout.draw(seed, num_samples)
+    z = layout.latents(diag_scale, operand, eps_k, layout.with_ones(eps_r))
     return tf.transpose(z, [1, 0, 2]) if share_samples else z
 
 
@@ -243,6 +356,7 @@ def mc_log_predictive(
     chunk_size=None,
     share_samples=False,
     compute_variance=False,
+    memory_budget=DEFAULT_MEMORY_BUDGET_MIB,
     noise="normal",
     heads=1,
     projection=None,
@@ -260,6 +374,8 @@ def mc_log_predictive(
       chunk_size: samples per chunk (None: `default_chunk_size`).
       share_samples: draw one set of S noise vectors for the whole batch.
       compute_variance: also return the MC variance of the per-sample probabilities.
+      memory_budget: MiB of noise the forward pass may keep for the backward pass (>= 0); chunks
+        beyond it are re-drawn. Results do not depend on it, only time and memory do.
       noise: distribution of eps_K, one of `NOISES` (edward2's `logit_noise`); eps_R stays
         normal.
       heads: softmax only: the K latents are `heads` groups of K / heads logits (in that
@@ -267,7 +383,7 @@ def mc_log_predictive(
       projection: HET-XL (Collier et al., ICLR 2023): a [D, K] matrix W. The noise lives in
         the D-dim pre-logit space -- `diag_scale` is [B, D] and `factors` [B, D, R] -- and
         every sample goes through the logit layer: u_s = loc + (d * eps_D + V eps_R) W.
-        Differentiable in W too (see `_mc_log_predictive_projected`).
+        Differentiable in W too (dW = sum_s n_s^T du_s, accumulated in the backward pass).
 
     Returns:
       `log_probs`: [B, K] for softmax; [B, K, 2] for sigmoid holding (log p, log(1 - p)) per
@@ -275,24 +391,40 @@ def mc_log_predictive(
       variance over samples of p_s (softmax) or sigmoid(u_s / tau), without a gradient.
 
     Raises:
-      ValueError: on a bad `link`, `noise`, `num_samples` or `chunk_size`.
+      ValueError: on a bad `link`, `noise`, `heads`, `projection`, `num_samples`, `chunk_size`
+        or `memory_budget`.
     """
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}. Received: link={link!r}")
     _check_noise(noise)
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be >= 1. Received: num_samples={num_samples}")
+    if not (isinstance(memory_budget, (int, float)) and memory_budget >= 0):
+        raise ValueError(
+            f"memory_budget must be a number of MiB >= 0. Received: memory_budget={memory_budget!r}"
+        )
     num_samples = int(num_samples)
     loc = tf.convert_to_tensor(loc, tf.float32)
-    if heads < 1 or loc.shape[-1] % heads or (heads > 1 and link != "softmax"):
+    num_classes = loc.shape[-1]
+    if heads < 1 or num_classes % heads or (heads > 1 and link != "softmax"):
         raise ValueError(
-            f"heads must divide the number of latents ({loc.shape[-1]}) and needs "
+            f"heads must divide the number of latents ({num_classes}) and needs "
             f"link='softmax'. Received: heads={heads}, link={link!r}"
         )
     diag_scale = tf.convert_to_tensor(diag_scale, tf.float32)
-    num_classes = loc.shape[-1]
-    factors = _factors_tensor(loc, factors)
+    noise_dim = diag_scale.shape[-1]  # K, or D with a projection
+    factors = _factors_tensor(diag_scale, factors)
     num_factors = factors.shape[-1]
+    projected = projection is not None
+    if projected:
+        projection = tf.convert_to_tensor(projection, tf.float32)
+        if projection.shape[0] != noise_dim or projection.shape[-1] != num_classes:
+            raise ValueError(
+                f"projection must be [D, K] = [{noise_dim}, {num_classes}]. "
+                f"Received: projection.shape={projection.shape}"
+            )
+    else:
+        projection = tf.zeros([0, 0])  # a placeholder input of the custom gradient
     temperature = tf.convert_to_tensor(temperature, tf.float32)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     if chunk_size is None:
@@ -300,70 +432,148 @@ def mc_log_predictive(
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1 or None. Received: chunk_size={chunk_size}")
     chunk_size = min(int(chunk_size), num_samples)
-    if projection is not None:
-        return _mc_log_predictive_projected(
-            loc, diag_scale, factors, temperature, seed, projection,
-            num_samples=num_samples, link=link, chunk_size=chunk_size,
-            share_samples=share_samples, compute_variance=compute_variance, noise=noise,
-            heads=heads,
-        )  # fmt: skip
-    layout = _Layout(share_samples, _batch_size(loc), num_classes, num_factors, noise)
+    layout = _Layout(share_samples, _batch_size(loc), noise_dim, num_factors, noise)
+    axis = layout.axis
     out_shape = tf.shape(loc) if link == "softmax" else tf.concat([tf.shape(loc), [2]], 0)
-
-    def chunk_terms(loc, diag_scale, operand, index, size):
-        """Per-sample log-probabilities of one chunk's parts (temperature already folded in)."""
-        for eps_k, eps_r in layout.draw(_chunk_seed(seed, index), size):
-            z = layout.latents(loc, diag_scale, operand, eps_k, eps_r)
-            yield _log_link(z, link, heads), eps_k, eps_r
+    # Probability space needs the softmax link. HET-XL keeps to log space: its dW sums over the
+    # batch, so the prob-space backward's per-example rescaling of c (below) cannot be undone on
+    # it. The noise type does not matter (the sum over samples is the same for any eps_K).
+    prob_space_ok = link == "softmax" and not projected
 
     @tf.custom_gradient
-    def estimate(loc, diag_scale, factors):
-        operand = layout.factor_operand(factors)
-        axis = layout.axis
+    def estimate(loc, diag_scale, factors, projection):
+        # Without a projection loc is folded into the sampling matmul; with one it is added to
+        # the projected K-dim samples and the D-dim noise has no mean.
+        operand = layout.operand(tf.zeros_like(diag_scale) if projected else loc, factors)
+        chunks = _Chunks(layout, seed, num_samples, chunk_size, memory_budget)
+        zeros = tf.zeros(tf.shape(loc))
 
-        def forward(state, index, size):
-            lse, p_sum, p_sq = state
-            for lp, _, _ in chunk_terms(loc, diag_scale, operand, index, size):
+        def latents(eps_k, eps_r):
+            """(z [.., K], the pre-logit noise n_s [.., D] or None)."""
+            pre = layout.latents(diag_scale, operand, eps_k, layout.with_ones(eps_r))
+            if not projected:
+                return pre, None
+            return layout.expand(loc) + _project(pre, projection), pre
+
+        def add_grads(state, grad_z, pre, eps_k, eps_r):
+            """(d/d[V, loc], d/d diag_scale[, d/d loc, d/dW]) accumulated over one chunk."""
+            if projected:
+                g_operand, g_diag, g_loc, g_proj = state
+                g_loc += tf.reduce_sum(grad_z, axis=axis)
+                g_proj += tf.tensordot(pre, grad_z, axes=[[0, 1], [0, 1]])  # [D, K]
+                grad_z = tf.tensordot(grad_z, projection, axes=[[2], [1]])  # d/dn_s: [.., D]
+                extra = (g_loc, g_proj)
+            else:
+                (g_operand, g_diag), extra = state, ()
+            return (
+                g_operand + layout.operand_grad(grad_z, layout.with_ones(eps_r)),
+                g_diag + tf.reduce_sum(grad_z * eps_k, axis=axis),
+                *extra,
+            )
+
+        def split_grads(g_operand, g_diag, *extra):
+            """(g_loc, g_diag, g_factors, g_projection) from the accumulated state."""
+            g_factors = g_operand[..., :num_factors]
+            if projected:
+                return extra[0], g_diag, g_factors, extra[1]
+            return g_operand[..., num_factors], g_diag, g_factors, tf.zeros_like(projection)
+
+        grad_init = (
+            tf.zeros(tf.concat([tf.shape(factors)[:-1], [num_factors + 1]], 0)),
+            tf.zeros_like(diag_scale),
+        )
+        if projected:
+            grad_init += (tf.zeros_like(loc), tf.zeros_like(projection))
+
+        # ---- log space: exact for any logits; sigmoid, HET-XL, and softmax's fallback.
+        def log_space_forward():
+            def body(state, eps_k, eps_r):
+                lse, p_sum, p_sq = state
+                lp = _log_link(latents(eps_k, eps_r)[0], link, heads)
                 lse = _logaddexp(lse, tf.reduce_logsumexp(lp, axis=axis))
                 if compute_variance:
                     p = tf.exp(lp if link == "softmax" else lp[..., 0])
                     p_sum += tf.reduce_sum(p, axis=axis)
                     p_sq += tf.reduce_sum(tf.square(p), axis=axis)
-            return lse, p_sum, p_sq
+                return lse, p_sum, p_sq
 
-        zeros = tf.zeros(tf.shape(loc))
-        init = (tf.fill(out_shape, -math.inf), zeros, zeros)
-        lse, p_sum, p_sq = _for_each_chunk(num_samples, chunk_size, forward, init)
-        log_probs = lse - math.log(num_samples)
-        mean = p_sum / num_samples
-        variance = tf.maximum(p_sq / num_samples - tf.square(mean), 0.0)
+            return chunks.fold(body, (tf.fill(out_shape, -math.inf), zeros, zeros))
 
-        def grad(grad_log_probs, grad_variance=None):
-            del grad_variance  # The variance is a diagnostic output, not differentiated.
+        def log_space_backward(grad_log_probs, lse):
             grad_log_probs = layout.expand(grad_log_probs)
             lse_expanded = layout.expand(lse)
 
-            def backward(state, index, size):
-                g_loc, g_diag, g_factors = state
-                for lp, eps_k, eps_r in chunk_terms(loc, diag_scale, operand, index, size):
-                    # d log_probs / d lp_s = exp(lp_s - lse): each sample's share of the mean.
-                    grad_lp = grad_log_probs * tf.exp(lp - lse_expanded)
-                    grad_z = _log_link_vjp(lp, grad_lp, link, heads)  # like z: [.., K]
-                    g_loc += tf.reduce_sum(grad_z, axis=axis)
-                    g_diag += tf.reduce_sum(grad_z * eps_k, axis=axis)
-                    if num_factors:
-                        g_factors += layout.factor_grad(grad_z, eps_r)
-                return g_loc, g_diag, g_factors
+            def body(state, eps_k, eps_r):
+                z, pre = latents(eps_k, eps_r)
+                lp = _log_link(z, link, heads)
+                # d log_probs / d lp_s = exp(lp_s - lse): each sample's share of the mean.
+                grad_lp = grad_log_probs * tf.exp(lp - lse_expanded)
+                grad_z = _log_link_vjp(lp, grad_lp, link, heads)  # like z: [.., K]
+                return add_grads(state, grad_z, pre, eps_k, eps_r)
 
-            init = (tf.zeros_like(loc), tf.zeros_like(diag_scale), tf.zeros_like(factors))
-            return _for_each_chunk(num_samples, chunk_size, backward, init)
+            return split_grads(*chunks.fold(body, grad_init))
+
+        # ---- probability space (softmax, per head): sum_s softmax(z_s), one fused op per chunk.
+        def prob_space_forward():
+            def body(state, eps_k, eps_r):
+                p_sum, p_sq = state
+                p = _softmax(latents(eps_k, eps_r)[0], heads)
+                if compute_variance:
+                    p_sq += tf.reduce_sum(tf.square(p), axis=axis)
+                return p_sum + tf.reduce_sum(p, axis=axis), p_sq
+
+            return chunks.fold(body, (zeros, zeros))
+
+        def prob_space_backward(grad_log_probs, p_sum):
+            # log p_hat = log p_sum - log S, so d/dp_s = c = g / p_sum and, through the softmax,
+            # d/dz_s = p_s * (c - <p_s, c>) (the inner product within each head). c is scaled per
+            # example to max |c| = 1 (so no product overflows) and the scale is put back on the
+            # three gradients at the end.
+            c = grad_log_probs / p_sum
+            c_scale = tf.reduce_max(tf.abs(c), axis=-1, keepdims=True)  # [B, 1]
+            c_scale = tf.where(c_scale > 0, c_scale, tf.ones_like(c_scale))
+            c_expanded = layout.expand(c / c_scale)
+
+            def body(state, eps_k, eps_r):
+                p = _softmax(latents(eps_k, eps_r)[0], heads)
+                pc = _group_sum(p * c_expanded, heads)
+                return add_grads(state, p * (c_expanded - pc), None, eps_k, eps_r)
+
+            g_loc, g_diag, g_factors, g_proj = split_grads(*chunks.fold(body, grad_init))
+            return g_loc * c_scale, g_diag * c_scale, g_factors * c_scale[..., None], g_proj
+
+        if prob_space_ok:
+            p_sum, p_sq = prob_space_forward()
+            in_range = tf.reduce_all(p_sum >= num_samples * _MIN_PROB_SUM_PER_SAMPLE)
+            use_probs = tf.logical_and(in_range, tf.reduce_all(tf.math.is_finite(p_sum)))
+            lse, p_sum_v, p_sq_v = tf.cond(
+                use_probs, lambda: (tf.math.log(p_sum), p_sum, p_sq), log_space_forward
+            )
+        else:
+            use_probs = None
+            lse, p_sum_v, p_sq_v = log_space_forward()
+        log_probs = lse - math.log(num_samples)
+        mean = p_sum_v / num_samples
+        variance = tf.maximum(p_sq_v / num_samples - tf.square(mean), 0.0)
+
+        def grad(grad_log_probs, grad_variance=None):
+            del grad_variance  # The variance is a diagnostic output, not differentiated.
+            if use_probs is None:
+                return log_space_backward(grad_log_probs, lse)
+            return tf.cond(
+                use_probs,
+                lambda: prob_space_backward(grad_log_probs, p_sum),
+                lambda: log_space_backward(grad_log_probs, lse),
+            )
 
         return (log_probs, variance), grad
 
-    # u / tau = loc / tau + (d / tau) * eps_K + (V / tau) eps_R: scaling the three small
+    # u / tau = loc / tau + ((d / tau) * eps_K + (V / tau) eps_R) [W]: scaling the small
     # tensors instead of every [B, n, K] sample, and autodiff carries the gradient to tau.
     inv_tau = 1.0 / temperature
-    log_probs, variance = estimate(loc * inv_tau, diag_scale * inv_tau, factors * inv_tau)
+    log_probs, variance = estimate(
+        loc * inv_tau, diag_scale * inv_tau, factors * inv_tau, projection
+    )
     if compute_variance:
         return log_probs, tf.stop_gradient(variance)
     return log_probs
@@ -386,11 +596,10 @@ def per_sample_log_probs(
 ):
     """The per-sample log-probabilities that `mc_log_predictive` averages, all S at once.
 
-    Same arguments (`projection` too) and noise (chunk by chunk, from the same seeds) as
-    `mc_log_predictive`, so
-    `logsumexp` over the sample axis of this, minus log S, is its estimate. It materialises
-    [B, S, K] (differentiated by autodiff): for edward2's `return_unaveraged_logits`, not for
-    the training loss.
+    Same arguments (`projection` too) and noise (chunk by chunk, from the same seeds, through
+    `draw_noise`) as `mc_log_predictive`, so `logsumexp` over the sample axis of this, minus
+    log S, is its estimate. It materialises [B, S, K] (differentiated by autodiff): for edward2's
+    `return_unaveraged_logits`, not for the training loss.
 
     Returns:
       [B, S, K] log-softmax (per head) of u_s / tau for softmax; for sigmoid the logits
@@ -405,128 +614,21 @@ def per_sample_log_probs(
     if chunk_size is None:
         chunk_size = default_chunk_size(num_samples, loc.shape[0], loc.shape[-1])
     chunk_size = min(int(chunk_size), int(num_samples))
-    noise_dim = diag_scale.shape[-1]
-    layout = _Layout(share_samples, _batch_size(loc), noise_dim, factors.shape[-1], noise)
-    operand = layout.factor_operand(factors)
+    layout = _Layout(
+        share_samples, _batch_size(loc), diag_scale.shape[-1], factors.shape[-1], noise
+    )
+    noise_loc = loc if projection is None else tf.zeros_like(diag_scale)
+    operand = layout.operand(noise_loc, factors)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     chunks = []
     for index, start in enumerate(range(0, int(num_samples), chunk_size)):
         size = min(chunk_size, int(num_samples) - start)
-        for eps_k, eps_r in layout.draw(_chunk_seed(seed, index), size):
-            if projection is None:
-                chunks.append(layout.latents(loc, diag_scale, operand, eps_k, eps_r))
-            else:
-                pre = layout.latents(tf.zeros([1, 1]), diag_scale, operand, eps_k, eps_r)
-                chunks.append(layout.expand(loc) + _project(pre, projection))
+        eps_k, eps_r = layout.draw(_chunk_seed(seed, index), size)
+        z = layout.latents(diag_scale, operand, eps_k, layout.with_ones(eps_r))
+        if projection is not None:
+            z = layout.expand(loc) + _project(z, projection)
+        chunks.append(z)
     z = tf.concat(chunks, layout.axis)
     if share_samples:
         z = tf.transpose(z, [1, 0, 2])  # [S, B, K] -> [B, S, K]
     return _log_link(z, "softmax", heads) if link == "softmax" else z
-
-
-def _project(noise, projection):
-    """[.., D] x [D, K] -> [.., K], keeping static shapes (a loop-carried shape stays known)."""
-    return tf.tensordot(noise, projection, axes=1)
-
-
-def _mc_log_predictive_projected(
-    loc,
-    diag_scale,
-    factors,
-    temperature,
-    seed,
-    projection,
-    *,
-    num_samples,
-    link,
-    chunk_size,
-    share_samples,
-    compute_variance,
-    noise,
-    heads,
-):
-    """`mc_log_predictive` for HET-XL: noise drawn in D dims, each sample projected by W.
-
-    Same chunking, stateless seeds and recomputed backward pass as the K-dim path: the noise
-    n_s = d * eps_D + V eps_R is drawn by `_Layout` in D dims (exactly as the K-dim path draws
-    with K replaced by D), u_s = loc + n_s W, and the backward pass re-draws each chunk and
-    accumulates dW = sum_s n_s^T du_s. Peak memory O(B * chunk * (D + K)).
-    """
-    projection = tf.convert_to_tensor(projection, tf.float32)
-    latent_dim = diag_scale.shape[-1]
-    if factors.shape[-1] == 0:  # the diagonal model: an empty [B, D, 0] factor
-        factors = tf.zeros(tf.concat([tf.shape(diag_scale), [0]], 0))
-    if projection.shape[0] != latent_dim or projection.shape[-1] != loc.shape[-1]:
-        raise ValueError(
-            f"projection must be [D, K] = [{latent_dim}, {loc.shape[-1]}]. "
-            f"Received: projection.shape={projection.shape}"
-        )
-    layout = _Layout(share_samples, _batch_size(loc), latent_dim, factors.shape[-1], noise)
-    out_shape = tf.shape(loc) if link == "softmax" else tf.concat([tf.shape(loc), [2]], 0)
-    no_loc = tf.zeros([1, 1])
-
-    def chunk_terms(loc, diag_scale, operand, projection, index, size):
-        for eps_k, eps_r in layout.draw(_chunk_seed(seed, index), size):
-            pre = layout.latents(no_loc, diag_scale, operand, eps_k, eps_r)  # n_s: [.., D]
-            z = layout.expand(loc) + _project(pre, projection)  # [.., K]
-            yield _log_link(z, link, heads), pre, eps_k, eps_r
-
-    @tf.custom_gradient
-    def estimate(loc, diag_scale, factors, projection):
-        operand = layout.factor_operand(factors)
-        axis = layout.axis
-
-        def forward(state, index, size):
-            lse, p_sum, p_sq = state
-            for lp, _, _, _ in chunk_terms(loc, diag_scale, operand, projection, index, size):
-                lse = _logaddexp(lse, tf.reduce_logsumexp(lp, axis=axis))
-                if compute_variance:
-                    p = tf.exp(lp if link == "softmax" else lp[..., 0])
-                    p_sum += tf.reduce_sum(p, axis=axis)
-                    p_sq += tf.reduce_sum(tf.square(p), axis=axis)
-            return lse, p_sum, p_sq
-
-        zeros = tf.zeros(tf.shape(loc))
-        init = (tf.fill(out_shape, -math.inf), zeros, zeros)
-        lse, p_sum, p_sq = _for_each_chunk(num_samples, chunk_size, forward, init)
-        log_probs = lse - math.log(num_samples)
-        mean = p_sum / num_samples
-        variance = tf.maximum(p_sq / num_samples - tf.square(mean), 0.0)
-
-        def grad(grad_log_probs, grad_variance=None):
-            del grad_variance
-            grad_log_probs = layout.expand(grad_log_probs)
-            lse_expanded = layout.expand(lse)
-
-            def backward(state, index, size):
-                g_loc, g_diag, g_factors, g_proj = state
-                terms = chunk_terms(loc, diag_scale, operand, projection, index, size)
-                for lp, pre, eps_k, eps_r in terms:
-                    grad_lp = grad_log_probs * tf.exp(lp - lse_expanded)
-                    grad_z = _log_link_vjp(lp, grad_lp, link, heads)  # [.., K]
-                    g_loc += tf.reduce_sum(grad_z, axis=axis)
-                    g_proj += tf.tensordot(pre, grad_z, axes=[[0, 1], [0, 1]])  # [D, K]
-                    grad_pre = tf.tensordot(grad_z, projection, axes=[[2], [1]])  # [.., D]
-                    g_diag += tf.reduce_sum(grad_pre * eps_k, axis=axis)
-                    if layout.num_factors:
-                        g_factors += layout.factor_grad(grad_pre, eps_r)
-                return g_loc, g_diag, g_factors, g_proj
-
-            init = (
-                tf.zeros_like(loc),
-                tf.zeros_like(diag_scale),
-                tf.zeros_like(factors),
-                tf.zeros_like(projection),
-            )
-            return _for_each_chunk(num_samples, chunk_size, backward, init)
-
-        return (log_probs, variance), grad
-
-    # u / tau = loc / tau + ((d / tau) * eps + (V / tau) eps_R) W.
-    inv_tau = 1.0 / temperature
-    log_probs, variance = estimate(
-        loc * inv_tau, diag_scale * inv_tau, factors * inv_tau, projection
-    )
-    if compute_variance:
-        return log_probs, tf.stop_gradient(variance)
-    return log_probs
