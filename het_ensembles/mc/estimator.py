@@ -1,210 +1,25 @@
-"""The Monte Carlo estimator of the heteroscedastic predictive: the hot path of every layer.
-
-Collier et al. (CVPR 2021), Algorithm 1: latent logits
-
-    u_s = loc + diag_scale * eps_K + factors @ eps_R,   eps_K ~ N(0, I_K), eps_R ~ N(0, I_R)
-
-(eps_K may also be standard Logistic or Gumbel, edward2's `logit_noise`) have covariance `diag(diag_scale**2) + factors @ factors^T`, and the predictive is estimated as
-
-    log p_hat = log(sum_s softmax(u_s / tau)) - log S                  (softmax)
-    log p_hat = logsumexp_s(log_sigmoid(+-u_s / tau)) - log S        (sigmoid, per output)
-
-`mc_log_predictive` computes this without ever holding all S samples: it streams over chunks of
-samples, draws each chunk's noise with stateless RNG from (seed, chunk index) (`draw_noise`), and
-its custom gradient re-draws each chunk from that seed instead of storing it -- except for the
-first chunks whose noise fits in `memory_budget`, which are kept from the forward pass. Peak
-memory is O(B * chunk * K + budget) instead of O(B * S * K). The FA, PE and diagonal layers differ
-only in how they compute `loc`, `diag_scale` and `factors`; they all call this one function.
-
-Softmax is summed in probability space (one fused `softmax` per sample, ~2x fewer passes over
-[B, chunk, K] than `log_softmax` + `logsumexp`); where a mean probability is so small that
-float32 softmax outputs (flushed to zero below 2**-126) could bias it, the whole call falls back to
-the log-space recursion, which is exact for any logits. Sigmoid and HET-XL (`projection`) always
-use log space. With `heads`, each group of K / heads latents has its own softmax (both spaces).
-
-HET-XL (Collier et al., ICLR 2023) draws the noise in a D-dim pre-logit space instead and sends
-every sample through the logit layer W [D, K]: u_s = loc + (d * eps_D + V eps_R) W.
-"""
+"""`mc_log_predictive` (the streaming estimator with its custom gradient), and the samplers
+that share its noise: `sample_latents` and `per_sample_log_probs`."""
 
 import math
 
 import tensorflow as tf
 
-# Elements of one [B, chunk, K] working tensor the default chunking aims for (4 MiB in float32).
-# Measured at B=64, K=1000, S=1000 (chunk of 16 samples): peak memory ~0.1 GiB over a Dense head
-# where chunks of 65 samples took ~0.27 GiB; per-chunk overhead stays small at this size.
-DEFAULT_CHUNK_ELEMENTS = 2**20
-# Noise (in MiB) the forward pass may keep for the backward pass instead of re-drawing it.
-# 64 MiB keeps a quarter of the per-example noise at B=64, K=1000, S=1000 (and all shared noise
-# up to S ~ 16000) while the step's working memory stays under 1/8 of edward2's.
-DEFAULT_MEMORY_BUDGET_MIB = 64
-# Batch size assumed when the static batch size is unknown (choosing the default chunk).
-_ASSUMED_BATCH = 128
+from het_ensembles.mc.layout import (
+    DEFAULT_MEMORY_BUDGET_MIB,
+    _batch_size,
+    _Chunks,
+    _factors_tensor,
+    _Layout,
+    default_chunk_size,
+)
+from het_ensembles.mc.noise import _check_noise, _chunk_seed
+
 LINKS = ("softmax", "sigmoid")
-# Distributions of the diagonal noise eps_K (edward2's `logit_noise`): standard Normal, Logistic
-# and Gumbel (loc 0, scale 1, as tfp.distributions' defaults; Gumbel is not centred).
-NOISES = ("normal", "logistic", "gumbel")
-# Smallest uniform fed to Box-Muller's log (and to the inverse CDFs): keeps radii finite (<= 5.8
-# standard deviations, the same tail cut-off as float32 uniforms give TF's own normal sampler).
-UNIFORM_FLOOR = 2.0**-24
 # Probability space is used only where every summed probability is >= S * 2**-100: a softmax
 # output below 2**-126 may be flushed to zero, so S of them lose < S * 2**-126, i.e. a relative
 # error < 2**-26 of such a sum (below float32 rounding).
 _MIN_PROB_SUM_PER_SAMPLE = 2.0**-100
-
-
-def default_chunk_size(num_samples, batch_size, num_classes):
-    """Samples per chunk so one [B, chunk, K] tensor holds about `DEFAULT_CHUNK_ELEMENTS` values."""
-    batch_size = batch_size or _ASSUMED_BATCH
-    chunk = DEFAULT_CHUNK_ELEMENTS // max(1, batch_size * num_classes)
-    return int(max(1, min(num_samples, chunk)))
-
-
-def _chunk_seed(seed, index):
-    return tf.random.experimental.stateless_fold_in(seed, tf.cast(index, tf.int32))
-
-
-def _batch_size(loc):
-    """The static batch size where known (keeps loop-carried shapes static), else dynamic."""
-    return loc.shape[0] if loc.shape[0] is not None else tf.shape(loc)[0]
-
-
-def _uniform(shape, seed):
-    """`tf.random.stateless_uniform(shape, seed)` in [0, 1), without its affine rescaling passes.
-
-    Same values as the public op with the default minval=0, maxval=1 (which multiplies by 1 and
-    adds 0, two passes over the largest tensor of a chunk).
-    """
-    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
-    return tf.raw_ops.StatelessRandomUniformV2(
-        shape=shape, key=key, counter=counter, alg=tf.raw_ops.StatelessRandomGetAlg()
-    )
-
-
-def _inverse_cdf(u, noise):
-    """Standard Logistic or Gumbel noise from uniforms u in [2**-24, 1) (finite everywhere)."""
-    if noise == "logistic":
-        return tf.math.log(u) - tf.math.log1p(-u)
-    return -tf.math.log(-tf.math.log(u))
-
-
-def draw_noise(seed, num, *, batch, num_classes, num_factors, share, noise="normal"):
-    """The noise (eps_K, eps_R) of one chunk of `num` samples.
-
-    The one place noise is drawn, for every noise type. eps_K comes from one tensor of stateless
-    uniforms u [2, *shape_K(h)], h = ceil(num / 2): u[0] gives the first h samples and u[1] the
-    rest. Normal eps_K uses both Box-Muller outputs: the cosine half fills the first h samples and
-    the sine half the rest, computed as one cosine over both halves (sin t = cos(t - pi/2)); this
-    costs ~40% less than `stateless_normal` on CPU. Logistic and Gumbel eps_K come from the same
-    uniforms by their inverse CDF, one sample per uniform. The contract, which the tests
-    re-implement:
-
-        u = stateless_uniform([2, *shape_K(h)], fold_in(seed, 0))          # in [0, 1)
-        normal:   r, t = sqrt(-2 log max(u[0], 2**-24)), 2 pi u[1]
-                  eps_K = (r cos t, r cos(t - pi/2)) stacked before the sample axis
-        logistic: eps_K = (F^-1(v[0]), F^-1(v[1])), v = max(u, 2**-24), F^-1(v) = log v - log(1 - v)
-        gumbel:   the same with F^-1(v) = -log(-log v)
-        first `num` samples kept; eps_R = stateless_normal(shape_R(num), fold_in(seed, 1))
-
-    where shape_K(n) = [B, n, K] and shape_R(n) = [B, n, R] per example, and [n, 1, K] and
-    [n, R] when samples are shared.
-
-    Args:
-      seed: int64 [2] stateless seed of this chunk.
-      num: samples in the chunk (a Python int).
-      batch: B (static int or scalar tensor).
-      num_classes: K (D for HET-XL's pre-logit noise).
-      num_factors: R (0 for the diagonal model).
-      share: one noise vector per sample for the whole batch.
-      noise: distribution of eps_K, one of `NOISES`; eps_R is always normal.
-
-    Returns:
-      (eps_K, eps_R): [B, num, K] and [B, num, R] per example; [num, 1, K] and [num, R] shared.
-    """
-    half = (num + 1) // 2
-    shape_k = [half, 1, num_classes] if share else [batch, half, num_classes]
-    shape_r = [num, num_factors] if share else [batch, num, num_factors]
-    u = _uniform(tf.stack([2, *shape_k]), _chunk_seed(seed, 0))
-    pair_axis = 0 if share else 1  # [2, h, 1, K] shared, [B, 2, h, K] per example
-    if noise == "normal":
-        radius = tf.sqrt(-2.0 * tf.math.log(tf.maximum(u[0], UNIFORM_FLOOR)))
-        offsets = tf.constant([0.0, -math.pi / 2])
-        offsets = tf.reshape(offsets, [2, 1, 1, 1] if share else [2, 1, 1])
-        angle = tf.expand_dims((2.0 * math.pi) * u[1], pair_axis) + offsets  # both halves
-        eps_k = tf.expand_dims(radius, pair_axis) * tf.cos(angle)
-    else:
-        eps_k = _inverse_cdf(tf.maximum(u, UNIFORM_FLOOR), noise)  # [2, *shape_K(h)]
-        if not share:
-            eps_k = tf.transpose(eps_k, [1, 0, 2, 3])  # [B, 2, h, K]
-    if share:
-        eps_k = tf.reshape(eps_k, [2 * half, 1, num_classes])
-        eps_k = eps_k[:num] if num < 2 * half else eps_k
-    else:
-        eps_k = tf.reshape(eps_k, [batch, 2 * half, num_classes])
-        eps_k = eps_k[:, :num] if num < 2 * half else eps_k
-    eps_r = tf.random.stateless_normal(shape_r, seed=_chunk_seed(seed, 1))
-    return eps_k, eps_r
-
-
-class _Layout:
-    """Where the sample axis sits, and how the factor term is multiplied, for one noise mode.
-
-    Per-example noise works on [B, n, K] tensors: [eps_R, 1] [B, n, R+1] times [V(x)^T; loc]
-    [B, R+1, K] is a batched matmul that also adds loc. Shared noise works sample-major, [n, B, K]:
-    eps_R [n, R] is the same for every example, so [eps_R, 1] times [V^T; loc] laid out as
-    [R+1, B * K] is one large GEMM, ~2x faster on CPU than the batched form.
-    """
-
-    def __init__(self, share_samples, batch, num_classes, num_factors, noise="normal"):
-        self.share = share_samples
-        self.noise = noise
-        self.axis = 0 if share_samples else 1  # the sample axis of [.., K] tensors
-        self.batch, self.num_classes, self.num_factors = batch, num_classes, num_factors
-
-    def expand(self, t):
-        """[B, K, ...] per-example tensor -> broadcastable against [.., K] sample tensors."""
-        return tf.expand_dims(t, self.axis)
-
-    def operand(self, loc, factors):
-        """[V(x)^T; loc] arranged once per call for the sampling matmul."""
-        stacked = tf.concat([factors, loc[:, :, None]], axis=-1)  # [B, K, R + 1]
-        if self.share:
-            return tf.reshape(tf.transpose(stacked, [2, 0, 1]), [self.num_factors + 1, -1])
-        return tf.transpose(stacked, [0, 2, 1])  # [B, R + 1, K]
-
-    def draw(self, seed, num):
-        return draw_noise(
-            seed,
-            num,
-            batch=self.batch,
-            num_classes=self.num_classes,
-            num_factors=self.num_factors,
-            share=self.share,
-            noise=self.noise,
-        )
-
-    def with_ones(self, eps_r):
-        """[eps_R, 1]: the 1 picks loc out of the operand (and its gradient out of the GEMM)."""
-        ones = tf.ones(tf.concat([tf.shape(eps_r)[:-1], [1]], 0))
-        return tf.concat([eps_r, ones], axis=-1)
-
-    def latents(self, diag_scale, operand, eps_k, eps_r1):
-        """z = loc + diag_scale * eps_K + V eps_R: [B, n, K] per example, [n, B, K] shared."""
-        if self.share:
-            # [n, R+1] x [R+1, B * K] -> [n, B, K]
-            mean = tf.reshape(tf.matmul(eps_r1, operand), [-1, self.batch, self.num_classes])
-        else:
-            mean = tf.matmul(eps_r1, operand)  # [B, n, R+1] x [B, R+1, K] -> [B, n, K]
-        return mean + self.expand(diag_scale) * eps_k
-
-    def operand_grad(self, grad_z, eps_r1):
-        """d/d[V, loc] of sum(grad_z * ([eps_R, 1] operand)), as [B, K, R+1]: one GEMM gives the
-        factor gradient and (last column) the sum of grad_z over samples, i.e. loc's gradient."""
-        if self.share:
-            flat = tf.reshape(grad_z, [tf.shape(eps_r1)[0], -1])  # [n, B * K]
-            grad = tf.matmul(flat, eps_r1, transpose_a=True)  # [B * K, R+1]
-            return tf.reshape(grad, [self.batch, self.num_classes, self.num_factors + 1])
-        return tf.matmul(grad_z, eps_r1, transpose_a=True)  # [B, K, n] x [B, n, R+1]
 
 
 def _grouped(t, heads):
@@ -247,78 +62,6 @@ def _logaddexp(a, b):
     m = tf.maximum(a, b)
     m_safe = tf.where(tf.math.is_finite(m), m, tf.zeros_like(m))
     return m_safe + tf.math.log(tf.exp(a - m_safe) + tf.exp(b - m_safe))
-
-
-def _factors_tensor(loc, factors):
-    """`factors` as a float32 [B, K, R] tensor; None (diagonal model) becomes [B, K, 0]."""
-    if factors is None:
-        return tf.zeros(tf.concat([tf.shape(loc), [0]], 0), tf.float32)
-    return tf.convert_to_tensor(factors, tf.float32)
-
-
-class _Chunks:
-    """The chunk schedule of one call, and the noise of each chunk: kept or (re-)drawn.
-
-    Chunks [0, num_kept) keep their noise from the forward pass (in TensorArrays, which the
-    custom gradient's closure holds until the backward pass); later chunks are re-drawn from their
-    seed. `fold` runs a body over every chunk as tf.while_loops; chunks depend on each other
-    only through the small accumulators, so two iterations may run at once.
-    """
-
-    def __init__(self, layout, seed, num_samples, chunk_size, memory_budget_mib):
-        self.layout, self.seed, self.chunk_size = layout, seed, chunk_size
-        self.num_full, self.rest = divmod(num_samples, chunk_size)
-        per_chunk = 4 * chunk_size * (layout.num_classes + layout.num_factors)
-        if not layout.share:
-            per_chunk *= layout.batch if isinstance(layout.batch, int) else _ASSUMED_BATCH
-        self.num_kept = min(self.num_full, int(memory_budget_mib * 2**20) // per_chunk)
-        self.kept = None
-
-    def fold(self, body, init):
-        """Folds `body(state, eps_k, eps_r)` over all chunks; the first fold keeps the noise."""
-        draw = self.layout.draw
-        state = init
-        if self.num_kept:
-            if self.kept is None:
-                kept = [
-                    tf.TensorArray(tf.float32, self.num_kept, clear_after_read=False)
-                    for _ in range(2)
-                ]
-
-                def kept_step(i, s, ta_k, ta_r):
-                    eps_k, eps_r = draw(_chunk_seed(self.seed, i), self.chunk_size)
-                    return i + 1, body(s, eps_k, eps_r), ta_k.write(i, eps_k), ta_r.write(i, eps_r)
-
-                _, state, *kept = tf.while_loop(
-                    lambda i, *_: i < self.num_kept,
-                    kept_step,
-                    (tf.constant(0), state, *kept),
-                    parallel_iterations=2,
-                )
-                self.kept = kept
-            else:
-                ta_k, ta_r = self.kept
-                _, state = tf.while_loop(
-                    lambda i, _: i < self.num_kept,
-                    lambda i, s: (i + 1, body(s, ta_k.read(i), ta_r.read(i))),
-                    (tf.constant(0), state),
-                    parallel_iterations=2,
-                )
-        if self.num_full > self.num_kept:
-            _, state = tf.while_loop(
-                lambda i, _: i < self.num_full,
-                lambda i, s: (i + 1, body(s, *draw(_chunk_seed(self.seed, i), self.chunk_size))),
-                (tf.constant(self.num_kept), state),
-                parallel_iterations=2,
-            )
-        if self.rest:
-            state = body(state, *draw(_chunk_seed(self.seed, self.num_full), self.rest))
-        return state
-
-
-def _check_noise(noise):
-    if noise not in NOISES:
-        raise ValueError(f"noise must be one of {NOISES}. Received: noise={noise!r}")
 
 
 def _project(noise, projection):
