@@ -23,9 +23,10 @@ def _params(scale=1.0, seed=0):
 def _reference(loc, diag, factors, tau, *, num_samples, chunk_size, link, share=False):
     """All S samples materialised at once, differentiated by autodiff.
 
-    The noise contract (documented in mc._Layout.draw): chunk i of n samples, h = ceil(n / 2),
-    draws uniforms u [2, B, h, K] (shared: [2, h, 1, K]) from fold_in(fold_in(seed, i), 0) and
-    takes eps_K as the Box-Muller pair (r cos t, r sin t) stacked along samples;
+    The noise contract (documented in mc.draw_noise): chunk i of n samples, h = ceil(n / 2),
+    draws uniforms u [2, B, h, K] (shared: [2, h, 1, K]) in [0, 1) from
+    fold_in(fold_in(seed, i), 0) and takes eps_K as the Box-Muller pair (r cos t, r sin t),
+    r = sqrt(-2 log max(u0, 2**-24)), t = 2 pi u1, stacked along samples;
     eps_R = stateless_normal([B, n, R] (shared: [n, R]), fold_in(fold_in(seed, i), 1)).
     """
     fold_in = tf.random.experimental.stateless_fold_in
@@ -35,8 +36,8 @@ def _reference(loc, diag, factors, tau, *, num_samples, chunk_size, link, share=
         h = (n + 1) // 2
         seed = fold_in(SEED, i)
         shape_k, shape_r = ([h, 1, K], [n, R]) if share else ([B, h, K], [B, n, R])
-        u = tf.random.stateless_uniform([2, *shape_k], seed=fold_in(seed, 0), minval=2.0**-24)
-        r, t = np.sqrt(-2 * np.log(u[0].numpy())), 2 * np.pi * u[1].numpy()
+        u = tf.random.stateless_uniform([2, *shape_k], seed=fold_in(seed, 0)).numpy()
+        r, t = np.sqrt(-2 * np.log(np.maximum(u[0], 2.0**-24))), 2 * np.pi * u[1]
         noise_r = tf.random.stateless_normal(shape_r, seed=fold_in(seed, 1)).numpy()
         if share:  # sample-major [n, 1, K] and [n, R] -> [1, n, K] and [1, n, R]
             r, t, noise_r = r.transpose(1, 0, 2), t.transpose(1, 0, 2), noise_r[None]
@@ -89,6 +90,57 @@ def test_custom_gradient_matches_autodiff(link, share):
     want = grads(lambda *a: _reference(*a, num_samples=40, chunk_size=9, link=link, share=share))
     for name, g, w in zip(["loc", "diag", "factors", "temperature"], got, want):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_tiny_probabilities_fall_back_to_log_space_exactly(share):
+    """A class at -300 below the rest has p ~ e**-230: float32 softmax flushes it to zero, so the
+    estimator must take its log-space path; value and gradient still match the reference."""
+    loc, diag, factors, tau = _params()
+    loc = tf.tensor_scatter_nd_update(loc, [[0, 0]], [-300.0])
+    weights = tf.constant(np.random.RandomState(2).randn(B, K), tf.float32)
+    args = (loc, diag, factors, tau)
+
+    def value_and_grads(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            log_p = fn(*args)
+            out = tf.reduce_sum(weights * log_p)
+        return log_p, tape.gradient(out, args)
+
+    got, got_grads = value_and_grads(
+        lambda *a: mc.mc_log_predictive(*a, SEED, num_samples=40, chunk_size=9, share_samples=share)
+    )
+    want, want_grads = value_and_grads(
+        lambda *a: _reference(*a, num_samples=40, chunk_size=9, link="softmax", share=share)
+    )
+    assert got[0, 0] < -150  # far below what probability space can represent
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-5)
+    for g, w in zip(got_grads, want_grads):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("link", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("share", [False, True])
+def test_memory_budget_changes_neither_value_nor_gradient(link, share):
+    """Kept noise (budget large) and re-drawn noise (budget 0) are the same draws."""
+    args = _params()
+
+    def run(budget):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            out = mc.mc_log_predictive(
+                *args, SEED, num_samples=40, link=link, chunk_size=6, share_samples=share,
+                memory_budget=budget,
+            )  # fmt: skip
+            loss = tf.reduce_sum(out[..., 0] if link == "sigmoid" else out[:, 0])
+        return [out, *tape.gradient(loss, args)]
+
+    # 4 KiB keeps some of the 6 full chunks of this shape and re-draws the rest.
+    for kept, redrawn in zip(run(1.0), run(0)):
+        np.testing.assert_array_equal(kept.numpy(), redrawn.numpy())
+    for partial, redrawn in zip(run(4 / 1024), run(0)):
+        np.testing.assert_array_equal(partial.numpy(), redrawn.numpy())
 
 
 def test_gradient_under_tf_function_matches_eager():
@@ -182,6 +234,7 @@ def test_sample_latents_match_first_chunk_of_estimator():
         ({"num_samples": 5, "chunk_size": 0}, "chunk_size"),
         ({"num_samples": 5, "link": "tanh"}, "link"),
         ({"num_samples": 5, "noise": "cauchy"}, "noise"),
+        ({"num_samples": 5, "memory_budget": -1}, "memory_budget"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
@@ -337,3 +390,91 @@ def test_projected_samples_have_the_projected_covariance():
     var = np.diag(want)
     se = np.sqrt((var[:, None] * var[None, :] + want**2) / num_samples)
     assert np.all(np.abs(np.cov(z.T) - want) < 5 * se)
+
+
+@pytest.mark.parametrize("share", [False, True])
+@pytest.mark.parametrize("noise", ["logistic", "gumbel"])
+def test_inverse_cdf_noise_follows_the_draw_contract(noise, share):
+    """draw_noise's Logistic/Gumbel eps_K: F^-1 of the same uniforms as Box-Muller's, u[0] for
+    the first ceil(n / 2) samples and u[1] for the rest (re-implemented here in NumPy)."""
+    n, h = 7, 4
+    seed = tf.constant([3, 5], tf.int64)
+    fold_in = tf.random.experimental.stateless_fold_in
+    shape_k = [h, 1, K] if share else [B, h, K]
+    u = tf.random.stateless_uniform([2, *shape_k], seed=fold_in(seed, 0)).numpy()
+    v = np.maximum(u.astype(np.float64), 2.0**-24)
+    inv = (np.log(v) - np.log1p(-v)) if noise == "logistic" else -np.log(-np.log(v))
+    axis = 0 if share else 1
+    want = np.concatenate([inv[0], np.take(inv[1], range(n - h), axis=axis)], axis=axis)
+    eps_k, eps_r = mc.draw_noise(
+        seed, n, batch=B, num_classes=K, num_factors=R, share=share, noise=noise
+    )
+    np.testing.assert_allclose(eps_k.numpy(), want, rtol=1e-5, atol=1e-5)
+    shape_r = [n, R] if share else [B, n, R]
+    want_r = tf.random.stateless_normal(shape_r, seed=fold_in(seed, 1))
+    np.testing.assert_array_equal(eps_r.numpy(), want_r.numpy())
+
+
+def _het_xl_args():
+    rng = np.random.RandomState(5)
+    diag = tf.constant(0.3 + np.abs(rng.randn(B, 4)), tf.float32)
+    factors = tf.constant(0.7 * rng.randn(B, 4, R), tf.float32)
+    projection = tf.constant(rng.randn(4, K), tf.float32)
+    return (_params()[0], diag, factors, tf.constant(1.3)), {"projection": projection}
+
+
+@pytest.mark.parametrize("share", [False, True])
+@pytest.mark.parametrize("mode", ["heads", "gumbel", "het_xl"])
+def test_memory_budget_keeps_other_modes_unchanged(mode, share):
+    """Heads, inverse-CDF noise and HET-XL: kept and re-drawn noise give identical results."""
+    args, extra = _params(), {}
+    if mode == "heads":
+        extra = {"heads": 2}
+    elif mode == "gumbel":
+        extra = {"noise": "gumbel"}
+    else:
+        args, extra = _het_xl_args()
+
+    def run(budget):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            out = mc.mc_log_predictive(
+                *args, SEED, num_samples=40, chunk_size=6, share_samples=share,
+                memory_budget=budget, **extra,
+            )  # fmt: skip
+            loss = tf.reduce_sum(out[:, 0])
+        return [out, *tape.gradient(loss, args)]
+
+    for kept, redrawn in zip(run(1.0), run(0)):
+        np.testing.assert_array_equal(kept.numpy(), redrawn.numpy())
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_heads_tiny_probabilities_fall_back_to_log_space_exactly(share):
+    """heads=2 with a class at -300: the per-head softmax sum falls back to log space; value and
+    gradients still match the materialised per-head reference."""
+    loc, diag, factors, tau = _params()
+    loc = tf.tensor_scatter_nd_update(loc, [[0, 4]], [-300.0])
+    args = (loc, diag, factors, tau)
+    weights = tf.constant(np.random.RandomState(6).randn(B, K), tf.float32)
+
+    def reference(loc, diag, factors, tau):
+        z = mc.sample_latents(loc, diag, factors, SEED, num_samples=12, share_samples=share)
+        lp = tf.nn.log_softmax(tf.reshape(z / tau, [B, 12, 2, K // 2]))
+        return tf.reshape(tf.reduce_logsumexp(lp, axis=1) - math.log(12), [B, K])
+
+    def value_and_grads(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            out = fn(*args)
+            loss = tf.reduce_sum(weights * out)
+        return out, tape.gradient(loss, args)
+
+    got, got_grads = value_and_grads(
+        lambda *a: mc.mc_log_predictive(*a, SEED, num_samples=12, share_samples=share, heads=2)
+    )
+    want, want_grads = value_and_grads(reference)
+    assert got[0, 4] < -150
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-5)
+    for g, w in zip(got_grads, want_grads):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-6)

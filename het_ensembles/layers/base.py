@@ -131,6 +131,10 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
       learn_temperature: learn tau (kept positive with a softplus), initialised at `temperature`.
       mc_chunk_size: samples per chunk of the streaming estimator (None: about 4M values per
         [B, chunk, K] tensor, see `het_ensembles.mc.default_chunk_size`).
+      mc_memory_budget: MiB of Monte Carlo noise a train step may keep from the forward pass for
+        the backward pass instead of re-drawing it (default
+        `het_ensembles.mc.DEFAULT_MEMORY_BUDGET_MIB` = 64; 0 re-draws everything). Changes time
+        and memory only, never the result.
       seed: layer seed (None: drawn from Python's RNG and stored in the config). Training draws
         fresh noise each step from (seed, step); inference noise is fixed by the seed and shared
         across the batch, so a prediction depends only on the example and the seed.
@@ -163,6 +167,7 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
         latent_dim=None,
         learn_temperature=False,
         mc_chunk_size=None,
+        mc_memory_budget=mc.DEFAULT_MEMORY_BUDGET_MIB,
         seed=None,
         **kwargs,
     ):
@@ -209,6 +214,15 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
         check_int("test_mc_samples", test_mc_samples, 1)
         if mc_chunk_size is not None:
             check_int("mc_chunk_size", mc_chunk_size, 1)
+        if (
+            isinstance(mc_memory_budget, bool)
+            or not isinstance(mc_memory_budget, (int, float))
+            or not (0 <= mc_memory_budget < float("inf"))
+        ):
+            raise ValueError(
+                "mc_memory_budget must be a number of MiB >= 0. "
+                f"Received: mc_memory_budget={mc_memory_budget!r}"
+            )
         if not (isinstance(eps, (int, float)) and 0 <= eps < 0.5):
             raise ValueError(f"eps must be a float in [0, 0.5). Received: eps={eps!r}")
         if seed is not None:
@@ -232,6 +246,7 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
         self.temperature_upper_bound = temperature_upper_bound
         self._temperature_bounds = (float(lower), float(upper))
         self.mc_chunk_size = mc_chunk_size
+        self.mc_memory_budget = mc_memory_budget
         # A concrete seed goes into get_config(), so a reloaded model predicts identically.
         # Unseeded layers draw it from Python's RNG, which keras.utils.set_random_seed seeds.
         self.seed = random.randint(0, 2**31 - 1) if seed is None else int(seed)
@@ -424,6 +439,7 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
             self.temperature,
             seed,
             compute_variance=self.compute_pred_variance,
+            memory_budget=self.mc_memory_budget,
             **kwargs,
         )
         log_probs, variance = result if self.compute_pred_variance else (result, None)
@@ -530,6 +546,7 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
                 "learn_temperature": self.learn_temperature,
                 "mc_chunk_size": self.mc_chunk_size,
                 "latent_dim": self.latent_dim,
+                "mc_memory_budget": self.mc_memory_budget,
                 "seed": self.seed,
             }
         )

@@ -256,6 +256,8 @@ def test_head_stays_float32_under_mixed_bfloat16():
         (lambda: layers.MCSoftmaxDenseFA(5, 2, train_mc_samples=0), "train_mc_samples"),
         (lambda: layers.MCSoftmaxDenseFA(5, 2, test_mc_samples=0), "test_mc_samples"),
         (lambda: layers.MCSoftmaxDenseFA(5, 2, mc_chunk_size=0), "mc_chunk_size"),
+        (lambda: layers.MCSoftmaxDenseFA(5, 2, mc_memory_budget=-1), "mc_memory_budget"),
+        (lambda: layers.MCSoftmaxDenseFA(5, 2, mc_memory_budget="1G"), "mc_memory_budget"),
         (lambda: layers.MCSoftmaxDenseFA(5, 0, parameter_efficient=True), "num_factors"),
         (lambda: layers.MCSoftmaxDenseFA(5, 2)(tf.zeros([2, 3, 4])), "rank 2"),
         (lambda: layers.MCSoftmaxDenseFA(5, 2)(tf.zeros([2], tf.float32)), "rank 2"),
