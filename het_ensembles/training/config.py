@@ -36,6 +36,7 @@ HETEROSCEDASTIC_FIELDS = (
     "share_samples_across_batch",
     "parameter_efficient",
     "mc_chunk_size",
+    "mc_memory_budget",
     "temperature_grid",
 )
 
@@ -87,6 +88,7 @@ def default_config():
     config.share_samples_across_batch = False
     config.parameter_efficient = False
     config.mc_chunk_size = config_dict.placeholder(int)
+    config.mc_memory_budget = config_dict.placeholder(int)  # MiB of kept noise; None: the layer's
     config.multilabel = False  # sigmoid head trained with binary cross-entropy
 
     # Optimisation: SGD with Nesterov momentum, linear warm-up, then step decay.
@@ -265,6 +267,11 @@ def validate_config(config, *, num_classes=None):
         check(is_int(config.train_mc_samples, 1), "train_mc_samples", "an integer >= 1")
         check(is_int(config.test_mc_samples, 1), "test_mc_samples", "an integer >= 1")
         check(is_int(config.mc_chunk_size, 1, optional=True), "mc_chunk_size", "None or int >= 1")
+        check(
+            is_int(config.mc_memory_budget, 0, optional=True),
+            "mc_memory_budget",
+            "None or an integer >= 0 (MiB)",
+        )
         sigmoid = config.head_class == "MCSigmoidDenseFA"
         check(
             sigmoid == config.multilabel,
@@ -299,6 +306,8 @@ def head_kwargs(config):
         "latent_dim": config.latent_dim,
         "mc_chunk_size": config.mc_chunk_size,
     }
+    if config.mc_memory_budget is not None:
+        kwargs["mc_memory_budget"] = config.mc_memory_budget
     if config.head_class != "MCSoftmaxDense":
         kwargs["num_factors"] = config.num_factors
         kwargs["parameter_efficient"] = config.parameter_efficient
