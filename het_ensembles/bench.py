@@ -39,6 +39,8 @@ import time
 
 from tqdm import tqdm
 
+from het_ensembles import member_dir
+
 ROWS = (
     ("het_ensembles", False),
     ("het_ensembles", True),
@@ -415,14 +417,6 @@ def _find(rows, impl, share, num_samples):
     return None
 
 
-def _write_json(path, payload):
-    """The one place the bench writes a file (atomically: temp file, then rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
-
-
 def cli_main(argv):
     parser = argparse.ArgumentParser(prog="het-ensembles bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="S=1000 only (~4 minutes)")
@@ -474,7 +468,7 @@ def cli_main(argv):
     for warning in warnings:
         print(f"WARNING: {warning}")
     if args.json:
-        _write_json(args.json, {"protocol": protocol, "rounds": args.rounds,
+        member_dir.write_json(args.json, {"protocol": protocol, "rounds": args.rounds,
                                 "load_average": load, "warnings": warnings, "rows": rows})  # fmt: skip
         print(f"wrote {args.json}")
     return 1 if any("error" in r for r in rows) else 0
