@@ -169,9 +169,9 @@ def is_tfds_name(name):
     return name in _PLAIN_NAMES or name.startswith(_PREFIXES)
 
 
-def corrupted_names(corruptions=BENCHMARK_CORRUPTIONS):
-    """All `imagenet2012_corrupted/<corruption>_<severity>` names, benchmark corruptions first."""
-    return [f"imagenet2012_corrupted/{c}_{s}" for c in corruptions for s in SEVERITIES]
+def corrupted_names(corruptions=BENCHMARK_CORRUPTIONS, severities=SEVERITIES):
+    """`imagenet2012_corrupted/<corruption>_<severity>` names, corruption-major."""
+    return [f"imagenet2012_corrupted/{c}_{s}" for c in corruptions for s in severities]
 
 
 def cifar10_corrupted_names(corruptions=CIFAR10_C_BENCHMARK_CORRUPTIONS):

@@ -84,7 +84,7 @@ def corrupted_datasets(corruptions="all", severities=SEVERITIES):
     bad = [s for s in severities if s not in SEVERITIES]
     if bad:
         raise ValueError(f"Unknown severity. Received: severities={bad}; allowed: {SEVERITIES}")
-    return [f"{CORRUPTED}/{c}_{s}" for c in corruptions for s in severities]
+    return tfds_sets.corrupted_names(corruptions, severities)
 
 
 def parse_datasets(datasets):

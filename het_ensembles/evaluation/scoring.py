@@ -13,10 +13,10 @@ import numpy as np
 
 from het_ensembles import metrics
 from het_ensembles.data import class_subsets
+from het_ensembles.data.tfds_sets import SEVERITIES  # noqa: F401  (re-exported)
 
 CORRUPTED = "imagenet2012_corrupted"
 CIFAR10_CORRUPTED = "cifar10_corrupted"
-SEVERITIES = (1, 2, 3, 4, 5)
 # AlexNet's top-1 error per corruption, averaged over the 5 severities (Hendrycks & Dietterich
 # 2019, as used by uncertainty-baselines and robustness-metrics for mCE).
 ALEXNET_ERRORS = {
