@@ -133,22 +133,17 @@ def compare(
         },
         "pairs": [],
     }
-    ensembles = {}
-    for name in names:
-        labels, member_log_probs = evaluation.cached_predictions(
-            os.path.join(output_dir, "eval", name), member_dirs[name], dataset
-        )
-        ensembles[name] = (labels, metrics.ensemble_log_probs(member_log_probs))
+    ensembles = {
+        name: cached_ensemble(os.path.join(output_dir, "eval", name), member_dirs[name], dataset)
+        for name in names
+    }
     for a, b in itertools.combinations(names, 2):
-        labels = ensembles[a][0]
-        if not np.array_equal(labels, ensembles[b][0]):
-            raise RuntimeError(f"{a} and {b} were evaluated on different labels of {dataset}.")
         summary["pairs"].append(
             {
                 "a": a,
                 "b": b,
-                "ensemble_difference": paired_bootstrap(
-                    labels, ensembles[a][1], ensembles[b][1], num_resamples=num_resamples
+                "ensemble_difference": ensemble_difference(
+                    ensembles[a], ensembles[b], num_resamples=num_resamples
                 ),
                 "member_differences": {
                     metric: [
@@ -162,6 +157,21 @@ def compare(
         )
     member_dir.write_json(os.path.join(output_dir, "comparison.json"), summary)
     return summary
+
+
+def cached_ensemble(eval_dir, member_dirs, dataset):
+    """`(labels, ensemble log-probs [N, K])` of members whose predictions `evaluate` cached."""
+    from het_ensembles import evaluation
+
+    labels, member_log_probs = evaluation.cached_predictions(eval_dir, member_dirs, dataset)
+    return labels, metrics.ensemble_log_probs(member_log_probs)
+
+
+def ensemble_difference(a, b, *, num_resamples=1000):
+    """Paired bootstrap of B - A for two `cached_ensemble`s, which must share their labels."""
+    if not np.array_equal(a[0], b[0]):
+        raise RuntimeError("The two ensembles were evaluated on different labels.")
+    return paired_bootstrap(a[0], a[1], b[1], num_resamples=num_resamples)
 
 
 def format_comparison(summary):

@@ -52,11 +52,10 @@ def spread_and_intervals(results, members, output_dir, *, num_resamples=1000):
 
     Returns:
       `{"noisy"/"clean": {"member_std": {"Hom"/"Het": {accuracy, nll, ece}}, "het_minus_hom":
-      paired bootstrap of the ensembles (`metrics.bootstrap.paired_bootstrap`, as
-      `het-ensembles compare` reports it)}}`.
+      paired bootstrap of the ensembles (`compare.ensemble_difference`, as `het-ensembles
+      compare` reports it)}}`.
     """
-    from het_ensembles import evaluation, metrics
-    from het_ensembles.metrics.bootstrap import paired_bootstrap
+    from het_ensembles import compare
 
     out = {}
     for labels_name, dataset in (("noisy", DATASET), ("clean", CLEAN_SPLIT)):
@@ -64,14 +63,12 @@ def spread_and_intervals(results, members, output_dir, *, num_resamples=1000):
         for key, _, row in METHODS:
             std = results[key][dataset]["member_std"]
             spread[row] = {metric: float(std[metric]) for metric in ("accuracy", "nll", "ece")}
-            labels, member_log_probs = evaluation.cached_predictions(
-                os.path.join(output_dir, "eval", key), members[key], dataset
-            )
-            ensembles[row] = metrics.ensemble_log_probs(member_log_probs)
+            eval_dir = os.path.join(output_dir, "eval", key)
+            ensembles[row] = compare.cached_ensemble(eval_dir, members[key], dataset)
         out[labels_name] = {
             "member_std": spread,
-            "het_minus_hom": paired_bootstrap(
-                labels, ensembles["Hom"], ensembles["Het"], num_resamples=num_resamples
+            "het_minus_hom": compare.ensemble_difference(
+                ensembles["Hom"], ensembles["Het"], num_resamples=num_resamples
             ),
         }
     return out
