@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from het_ensembles import member_dir, metrics
+from het_ensembles import data, member_dir, metrics
 from het_ensembles.arguments import check_int
 from het_ensembles.data import class_subsets
 from het_ensembles.evaluation import cache as cache_lib
@@ -186,8 +186,6 @@ def _check_dataset_classes(dataset, num_classes, multilabel, label_field):
     """ValueError if a named dataset's classes do not fit the members (arrays: at prediction)."""
     if dataset.arrays is not None:
         return
-    from het_ensembles import data
-
     info = data.get_info(dataset.name, label_field=label_field)
     if num_classes is not None and info.num_classes != num_classes:
         raise ValueError(
