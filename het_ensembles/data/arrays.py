@@ -48,6 +48,52 @@ def register_family(prefix, fn):
     _FAMILIES[prefix] = fn
 
 
+def parse_spec(family, text, parsers):
+    """The fields of a variant spec `"<key>=<value>,<key>=<value>,..."` (any subset of keys).
+
+    Args:
+      family: the family's prefix, for messages (e.g. "noisy_digits").
+      text: the spec after `"<family>:"`.
+      parsers: `{key: fn(str) -> value}` for every allowed key, in the order messages list them.
+
+    Returns:
+      `{key: value}` for the keys present; the caller's dataclass checks the ranges.
+
+    Raises:
+      ValueError: naming the key that is unknown or whose value its parser rejects.
+    """
+    fields = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if key not in parsers:
+            raise ValueError(
+                f"Unknown key {key!r} in the {family} spec. Received: {text!r}; allowed keys: "
+                f"{', '.join(parsers)}"
+            )
+        try:
+            fields[key] = parsers[key](value)
+        except ValueError as error:
+            raise ValueError(
+                f"Malformed {key}={value!r} in the {family} spec {text!r}: {error}"
+            ) from error
+    return fields
+
+
+def spec_name(family, fields):
+    """The dataset name `"<family>:<key>=<value>,..."` of a variant's `{key: value}`.
+
+    Floats are written in the shortest form that reads back exactly (`2`, `0.47`), so parsing
+    the name gives the same spec and hence the same data.
+    """
+
+    def text(value):
+        if isinstance(value, float):
+            return np.format_float_positional(value, trim="-")
+        return str(value)
+
+    return f"{family}:" + ",".join(f"{key}={text(value)}" for key, value in fields.items())
+
+
 def registered_names():
     return sorted(_REGISTRY) + [f"{prefix}:<spec>" for prefix in sorted(_FAMILIES)]
 

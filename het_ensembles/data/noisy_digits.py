@@ -141,43 +141,27 @@ class NoiseSpec:
         Raises:
           ValueError: naming the key that is unknown or malformed.
         """
-        fields = {}
-        for item in filter(None, text.split(",")):
-            key, _, value = item.partition("=")
-            try:
-                if key == "pairs":
-                    fields[key] = tuple(
-                        tuple(int(c) for c in pair.split("-")) for pair in value.split("+")
-                    )
-                elif key == "feature":
-                    fields[key] = value
-                elif key in ("rate", "sharpness"):
-                    fields[key] = float(value)
-                elif key == "seed":
-                    fields[key] = int(value)
-                else:
-                    raise ValueError(
-                        f"Unknown key {key!r} in the noisy_digits spec. Received: {text!r}; "
-                        "allowed keys: pairs, feature, rate, sharpness, seed"
-                    )
-            except ValueError as error:
-                if "Unknown key" in str(error):
-                    raise
-                raise ValueError(
-                    f"Malformed {key}={value!r} in the noisy_digits spec {text!r}; allowed: "
-                    "pairs=<a>-<b>+<c>-<d>, feature=<name>, rate=<float>, sharpness=<float>, "
-                    "seed=<int>"
-                ) from error
-        return cls(**fields)
+        parsers = {
+            "pairs": _parse_pairs,
+            "feature": str,
+            "rate": float,
+            "sharpness": float,
+            "seed": int,
+        }
+        return cls(**_arrays_lib.parse_spec(NAME, text, parsers))
 
     @property
     def name(self):
         """The dataset name of this variant (canonical: every key, in order)."""
         pairs = "+".join(f"{a}-{b}" for a, b in self.pairs)
-        return (
-            f"{NAME}:pairs={pairs},feature={self.feature},rate={self.rate:g},"
-            f"sharpness={self.sharpness:g},seed={self.seed}"
-        )
+        fields = {"pairs": pairs, "feature": self.feature, "rate": self.rate}
+        fields.update(sharpness=self.sharpness, seed=self.seed)
+        return _arrays_lib.spec_name(NAME, fields)
+
+
+def _parse_pairs(text):
+    """`"1-7+3-8"` -> ((1, 7), (3, 8))."""
+    return tuple(tuple(int(c) for c in pair.split("-")) for pair in text.split("+"))
 
 
 def random_spec(rng):

@@ -16,6 +16,13 @@ seeds, so the data set is the same for every user.
 It conditions on the low-rank noise and integrates the diagonal part exactly (Rao-Blackwellised
 Monte Carlo), so its error is negligible (it also returns a standard error to prove it).
 
+Variants: `synthetic:<spec>` plants another model (`SyntheticSpec`), e.g.
+`synthetic:classes=8,factors=3,sigma=random,seed=5`: the number of classes, input features and
+factors, whether Sigma is the paired structure above or random (`sigma=random`: V and d drawn
+from the model seed), the noise sizes, the slope of g(x), the set sizes and the seeds; omitted
+keys keep the values above. `random_spec(rng)` draws a variant with a random planted Sigma, and
+`bayes_optimal_nll(x, y, model=spec.model())` gives its Bayes-optimal NLL.
+
 Splits through `het_ensembles.data.load("synthetic", split)`: `train`, `test` (labels sampled from
 the model) and `test_clean` (the noise-free label argmax mu(x)). Inputs are float32 [INPUT_DIM].
 """
@@ -26,6 +33,7 @@ import functools
 import numpy as np
 from scipy import special
 
+from het_ensembles.data import arrays as _arrays_lib
 from het_ensembles.data import register_arrays
 
 NAME = "synthetic"
@@ -217,39 +225,155 @@ def bayes_optimal_nll(x=None, y=None, *, model=None, num_samples=1000, num_quadr
     return nll, standard_error
 
 
-@functools.lru_cache(maxsize=1)
-def planted_model():
-    """The fixed `LatentGaussianModel` behind the `synthetic` data set."""
-    rng = np.random.default_rng(MODEL_SEED)
-    factors = np.zeros((NUM_CLASSES, NUM_FACTORS))
-    for r, (a, b) in enumerate(planted_pairs):
-        factors[a, r], factors[b, r] = FACTOR_SCALE, -FACTOR_SCALE
-    noise_kernel = rng.standard_normal(INPUT_DIM)
-    return LatentGaussianModel(
-        loc_kernel=LOC_SCALE * rng.standard_normal((INPUT_DIM, NUM_CLASSES)),
-        loc_bias=np.zeros(NUM_CLASSES),
-        diag_scale=np.full(NUM_CLASSES, DIAG_SCALE),
-        factors=factors,
-        noise_kernel=NOISE_SLOPE * noise_kernel / np.linalg.norm(noise_kernel),
-        noise_bias=0.0,
+@dataclasses.dataclass(frozen=True)
+class SyntheticSpec:
+    """A planted latent Gaussian model and the data drawn from it; the default is `synthetic`.
+
+    Attributes:
+      classes: K, >= 2.
+      features: D, the input dimension, >= 1.
+      factors: R, the rank of the planted low-rank part, >= 1 (`2 R <= K` for `sigma="pairs"`).
+      sigma: `"pairs"`: factor r is +-`factor_scale` on classes (2r, 2r + 1) and every d_k is
+        `diag` (the `synthetic` set); `"random"`: V's entries are N(0, factor_scale^2 / R) and
+        d_k = diag * 2^u with u ~ U(-1, 1), drawn from `seed`, so Sigma has no structure a
+        recipe could have been tuned to.
+      diag: the diagonal noise standard deviation (before g(x)), > 0.
+      factor_scale: the size of the factors (a row of V has squared norm ~factor_scale^2), > 0.
+      slope: |w_g|, how strongly the noise scale g(x) depends on x, >= 0.
+      train, test: numbers of examples, >= 1.
+      seed: draws the model (W, w_g and, for `"random"`, V and d).
+      data_seed: draws the inputs and their labels.
+    """
+
+    classes: int = NUM_CLASSES
+    features: int = INPUT_DIM
+    factors: int = NUM_FACTORS
+    sigma: str = "pairs"
+    diag: float = DIAG_SCALE
+    factor_scale: float = FACTOR_SCALE
+    slope: float = NOISE_SLOPE
+    train: int = NUM_TRAIN
+    test: int = NUM_TEST
+    seed: int = MODEL_SEED
+    data_seed: int = DATA_SEED
+
+    def __post_init__(self):
+        ints = {"classes": (2, 1000), "features": (1, 10_000), "factors": (1, 1000)}
+        ints.update(train=(1, 10_000_000), test=(1, 10_000_000))
+        ints.update(seed=(0, 2**63 - 1), data_seed=(0, 2**63 - 1))
+        for key, (low, high) in ints.items():
+            value = getattr(self, key)
+            if not (isinstance(value, int) and low <= value <= high):
+                raise ValueError(
+                    f"{key} must be an integer in [{low}, {high}]. Received: {key}={value!r}"
+                )
+        if self.sigma not in SIGMAS:
+            raise ValueError(
+                f"Unknown sigma. Received: sigma={self.sigma!r}; allowed: {list(SIGMAS)}"
+            )
+        limit = self.classes // 2 if self.sigma == "pairs" else self.classes
+        if self.factors > limit:
+            raise ValueError(
+                f"factors must be <= {limit} for sigma={self.sigma!r} and classes={self.classes}. "
+                f"Received: factors={self.factors}"
+            )
+        for key, minimum in (("diag", "> 0"), ("factor_scale", "> 0"), ("slope", ">= 0")):
+            value = getattr(self, key)
+            if not (
+                isinstance(value, float)
+                and np.isfinite(value)
+                and (value > 0 if minimum == "> 0" else value >= 0)
+            ):
+                raise ValueError(
+                    f"{key} must be a finite float {minimum}. Received: {key}={value!r}"
+                )
+
+    @classmethod
+    def parse(cls, text):
+        """The spec of `"classes=8,factors=3,sigma=random,seed=5"` (any subset of the fields).
+
+        Raises:
+          ValueError: naming the key that is unknown or malformed.
+        """
+        parsers = {field.name: field.type for field in dataclasses.fields(cls)}
+        return cls(**_arrays_lib.parse_spec(NAME, text, parsers))
+
+    @property
+    def name(self):
+        """The dataset name of this variant (canonical: every key, in order)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return _arrays_lib.spec_name(NAME, fields)
+
+    def model(self):
+        """The planted `LatentGaussianModel`."""
+        rng = np.random.default_rng(self.seed)
+        noise_kernel = rng.standard_normal(self.features)
+        loc_kernel = LOC_SCALE * rng.standard_normal((self.features, self.classes))
+        if self.sigma == "pairs":
+            factors = np.zeros((self.classes, self.factors))
+            for r in range(self.factors):
+                factors[2 * r, r], factors[2 * r + 1, r] = self.factor_scale, -self.factor_scale
+            diag_scale = np.full(self.classes, self.diag)
+        else:
+            scale = self.factor_scale / np.sqrt(self.factors)
+            factors = scale * rng.standard_normal((self.classes, self.factors))
+            diag_scale = self.diag * 2.0 ** rng.uniform(-1.0, 1.0, self.classes)
+        return LatentGaussianModel(
+            loc_kernel=loc_kernel,
+            loc_bias=np.zeros(self.classes),
+            diag_scale=diag_scale,
+            factors=factors,
+            noise_kernel=self.slope * noise_kernel / np.linalg.norm(noise_kernel),
+            noise_bias=0.0,
+        )
+
+
+SIGMAS = ("pairs", "random")
+
+
+def random_spec(rng):
+    """A random variant with a random planted Sigma (`sigma="random"`): K in 4..10, R in 1..3,
+    diag in [0.3, 1], factor_scale in [1, 2.5], slope in [0.5, 1.5], a 10,000-example test set
+    (tight paired intervals) and fresh model and data seeds."""
+    return SyntheticSpec(
+        classes=int(rng.integers(4, 11)),
+        factors=int(rng.integers(1, 4)),
+        sigma="random",
+        diag=round(float(rng.uniform(0.3, 1.0)), 2),
+        factor_scale=round(float(rng.uniform(1.0, 2.5)), 2),
+        slope=round(float(rng.uniform(0.5, 1.5)), 2),
+        test=10_000,
+        seed=int(rng.integers(0, 2**31 - 1)),
+        data_seed=int(rng.integers(0, 2**31 - 1)),
     )
 
 
-@functools.lru_cache(maxsize=1)
-def _arrays():
-    model = planted_model()
-    rng = np.random.default_rng(DATA_SEED)
+def planted_model():
+    """The fixed `LatentGaussianModel` behind the `synthetic` data set."""
+    return _model(SyntheticSpec())
+
+
+@functools.lru_cache(maxsize=32)
+def _model(spec):
+    return spec.model()
+
+
+@functools.lru_cache(maxsize=32)
+def make_arrays(spec):
+    """The data of `spec` (see `load_arrays` for the keys); cached, do not modify in place."""
+    model = _model(spec)
+    rng = np.random.default_rng(spec.data_seed)
     # float32 first, so that the labels belong to exactly the inputs a model sees.
-    x = rng.standard_normal((NUM_TRAIN + NUM_TEST, INPUT_DIM)).astype(np.float32)
+    x = rng.standard_normal((spec.train + spec.test, spec.features)).astype(np.float32)
     y = model.sample_labels(x, rng)
-    x_test = x[NUM_TRAIN:]
+    x_test = x[spec.train :]
     return {
-        "x_train": x[:NUM_TRAIN],
-        "y_train": y[:NUM_TRAIN],
+        "x_train": x[: spec.train],
+        "y_train": y[: spec.train],
         "x_test": x_test,
-        "y_test": y[NUM_TRAIN:],
+        "y_test": y[spec.train :],
         "y_test_clean": np.argmax(model.loc(x_test), axis=-1).astype(np.int32),
-        "class_names": CLASS_NAMES,
+        "class_names": tuple(f"class_{k}" for k in range(spec.classes)),
     }
 
 
@@ -260,7 +384,8 @@ def load_arrays():
       dict with `x_train` [4000, 4] float32, `y_train` [4000] int32, `x_test` [2000, 4],
       `y_test` (sampled labels), `y_test_clean` (argmax mu(x)) and `class_names`.
     """
-    return _arrays()
+    return make_arrays(SyntheticSpec())
 
 
 register_arrays(NAME, load_arrays)
+_arrays_lib.register_family(NAME, lambda text: make_arrays(SyntheticSpec.parse(text)))

@@ -127,14 +127,19 @@ def test_bayes_nll_is_finite_for_labels_the_model_finds_all_but_impossible():
     assert 0.0 <= likely_nll < 1e-6
 
 
-def test_label_probability_matches_sampled_label_frequencies():
-    model = synthetic.planted_model()
-    x = np.random.default_rng(2).standard_normal((3, synthetic.INPUT_DIM))
+RANDOM_SIGMA = "classes=5,features=3,factors=3,sigma=random,diag=0.4,factor_scale=2,seed=11"
+
+
+@pytest.mark.parametrize("spec", ["", RANDOM_SIGMA])
+def test_label_probability_matches_sampled_label_frequencies(spec):
+    spec = synthetic.SyntheticSpec.parse(spec)
+    model = spec.model()
+    x = np.random.default_rng(2).standard_normal((3, spec.features))
     num_draws = 40_000
     samples = model.sample_labels(np.repeat(x, num_draws, axis=0), np.random.default_rng(3))
-    freq = np.stack([np.bincount(s, minlength=6) for s in samples.reshape(3, num_draws)])
+    freq = np.stack([np.bincount(s, minlength=spec.classes) for s in samples.reshape(3, -1)])
     freq = freq / num_draws
-    for k in range(synthetic.NUM_CLASSES):
+    for k in range(spec.classes):
         log_p, rel_se = model.label_probability(x, np.full(3, k), num_samples=2000)
         p, se = np.exp(log_p), np.exp(log_p) * rel_se
         binomial_variance = freq[:, k] * (1 - freq[:, k]) / num_draws
@@ -169,6 +174,58 @@ def test_synthetic_is_registered_with_clean_labels():
     )
     # Labels are noisy: a sizeable share differs from the noise-free argmax.
     assert 0.1 < np.mean(arrays["y_test"] != arrays["y_test_clean"]) < 0.5
+
+
+def test_the_default_synthetic_spec_is_synthetic_and_names_round_trip():
+    assert synthetic.make_arrays(synthetic.SyntheticSpec()) is synthetic.load_arrays()
+    np.testing.assert_array_equal(
+        synthetic.SyntheticSpec().model().factors, synthetic.planted_model().factors
+    )
+    spec = synthetic.random_spec(np.random.default_rng(7))
+    assert spec == synthetic.random_spec(np.random.default_rng(7))
+    assert synthetic.SyntheticSpec.parse(spec.name.partition(":")[2]) == spec
+    assert spec.sigma == "random" and 4 <= spec.classes <= 10 and spec.test == 10_000
+    # Floats are written in full, so a name always reads back as the same data.
+    odd = synthetic.SyntheticSpec(diag=0.1234567891, slope=0.0)
+    assert synthetic.SyntheticSpec.parse(odd.name.partition(":")[2]) == odd
+
+
+def test_a_random_sigma_variant_is_its_planted_model():
+    spec = synthetic.SyntheticSpec.parse(RANDOM_SIGMA + ",train=300,test=1500,data_seed=4")
+    model = spec.model()
+    # A dense, full-rank-plus-diagonal Sigma with per-class diagonal in [diag / 2, 2 diag].
+    assert model.factors.shape == (5, 3) and np.all(model.factors != 0)
+    assert np.all((model.diag_scale >= 0.2) & (model.diag_scale <= 0.8))
+    assert len(np.unique(model.diag_scale)) == 5
+    info = data.get_info(spec.name)
+    assert info.num_classes == 5 and info.input_shape == (3,)
+    assert info.num_examples == {"train": 300, "test": 1500, "test_clean": 1500}
+    arrays = synthetic.make_arrays(spec)
+    x, y = arrays["x_test"], arrays["y_test"]
+    # The labels are draws from this model: it gives them a lower NLL than a model with any one
+    # of its noise parameters moved (the margins are >= 0.009, the Monte Carlo error ~0.001).
+    nll, _ = synthetic.bayes_optimal_nll(x, y, model=model)
+    for moved in (",slope=0.5", ",factor_scale=1.5", ",diag=0.8"):
+        other = synthetic.SyntheticSpec.parse(RANDOM_SIGMA + moved).model()
+        assert nll < synthetic.bayes_optimal_nll(x, y, model=other)[0], moved
+    np.testing.assert_array_equal(arrays["y_test_clean"], np.argmax(model.loc(x), axis=1))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("classes=1", r"classes must be an integer in \[2, 1000\]"),
+        ("classes=6,factors=4", "factors must be <= 3 for sigma='pairs'"),
+        ("sigma=full", "Unknown sigma"),
+        ("diag=0", "diag must be a finite float > 0"),
+        ("slope=-0.5", "slope must be a finite float >= 0"),
+        ("test=2.5", "Malformed test='2.5'"),
+        ("colour=red", "Unknown key 'colour' in the synthetic spec"),
+    ],
+)
+def test_bad_synthetic_specs_name_the_key(text, message):
+    with pytest.raises(ValueError, match=message):
+        data.get_info(f"synthetic:{text}")
 
 
 def test_bayes_nll_rejects_bad_arguments():
