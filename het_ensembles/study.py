@@ -13,7 +13,7 @@ Bayes-optimal NLL (the planted model's own, `synthetic.bayes_optimal_nll`).
 
 Files: `<output_dir>/<index>_<digest of the variant's name>/` holds each variant's
 `comparison.json` (and its members);
-`<output_dir>/study.json` the table.
+`<output_dir>/study.json` the table, and `<output_dir>/study.png` its forest plot.
 """
 
 import argparse
@@ -137,7 +137,52 @@ def study(
             "num_variants": len(rows),
         }
     member_dir.write_json(os.path.join(output_dir, "study.json"), table)
+    write_study_plot(os.path.join(output_dir, "study.png"), table)
     return table
+
+
+def write_study_plot(path, table):
+    """A forest plot of a study: per metric, each variant's B - A with its 95% interval.
+
+    Intervals that exclude zero are drawn in the colour of the config they favour (B: red,
+    A: blue); the others grey.
+    """
+    from matplotlib import figure
+    from matplotlib.backends import backend_agg
+
+    a, b = table["configs"]
+    rows = table["variants"]
+    fig = figure.Figure(figsize=(4.0 * len(BOOTSTRAP_METRICS), 1.2 + 0.35 * len(rows)))
+    backend_agg.FigureCanvasAgg(fig)
+    for index, metric in enumerate(BOOTSTRAP_METRICS):
+        ax = fig.add_subplot(1, len(BOOTSTRAP_METRICS), index + 1)
+        sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+        for y, row in enumerate(rows):
+            d = row[metric]
+            low, high = sorted((sign * d["low"], sign * d["high"]))  # > 0: B is better
+            color = "C3" if low > 0 else "C0" if high < 0 else "0.5"
+            ax.plot([d["low"], d["high"]], [y, y], color=color, linewidth=2)
+            ax.plot([d["difference"]], [y], "o", color=color, markersize=4)
+        ax.axvline(0.0, color="k", linewidth=1, linestyle="--")
+        s = table["summary"][metric]
+        better = "lower" if sign < 0 else "higher"
+        ax.set(
+            yticks=range(len(rows)),
+            ylim=(len(rows) - 0.5, -0.5),
+            xlabel=f"{metric}, B - A ({better}: B better)",
+            title=f"{metric}: B better in {s['b_better']}/{s['num_variants']}, "
+            f"{s['b_better_sure']} with 0 outside",
+        )
+        ax.title.set_fontsize(9)
+        ax.set_yticklabels([f"#{i}" for i in range(len(rows))] if index == 0 else [])
+    fig.suptitle(
+        f"B - A = {b} ens{table['seeds']} - {a} ens{table['seeds']} on {len(rows)} held-out "
+        f"{table.get('family', 'noisy_digits')} variants\npaired bootstrap 95% intervals; red: B "
+        "better, blue: A better, grey: the interval includes 0",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    member_dir.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
 
 
 def format_study(table):
@@ -147,12 +192,12 @@ def format_study(table):
     family = table.get("family", "noisy_digits")
     lines = [
         (
-            f"== {b} ens{seeds} - {a} ens{seeds} on {len(rows)} held-out {family} variants "
-            "(paired bootstrap 95% over test examples) =="
+            f"== B - A = {b} ens{seeds} - {a} ens{seeds} on {len(rows)} held-out {family} "
+            "variants (paired bootstrap 95% over test examples) =="
         ),
         f"{'#':>2} "
         + " ".join(f"{m:>26}" for m in BOOTSTRAP_METRICS)
-        + f" {'NLL ' + a:>24} {'NLL ' + b:>28} {'Bayes NLL':>9}  temperature",
+        + f" {'NLL A':>7} {'NLL B':>7} {'Bayes':>7}  temperature",
     ]
     for index, row in enumerate(rows):
         cells = [
@@ -166,7 +211,7 @@ def format_study(table):
         lines.append(
             f"{index:>2} "
             + " ".join(f"{c:>26}" for c in cells)
-            + f" {nll[0]:>24} {nll[1]:>28} {bayes:>9}  {temperatures}"
+            + f" {nll[0]:>7} {nll[1]:>7} {bayes:>7}  {temperatures}"
         )
     for metric, s in table["summary"].items():
         lines.append(
@@ -225,5 +270,5 @@ def cli_main(argv):
         print(f"het-ensembles study: error: {error}", file=sys.stderr)
         return 2
     print(format_study(table))
-    print(f"Wrote {os.path.join(args.output_dir, 'study.json')}")
+    print(f"Wrote {os.path.join(args.output_dir, 'study.json')} and study.png")
     return 0

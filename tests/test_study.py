@@ -4,6 +4,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -55,6 +56,9 @@ def test_study_counts_match_its_variants(tmp_path, capsys):
         for metric in ("accuracy", "nll", "ece"):
             d = comparison["pairs"][0]["ensemble_difference"][metric]
             assert row[metric] == {k: d[k] for k in ("difference", "low", "high")}
+    # The forest plot beside it: a PNG with a panel per metric.
+    image = matplotlib.image.imread(out / "study.png")
+    assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100
     nll = table["summary"]["nll"]
     differences = [row["nll"]["difference"] for row in table["variants"]]
     assert nll["b_better"] == sum(d < 0 for d in differences)
