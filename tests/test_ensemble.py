@@ -499,7 +499,8 @@ def test_cli_on_npz_with_a_clean_split(tmp_path, capsys):
 
 def test_members_from_the_trainer_reproduce_their_own_test_metrics(tmp_path):
     """Two members from `training.train_and_evaluate` (dense and heteroscedastic head): the
-    evaluator's per-member numbers equal the trainer's metrics.json (same data, same metrics).
+    evaluator's per-member numbers equal the trainer's metrics.json (same data, same metrics),
+    on the test set and on the validation split they held out.
 
     The batch size is the trainer's: a heteroscedastic head's inference noise is fixed per
     position in the batch, so with few MC samples its predictions depend on the batching.
@@ -532,24 +533,50 @@ def test_members_from_the_trainer_reproduce_their_own_test_metrics(tmp_path):
                 "per_core_batch_size": 8,
                 "train_epochs": 1,
                 "warmup_epochs": 0,
+                "validation_fraction": 0.25,
+                "validation_seed": 3,
                 **overrides,
             }
         )
         training.train_and_evaluate(config, str(tmp_path / "runs" / name))
+    validation = f"npz:{npz}:validation"
     results = ensemble.evaluate(
         str(tmp_path / "runs" / "*"),
-        [f"npz:{npz}"],
+        [f"npz:{npz}", validation],
         str(tmp_path / "out"),
         batch_size=8,
         progress=False,
-    )[f"npz:{npz}"]
+    )
     for name in heads:
         with open(tmp_path / "runs" / name / "metrics.json") as f:
             trained = json.load(f)
-        ours = results["members"][name]
-        for key in ("nll", "accuracy", "ece"):
-            assert ours[key] == pytest.approx(trained[f"test/{key}"], rel=1e-4, abs=1e-6)
-        assert ours["num_examples"] == 21
+        for dataset, prefix, size in ((f"npz:{npz}", "test", 21), (validation, "val", 12)):
+            ours = results[dataset]["members"][name]
+            for key in ("nll", "accuracy", "ece"):
+                assert ours[key] == pytest.approx(trained[f"{prefix}/{key}"], rel=1e-4, abs=1e-6)
+            assert ours["num_examples"] == size
+    # The validation labels are the held-out training labels (data.holdout_indices' choice).
+    from het_ensembles.data import arrays
+
+    labels, _ = ensemble.cached_predictions(
+        str(tmp_path / "out"), str(tmp_path / "runs" / "*"), validation
+    )
+    np.testing.assert_array_equal(labels, y_train[arrays.holdout_indices(48, 12, 3)[1]])
+
+
+def test_a_validation_split_needs_members_that_held_out_the_same_one(tmp_path):
+    x, y = _data()
+    npz = str(tmp_path / "tiny.npz")
+    np.savez(npz, x_train=x, y_train=y, x_test=x, y_test=y)
+    _write_member(tmp_path / "none" / "a", 0)
+    with pytest.raises(ValueError, match="held out no validation split.*validation_fraction=0"):
+        ensemble.evaluate(str(tmp_path / "none" / "*"), [f"npz:{npz}:validation"], str(tmp_path))
+    _write_member(tmp_path / "two" / "a", 0, config={"validation_fraction": 0.2})
+    _write_member(
+        tmp_path / "two" / "b", 1, config={"validation_fraction": 0.2, "validation_seed": 1}
+    )
+    with pytest.raises(ValueError, match="held out different validation splits"):
+        ensemble.evaluate(str(tmp_path / "two" / "*"), [f"npz:{npz}:validation"], str(tmp_path))
 
 
 def test_imagenet_suite_rows_paste_under_the_published_table(tmp_path, capsys):

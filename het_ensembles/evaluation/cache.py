@@ -35,6 +35,8 @@ def cache_key(dataset, *, model_sha256, image_size, label_field):
             "image_size": image_size,
             "label_field": label_field,
         }
+        if dataset.validation_fraction:  # which part of train is the validation split
+            source["validation"] = [dataset.validation_fraction, dataset.validation_seed]
     return {"format": CACHE_FORMAT, "model_sha256": model_sha256, "dataset": source}
 
 

@@ -37,12 +37,22 @@ class EvalDataset:
       name: the `data.load` name; None for arrays.
       split: the split.
       arrays: `(x, y)` for in-memory data, else None.
+      validation_fraction, validation_seed: for the `validation` split, the part of train the
+        members held out (`members.validation_holdout`); 0 for other splits.
     """
 
     key: str
     name: str | None
     split: str
     arrays: tuple | None = dataclasses.field(default=None, compare=False, repr=False)
+    validation_fraction: float = 0.0
+    validation_seed: int = 0
+
+    def info(self, label_field=None):
+        """`data.get_info` of a named set, with its validation split when it has one."""
+        return data.get_info(
+            self.name, label_field=label_field, validation_fraction=self.validation_fraction
+        )
 
     @property
     def is_corrupted(self):
@@ -185,10 +195,10 @@ def batches(dataset, *, batch_size, image_size=None, data_dir=None, label_field=
         image_size=image_size,
         data_dir=data_dir,
         label_field=label_field,
+        validation_fraction=dataset.validation_fraction,
+        validation_seed=dataset.validation_seed,
     )
-    num_examples = data.get_info(dataset.name, label_field=label_field).num_examples.get(
-        dataset.split
-    )
+    num_examples = dataset.info(label_field).num_examples.get(dataset.split)
     total = math.ceil(num_examples / batch_size) if num_examples else None
 
     def checked():

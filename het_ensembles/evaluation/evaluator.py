@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from het_ensembles import data, member_dir, metrics
+from het_ensembles import member_dir, metrics
 from het_ensembles.arguments import check_int
 from het_ensembles.data import class_subsets
 from het_ensembles.evaluation import cache as cache_lib
@@ -41,7 +41,9 @@ def evaluate(
       members: a glob pattern, a list of patterns / member directories (see
         `member_dir.find_members`), or a list of `member_dir.Member`.
       datasets: dataset names for `het_ensembles.data.load` (split "test"; `"<name>:<split>"`
-        picks another split, e.g. "noisy_digits:test_clean"; `"imagenet2012_corrupted"` means all
+        picks another split, e.g. "noisy_digits:test_clean", or "noisy_digits:validation" for
+        the part of train the members held out (their config.json `validation_fraction` and
+        `validation_seed`, which must agree); `"imagenet2012_corrupted"` means all
         15 x 5 ImageNet-C sets and `"imagenet2012_corrupted/<corruption>"` its 5 severities), or
         a dict `{name: (x, y)}` of in-memory arrays (x [N, ...], y [N] or multi-hot [N, K]).
       output_dir: where predictions/, metrics.json, leaderboard.md and the plot go.
@@ -68,7 +70,8 @@ def evaluate(
       ValueError: for bad arguments or members (see `member_dir.find_members`), members that
         disagree on the number of classes or on softmax vs multilabel, a member whose model
         cannot be loaded or whose output does not match, a dataset whose classes do not match
-        the members', or inputs with NaN or inf values.
+        the members', a `validation` split of members that held out none or different ones, or
+        inputs with NaN or inf values.
     """
     # Cheap argument checks first: a usage error is reported before any member is loaded.
     check_int("batch_size", batch_size, 1)
@@ -83,7 +86,7 @@ def evaluate(
             f"ensemble_size must be <= the number of members ({len(members)}). "
             f"Received: ensemble_size={ensemble_size}"
         )
-    eval_datasets = datasets_lib.parse_datasets(datasets)
+    eval_datasets = _with_validation(datasets_lib.parse_datasets(datasets), members)
     for dataset in eval_datasets:
         _check_dataset_classes(dataset, num_classes, multilabel, label_field)
     member_dir.check_writable_dir(output_dir)
@@ -159,7 +162,7 @@ def cached_predictions(output_dir, members, dataset, *, image_size=None, label_f
             "cached_predictions reads one dataset at a time; this name expands to "
             f"{len(parsed)} sets. Received: dataset={dataset!r}"
         )
-    (parsed,) = parsed
+    (parsed,) = _with_validation(parsed, _as_members(members))
     predictor = _CachePredictor(members, image_size=image_size, label_field=label_field)
     cache = predictor.cache(output_dir, parsed)
     stale = cache.stale_members(members)
@@ -182,11 +185,24 @@ def _as_members(members):
     return [dataclasses.replace(m, name=name) for m, name in zip(members, names)]
 
 
+def _with_validation(datasets, members):
+    """`datasets` with each `validation` split set to the part of train the members held out."""
+    if not any(d.split == "validation" and d.arrays is None for d in datasets):
+        return datasets
+    fraction, seed = members_lib.validation_holdout(members)
+    return [
+        dataclasses.replace(d, validation_fraction=fraction, validation_seed=seed)
+        if d.split == "validation" and d.arrays is None
+        else d
+        for d in datasets
+    ]
+
+
 def _check_dataset_classes(dataset, num_classes, multilabel, label_field):
     """ValueError if a named dataset's classes do not fit the members (arrays: at prediction)."""
     if dataset.arrays is not None:
         return
-    info = data.get_info(dataset.name, label_field=label_field)
+    info = dataset.info(label_field)
     if num_classes is not None and info.num_classes != num_classes:
         raise ValueError(
             f"Dataset {dataset.key} has {info.num_classes} classes; the members have "

@@ -37,6 +37,39 @@ def check_members(members):
     return num_classes, members[0].multilabel
 
 
+def validation_holdout(members):
+    """`(validation_fraction, validation_seed)`: the validation split the members held out.
+
+    A `validation` split exists only relative to a training run (the part of train it held
+    out, `data.load(..., validation_fraction=, validation_seed=)`), so it is read from the
+    members' config.json and must be the same for all of them.
+
+    Raises:
+      ValueError: members that held out no validation split, or different ones.
+    """
+    holdouts = {
+        m.name: (
+            float(m.config.get("validation_fraction", 0.0)),
+            int(m.config.get("validation_seed", 0)),
+        )
+        for m in members
+    }
+    if len(set(holdouts.values())) > 1:
+        raise ValueError(
+            "The members held out different validation splits (config.json "
+            "validation_fraction, validation_seed), so none is common to them. "
+            f"Received: {holdouts}"
+        )
+    fraction, seed = next(iter(holdouts.values()))
+    if fraction <= 0:
+        raise ValueError(
+            "The members held out no validation split (config.json validation_fraction = 0); "
+            "train them with --config.validation_fraction=F, 0 < F < 1. "
+            f"Received: validation_fraction={fraction}"
+        )
+    return fraction, seed
+
+
 def default_method(members):
     """The leaderboard row name from the members' heads ("Heteroscedastic", "Mixed (...)")."""
     heads = [m.head or "model" for m in members]
