@@ -285,8 +285,10 @@ def summary_lines(rows, cov, targets):
     lines.append(
         "- These recipes were written on noisy_digits itself. The interval above says whether "
         "this run's Het-vs-Hom ensemble difference is larger than test-set noise; on planted "
-        "noise nothing was tuned on, `het-ensembles study` measures it (README: 10 held-out "
-        "variants, where the tuned heteroscedastic edge was small and mostly within that noise). "
+        "noise nothing was tuned on, `het-ensembles study` measures it (README: on 10 held-out "
+        "variants the tuned heteroscedastic ensemble had lower NLL in 8 and lower ECE in only "
+        "4, by margins mostly within that noise: a small NLL and accuracy edge, not a "
+        "calibration one). "
         "On your own data: `het-ensembles compare`."
     )
     return lines
