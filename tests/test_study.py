@@ -17,29 +17,43 @@ from het_ensembles import training
 
 def get_config():
     config = training.default_config()
-    config.dataset = "noisy_digits"
+    config.dataset = "{dataset}"
     config.model = "mlp"
-    config.model_kwargs = {{"hidden_units": (16,)}}
+    config.model_kwargs = {{"hidden_units": {hidden_units}}}
     config.per_core_batch_size = 64
     config.train_epochs = 1
     config.steps_per_epoch = 4
     config.base_learning_rate = 1.0
     config.warmup_epochs = 0
     config.head = "{head}"
-    config.num_factors = 2
-    config.temperature = 1.0
+    config.num_factors = 1
+    config.temperature = 0.5
     config.train_mc_samples = 8
     config.test_mc_samples = 16
+{extra}
     return config
 """
 
 
-def test_study_counts_match_its_variants(tmp_path, capsys):
+def _configs(directory, dataset, hidden_units, extra=None):
+    """Tiny Hom and Het configs; `extra` maps a head to more lines of `get_config`."""
     paths = []
     for head in ("deterministic", "heteroscedastic"):
-        path = tmp_path / f"{head}.py"
-        path.write_text(CONFIG.format(head=head))
+        path = directory / f"{head}.py"
+        lines = (extra or {}).get(head, [])
+        text = CONFIG.format(
+            dataset=dataset,
+            hidden_units=hidden_units,
+            head=head,
+            extra="\n".join(f"    {line}" for line in lines),
+        )
+        path.write_text(text)
         paths.append(str(path))
+    return paths
+
+
+def test_study_counts_match_its_variants(tmp_path, capsys):
+    paths = _configs(tmp_path, "noisy_digits", "(16,)")
     out = tmp_path / "study"
     argv = ["--configs", *paths, "--variants", "2", "--seeds", "1", "--seed", "5"]
     assert study.cli_main([*argv, "--output_dir", str(out), "--no_progress"]) == 0
@@ -66,42 +80,15 @@ def test_study_counts_match_its_variants(tmp_path, capsys):
     assert nll["mean_difference"] == np.mean(differences)
 
 
-SYNTHETIC_CONFIG = """
-from het_ensembles import training
-
-
-def get_config():
-    config = training.default_config()
-    config.dataset = "synthetic"
-    config.model = "mlp"
-    config.model_kwargs = {{"hidden_units": ()}}
-    config.per_core_batch_size = 64
-    config.train_epochs = 1
-    config.steps_per_epoch = 4
-    config.warmup_epochs = 0
-    config.head = "{head}"
-    config.num_factors = 1
-    config.temperature = 0.5
-    config.train_mc_samples = 8
-    config.test_mc_samples = 16
-    config.validation_fraction = 0.1
-    config.keep_best_epoch = True
-    {grid}
-    return config
-"""
-
-
 def test_a_synthetic_study_draws_planted_sigma_variants_and_reports_their_bayes_nll(
     tmp_path, capsys
 ):
-    paths = []
-    for head, grid in (
-        ("deterministic", ""),
-        ("heteroscedastic", "config.temperature_grid = (0.5, 1.0)"),
-    ):
-        path = tmp_path / f"{head}.py"
-        path.write_text(SYNTHETIC_CONFIG.format(head=head, grid=grid))
-        paths.append(str(path))
+    held_out = ["config.validation_fraction = 0.1", "config.keep_best_epoch = True"]
+    extra = {
+        "deterministic": held_out,
+        "heteroscedastic": [*held_out, "config.temperature_grid = (0.5, 1.0)"],
+    }
+    paths = _configs(tmp_path, "synthetic", "()", extra)
     out = tmp_path / "study"
     argv = ["--configs", *paths, "--family", "synthetic", "--variants", "1", "--seeds", "1"]
     # Study seed 11 draws a 4-class variant, the cheapest to integrate.
