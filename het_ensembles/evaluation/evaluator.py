@@ -162,7 +162,7 @@ def cached_predictions(output_dir, members, dataset, *, image_size=None, label_f
             "cached_predictions reads one dataset at a time; this name expands to "
             f"{len(parsed)} sets. Received: dataset={dataset!r}"
         )
-    (parsed,) = _with_validation(parsed, _as_members(members))
+    (parsed,) = _with_validation(parsed, members)
     predictor = _CachePredictor(members, image_size=image_size, label_field=label_field)
     cache = predictor.cache(output_dir, parsed)
     stale = cache.stale_members(members)
