@@ -288,7 +288,8 @@ def summary_lines(rows, cov, targets):
         "noise nothing was tuned on, `het-ensembles study` measures it (README: on 10 held-out "
         "variants the tuned heteroscedastic ensemble had lower NLL in 8 and lower ECE in only "
         "4, by margins mostly within that noise: a small NLL and accuracy edge, not a "
-        "calibration one). "
+        "calibration one; on 10 `synthetic` variants, whose noise has the form the head models, "
+        "lower NLL in 10 and lower ECE in 8). "
         "On your own data: `het-ensembles compare`."
     )
     return lines
