@@ -129,7 +129,7 @@ def study(
     for metric in BOOTSTRAP_METRICS:
         sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
         differences = np.array([r[metric]["difference"] for r in rows])
-        sure = [sign * r[metric]["low" if sign > 0 else "high"] > 0 for r in rows]
+        sure = [_favours(r[metric], metric) > 0 for r in rows]
         table["summary"][metric] = {
             "b_better": int(np.sum(sign * differences > 0)),
             "b_better_sure": int(np.sum(sure)),
@@ -139,6 +139,13 @@ def study(
     member_dir.write_json(os.path.join(output_dir, "study.json"), table)
     write_study_plot(os.path.join(output_dir, "study.png"), table)
     return table
+
+
+def _favours(interval, metric):
+    """1 if the 95% interval of B - A lies wholly on B's better side, -1 if on A's, else 0."""
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    low, high = sorted((sign * interval["low"], sign * interval["high"]))
+    return 1 if low > 0 else -1 if high < 0 else 0
 
 
 def write_study_plot(path, table):
@@ -159,8 +166,7 @@ def write_study_plot(path, table):
         sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
         for y, row in enumerate(rows):
             d = row[metric]
-            low, high = sorted((sign * d["low"], sign * d["high"]))  # > 0: B is better
-            color = "C3" if low > 0 else "C0" if high < 0 else "0.5"
+            color = {1: "C3", -1: "C0", 0: "0.5"}[_favours(d, metric)]
             ax.plot([d["low"], d["high"]], [y, y], color=color, linewidth=2)
             ax.plot([d["difference"]], [y], "o", color=color, markersize=4)
         ax.axvline(0.0, color="k", linewidth=1, linestyle="--")
