@@ -43,6 +43,20 @@ def _newest_checkpoint(checkpoint_dir):
     return int(prefixes[0].rsplit("-", 1)[1]) if prefixes else None
 
 
+def _wait(child, checkpoint_dir, *, seconds, limit, timeout=False):
+    """Waits `seconds` or until checkpoint `limit` is on disk, whichever comes first.
+
+    With `timeout`, the checkpoint must come first.
+    """
+    deadline = time.monotonic() + seconds
+    while (_newest_checkpoint(checkpoint_dir) or 0) < limit:
+        assert child.poll() is None, child.communicate()[1][-3000:]
+        if time.monotonic() > deadline:
+            assert not timeout, f"no checkpoint {limit} after {seconds} s"
+            return
+        time.sleep(0.01)
+
+
 def test_sigkill_at_seeded_random_points_then_resume(npz, tmp_path):
     out = str(tmp_path / "member")
     checkpoints = os.path.join(out, "checkpoints")
@@ -61,23 +75,21 @@ def test_sigkill_at_seeded_random_points_then_resume(npz, tmp_path):
     command = f"import sys; from het_ensembles import cli; sys.exit(cli.main({['train', *argv]!r}))"
     # Kill points, seeded: a run is killed either a random time after it starts (during
     # startup or the restore) or a random delay after it has written `gap` new checkpoints
-    # (mid-epoch, mid-evaluation or mid-save).
+    # (mid-epoch, mid-evaluation or mid-save). Either way it is killed at once when it gets
+    # two checkpoints past its start (timed) or one past its target: on a fast machine a
+    # random time alone can let the run finish (a CI run did, writing model.keras).
     rng = np.random.default_rng(KILL_SEED)
     resumed_from, kinds = [], []
     for _ in range(NUM_KILLS):
         start = _newest_checkpoint(checkpoints)
         gap = int(rng.integers(0, 4))
-        target = min((start or 0) + gap, epochs - 2)
+        target = min((start or 0) + gap, epochs - 3)
         child = python(command)
         if gap == 0:
-            time.sleep(rng.uniform(0.5, 4.0))
+            _wait(child, checkpoints, seconds=rng.uniform(0.5, 4.0), limit=(start or 0) + 2)
         else:
-            deadline = time.monotonic() + 120
-            while (_newest_checkpoint(checkpoints) or -1) < target:
-                assert child.poll() is None, child.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, f"no checkpoint {target} after 120 s"
-                time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 0.4))
+            _wait(child, checkpoints, seconds=120, limit=target, timeout=True)
+            _wait(child, checkpoints, seconds=rng.uniform(0.0, 0.4), limit=target + 1)
         assert child.poll() is None, "the run finished before it could be killed"
         child.send_signal(signal.SIGKILL)
         _, stderr = child.communicate(timeout=60)
