@@ -110,8 +110,10 @@ def check_finite_weights(model, *, step):
 
 
 def save_checkpoint(manager, strategy, epoch):
-    # TF writes the data files first and the `checkpoint` index last (atomically), so a kill
-    # mid-save leaves the previous checkpoint as the latest one.
+    # TF writes a checkpoint's data files, then its `.index` file (what `checkpoint_prefixes`
+    # finds), then the `checkpoint` state file. A kill mid-save leaves the previous checkpoint
+    # the newest one found, or at worst a new one that `restore_latest` cannot read and skips;
+    # the state file can lag the directory by one checkpoint, so it is never read here.
     path = manager.save(checkpoint_number=epoch)
     if not distribute.is_chief(strategy):
         shutil.rmtree(manager.directory, ignore_errors=True)
