@@ -180,10 +180,14 @@ class BestCheckpoint:
     def restore_weights(self):
         """Loads the best epoch's weights into the model; returns that epoch.
 
+        Every worker must call it: they wait for each other first, since the other workers
+        read the checkpoint the chief may still be writing.
+
         Raises:
           TrainingError: if no best epoch was saved (every validation NLL was non-finite) or
-            its checkpoint cannot be read.
+            its checkpoint cannot be read or holds another epoch.
         """
+        distribute.barrier(self.strategy)
         prefixes = checkpoint_prefixes(self.directory)
         if self.epoch is None or not prefixes:
             raise TrainingError(
@@ -198,4 +202,10 @@ class BestCheckpoint:
                 f"({_first_line(error)}). Remove {self.directory} and the member's other "
                 "checkpoints to train it again."
             ) from error
-        return int(self._epoch.numpy())
+        restored = int(self._epoch.numpy())
+        if restored != self.epoch:
+            raise TrainingError(
+                f"The best-epoch checkpoint {prefixes[0]} holds epoch {restored}, not the best "
+                f"epoch {self.epoch}: another run is writing {self.directory}?"
+            )
+        return restored

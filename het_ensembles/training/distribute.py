@@ -50,6 +50,15 @@ def is_chief(strategy):
     return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
 
 
+def barrier(strategy):
+    """Returns once every worker of a multi-worker strategy has called it (else at once).
+
+    Use it before a worker reads what the chief writes (the chief calls it after writing).
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
 @contextlib.contextmanager
 def multi_worker_fit_fixes(model):
     """Works around two bugs of Keras 3 `fit` under `MultiWorkerMirroredStrategy` (>= 2 workers).
