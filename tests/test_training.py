@@ -22,14 +22,21 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny_training import (
+    BATCH,
+    NUM_CLASSES,
+    NUM_FEATURES,
+    NUM_TEST,
+    NUM_TRAIN,
+    REPO,
+    python,
+    tiny_config,
+)
 
 import het_ensembles
 from het_ensembles import training
 from het_ensembles.training.config import HETEROSCEDASTIC_FIELDS
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NUM_TRAIN, NUM_TEST, NUM_FEATURES, NUM_CLASSES = 64, 21, 8, 4
-BATCH = 8
 SCALARS = (
     "train/loss",
     "train/nll",
@@ -41,37 +48,6 @@ SCALARS = (
     "test/ms_per_example",
     "learning_rate",
 )
-
-
-@pytest.fixture(scope="module")
-def npz(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    centers = rng.normal(size=(NUM_CLASSES, NUM_FEATURES))
-
-    def split(n):
-        y = rng.integers(0, NUM_CLASSES, n)
-        return (centers[y] + rng.normal(size=(n, NUM_FEATURES))).astype(np.float32), y
-
-    x_train, y_train = split(NUM_TRAIN)
-    x_test, y_test = split(NUM_TEST)
-    path = str(tmp_path_factory.mktemp("data") / "tiny.npz")
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
-
-
-def tiny_config(npz, **overrides):
-    config = training.default_config()
-    config.dataset = f"npz:{npz}"
-    config.model = "mlp"
-    config.model_kwargs = {"hidden_units": (16,)}
-    config.per_core_batch_size = BATCH
-    config.train_epochs = 2
-    config.base_learning_rate = 1.0
-    config.warmup_epochs = 1
-    config.lr_decay_epochs = (45,)  # of 90: epoch 1 of 2
-    for name, value in overrides.items():
-        config[name] = value
-    return config
 
 
 def reference_learning_rate(step, *, steps_per_epoch, base, warmup, decay_epochs, ratio):
@@ -342,20 +318,6 @@ def test_sigmoid_head_member_reports_multilabel_nll(npz, tmp_path):
     assert results["test/accuracy"] == pytest.approx(np.mean(logits.argmax(1) == arrays["y_test"]))
 
 
-def _python(code, env_overrides=None):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("TF_CONFIG", None)
-    env.update(env_overrides or {})
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_sigkill_then_same_command_resumes(npz, tmp_path):
     out = str(tmp_path / "member")
     epochs = 20
@@ -372,7 +334,7 @@ def test_sigkill_then_same_command_resumes(npz, tmp_path):
     command = f"import sys; from het_ensembles import cli; sys.exit(cli.main({['train', *argv]!r}))"
     state = os.path.join(out, "checkpoints", "checkpoint")
 
-    first = _python(command)
+    first = python(command)
     deadline = time.monotonic() + 120
     while not (os.path.exists(state) and "ckpt-2" in Path(state).read_text()):
         assert first.poll() is None, first.communicate()[1][-3000:]
@@ -396,7 +358,7 @@ def test_sigkill_then_same_command_resumes(npz, tmp_path):
         "cluster": {"worker": [f"localhost:{port}"]},
         "task": {"type": "worker", "index": 0},
     }
-    second = _python(command, env_overrides={"TF_CONFIG": json.dumps(tf_config)})
+    second = python(command, env_overrides={"TF_CONFIG": json.dumps(tf_config)})
     _, stderr = second.communicate(timeout=300)
     assert second.returncode == 0, stderr[-3000:]
     assert "Strategy: MultiWorkerMirroredStrategy" in stderr
@@ -418,7 +380,7 @@ def test_sigkill_then_same_command_resumes(npz, tmp_path):
 
 def test_mirrored_strategy_over_two_logical_cpus(npz, tmp_path):
     out = str(tmp_path / "member")
-    child = _python(
+    child = python(
         f"""
         import json
         import tensorflow as tf

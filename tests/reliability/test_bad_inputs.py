@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import NUM_CLASSES, NUM_FEATURES, REPO, make_arrays, tiny_config
+from tiny_training import NUM_CLASSES, NUM_FEATURES, REPO, make_arrays, tiny_config
 
 from het_ensembles import cli, data, ensemble, layers, metrics, training
 

@@ -28,7 +28,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from conftest import BATCH, NUM_TRAIN, REPO, python, tiny_config
+from tiny_training import BATCH, NUM_TRAIN, REPO, python, tiny_config
 
 import het_ensembles  # noqa: F401  (registers the layers for load_model)
 from het_ensembles import member_dir, metrics, training

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import BATCH, NUM_TRAIN, free_ports, python
+from tiny_training import BATCH, NUM_TRAIN, free_ports, python
 
 import het_ensembles  # noqa: F401
 from het_ensembles import training

@@ -1,8 +1,8 @@
 """Validation-split training: per-epoch `val/...`, the test set once, keep-the-best-epoch.
 
-A tiny `npz:` set (64 train / 21 test examples of 8 features, 4 classes) and an MLP, as in
-`tests/test_training.py`. Metrics of the stored model are recomputed with numpy on the
-held-out examples, chosen independently with `np.random.default_rng(validation_seed)`.
+The tiny `npz:` set and MLP config of `tests/tiny_training.py`, with a quarter of train held
+out. Metrics of the stored model are recomputed with numpy on the held-out examples, chosen
+independently with `np.random.default_rng(validation_seed)`.
 """
 
 import glob
@@ -14,45 +14,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny_training
+from tiny_training import BATCH, NUM_TEST, NUM_TRAIN
 
 from het_ensembles import training
 from het_ensembles.training import callbacks, checkpoints
 
-NUM_TRAIN, NUM_TEST, NUM_FEATURES, NUM_CLASSES = 64, 21, 8, 4
-BATCH = 8
 FRACTION, NUM_VALIDATION = 0.25, 16  # int(64 * 0.25)
 
 
-@pytest.fixture(scope="module")
-def npz(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    centers = rng.normal(size=(NUM_CLASSES, NUM_FEATURES))
-
-    def split(n):
-        y = rng.integers(0, NUM_CLASSES, n)
-        return (centers[y] + rng.normal(size=(n, NUM_FEATURES))).astype(np.float32), y
-
-    x_train, y_train = split(NUM_TRAIN)
-    x_test, y_test = split(NUM_TEST)
-    path = str(tmp_path_factory.mktemp("data") / "tiny.npz")
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
-
-
 def tiny_config(npz, **overrides):
-    config = training.default_config()
-    config.dataset = f"npz:{npz}"
-    config.model = "mlp"
-    config.model_kwargs = {"hidden_units": (16,)}
-    config.per_core_batch_size = BATCH
-    config.train_epochs = 2
-    config.base_learning_rate = 1.0
-    config.warmup_epochs = 1
-    config.lr_decay_epochs = (45,)
-    config.validation_fraction = FRACTION
-    for name, value in overrides.items():
-        config[name] = value
-    return config
+    return tiny_training.tiny_config(npz, **{"validation_fraction": FRACTION, **overrides})
 
 
 def numpy_nll_and_accuracy(labels, logits):
