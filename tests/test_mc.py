@@ -20,6 +20,29 @@ def _params(scale=1.0, seed=0):
     return loc, diag, factors, tf.constant(1.3)
 
 
+def _value_and_grads(fn, args, weights):
+    """`fn(*args)` and the gradient of `sum(weights * fn(*args))` with respect to each arg.
+
+    A non-uniform cotangent `weights` exercises every term of a backward pass.
+    """
+    with tf.GradientTape() as tape:
+        tape.watch(args)
+        out = fn(*args)
+        loss = tf.reduce_sum(weights * out)
+    return out, tape.gradient(loss, args)
+
+
+def _heads_reference(share):
+    """heads=2 materialised: the K = 6 latents as two 3-class softmaxes, 12 samples, autodiff."""
+
+    def reference(loc, diag, factors, tau):
+        z = mc.sample_latents(loc, diag, factors, SEED, num_samples=12, share_samples=share)
+        lp = tf.nn.log_softmax(tf.reshape(z / tau, [B, 12, 2, K // 2]))
+        return tf.reshape(tf.reduce_logsumexp(lp, axis=1) - math.log(12), [B, K])
+
+    return reference
+
+
 def _reference(loc, diag, factors, tau, *, num_samples, chunk_size, link, share=False):
     """All S samples materialised at once, differentiated by autodiff.
 
@@ -76,18 +99,18 @@ def test_custom_gradient_matches_autodiff(link, share):
         np.random.RandomState(1).randn(B, K, *([2] if link == "sigmoid" else [])), tf.float32
     )
 
-    def grads(fn):
-        with tf.GradientTape() as tape:
-            tape.watch(args)
-            out = tf.reduce_sum(weights * fn(*args))
-        return tape.gradient(out, args)
-
-    got = grads(
+    _, got = _value_and_grads(
         lambda *a: mc.mc_log_predictive(
             *a, SEED, num_samples=40, link=link, chunk_size=9, share_samples=share
-        )
+        ),
+        args,
+        weights,
     )
-    want = grads(lambda *a: _reference(*a, num_samples=40, chunk_size=9, link=link, share=share))
+    _, want = _value_and_grads(
+        lambda *a: _reference(*a, num_samples=40, chunk_size=9, link=link, share=share),
+        args,
+        weights,
+    )
     for name, g, w in zip(["loc", "diag", "factors", "temperature"], got, want):
         np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
 
@@ -101,18 +124,17 @@ def test_tiny_probabilities_fall_back_to_log_space_exactly(share):
     weights = tf.constant(np.random.RandomState(2).randn(B, K), tf.float32)
     args = (loc, diag, factors, tau)
 
-    def value_and_grads(fn):
-        with tf.GradientTape() as tape:
-            tape.watch(args)
-            log_p = fn(*args)
-            out = tf.reduce_sum(weights * log_p)
-        return log_p, tape.gradient(out, args)
-
-    got, got_grads = value_and_grads(
-        lambda *a: mc.mc_log_predictive(*a, SEED, num_samples=40, chunk_size=9, share_samples=share)
+    got, got_grads = _value_and_grads(
+        lambda *a: mc.mc_log_predictive(
+            *a, SEED, num_samples=40, chunk_size=9, share_samples=share
+        ),
+        args,
+        weights,
     )
-    want, want_grads = value_and_grads(
-        lambda *a: _reference(*a, num_samples=40, chunk_size=9, link="softmax", share=share)
+    want, want_grads = _value_and_grads(
+        lambda *a: _reference(*a, num_samples=40, chunk_size=9, link="softmax", share=share),
+        args,
+        weights,
     )
     assert got[0, 0] < -150  # far below what probability space can represent
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-5)
@@ -282,22 +304,12 @@ def test_heads_softmax_per_group_matches_autodiff_reference(share):
     args = _params()
     weights = tf.constant(np.random.RandomState(2).randn(B, K), tf.float32)
 
-    def reference(loc, diag, factors, tau):
-        z = mc.sample_latents(loc, diag, factors, SEED, num_samples=12, share_samples=share)
-        lp = tf.nn.log_softmax(tf.reshape(z / tau, [B, 12, 2, K // 2]))
-        return tf.reshape(tf.reduce_logsumexp(lp, axis=1) - math.log(12), [B, K])
-
-    def grads(fn):
-        with tf.GradientTape() as tape:
-            tape.watch(args)
-            out = fn(*args)
-            loss = tf.reduce_sum(weights * out)
-        return out, tape.gradient(loss, args)
-
-    got, got_grads = grads(
-        lambda *a: mc.mc_log_predictive(*a, SEED, num_samples=12, share_samples=share, heads=2)
+    got, got_grads = _value_and_grads(
+        lambda *a: mc.mc_log_predictive(*a, SEED, num_samples=12, share_samples=share, heads=2),
+        args,
+        weights,
     )
-    want, want_grads = grads(reference)
+    want, want_grads = _value_and_grads(_heads_reference(share), args, weights)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
     np.testing.assert_allclose(np.exp(got.numpy()).reshape(B, 2, -1).sum(-1), 1.0, atol=1e-5)
     for g, w in zip(got_grads, want_grads):
@@ -356,15 +368,8 @@ def test_projected_het_xl_matches_materialised_autodiff_reference(link, share, n
             per_sample = tf.stack([tf.math.log_sigmoid(z), tf.math.log_sigmoid(-z)], -1)
         return tf.reduce_logsumexp(per_sample, axis=1) - math.log(23)
 
-    def value_and_grads(fn):
-        with tf.GradientTape() as tape:
-            tape.watch(args)
-            out = fn(*args)
-            loss = tf.reduce_sum(weights * out)
-        return out, tape.gradient(loss, args)
-
-    got, got_grads = value_and_grads(ours)
-    want, want_grads = value_and_grads(reference)
+    got, got_grads = _value_and_grads(ours, args, weights)
+    want, want_grads = _value_and_grads(reference, args, weights)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
     names = ["loc", "diag", "factors", "temperature", "projection"]
     for name, g, w in zip(names, got_grads, want_grads):
@@ -458,22 +463,12 @@ def test_heads_tiny_probabilities_fall_back_to_log_space_exactly(share):
     args = (loc, diag, factors, tau)
     weights = tf.constant(np.random.RandomState(6).randn(B, K), tf.float32)
 
-    def reference(loc, diag, factors, tau):
-        z = mc.sample_latents(loc, diag, factors, SEED, num_samples=12, share_samples=share)
-        lp = tf.nn.log_softmax(tf.reshape(z / tau, [B, 12, 2, K // 2]))
-        return tf.reshape(tf.reduce_logsumexp(lp, axis=1) - math.log(12), [B, K])
-
-    def value_and_grads(fn):
-        with tf.GradientTape() as tape:
-            tape.watch(args)
-            out = fn(*args)
-            loss = tf.reduce_sum(weights * out)
-        return out, tape.gradient(loss, args)
-
-    got, got_grads = value_and_grads(
-        lambda *a: mc.mc_log_predictive(*a, SEED, num_samples=12, share_samples=share, heads=2)
+    got, got_grads = _value_and_grads(
+        lambda *a: mc.mc_log_predictive(*a, SEED, num_samples=12, share_samples=share, heads=2),
+        args,
+        weights,
     )
-    want, want_grads = value_and_grads(reference)
+    want, want_grads = _value_and_grads(_heads_reference(share), args, weights)
     assert got[0, 4] < -150
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-5)
     for g, w in zip(got_grads, want_grads):
