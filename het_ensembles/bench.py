@@ -138,18 +138,25 @@ def _train_step(impl, share, num_samples, spec):
         het_xl = {"latent_dim": dim} if impl == "het_xl" else {}
         head = layers.MCSoftmaxDenseFA(**args, **het_xl, seed=0)
     head(x[:1], training=True) if impl == "edward2" else head(x[:1])
-    parameters = int(sum(np.prod(w.shape) for w in head.trainable_weights))
+    step = _gradient_step(head, x, y)
+    step.parameters = int(sum(np.prod(w.shape) for w in head.trainable_weights))
+    return step
+
+
+def _gradient_step(layer, x, y):
+    """A tf.function of one training step's work: the cross-entropy of `layer(x)` against `y`
+    and its gradient with respect to all of `layer`'s trainable weights (returned)."""
+    import tensorflow as tf
 
     @tf.function
     def step():
         with tf.GradientTape() as tape:
-            logits = head(x, training=True)
+            logits = layer(x, training=True)
             loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
             )
-        return tape.gradient(loss, head.trainable_weights)
+        return tape.gradient(loss, layer.trainable_weights)
 
-    step.parameters = parameters
     return step
 
 
@@ -176,17 +183,7 @@ def _context_step(head, phase, spec):
 
     if phase == "test":
         return tf.function(lambda: model(x, training=False))
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-            )
-        return tape.gradient(loss, model.trainable_weights)
-
-    return step
+    return _gradient_step(model, x, y)
 
 
 def _worker(row, steps, spec):

@@ -1,5 +1,7 @@
-"""Tests of the bench's bookkeeping on hand-made round results (no timing is measured here)."""
+"""Tests of the bench: its bookkeeping on hand-made round results, and every row's step at tiny
+shapes (no timing is measured here)."""
 
+import numpy as np
 import pytest
 
 from het_ensembles import bench
@@ -44,3 +46,33 @@ def test_steady_rounds_give_no_warning_and_a_failed_row_no_ratio():
     assert bench.compare([ours, theirs]) == []
     assert ours["vs_edward2"] is None
     assert "failed: boom" in bench._format_table([ours, theirs])
+
+
+TINY = {"batch": 4, "dim": 8, "classes": 5, "factors": 2, "temperature": 1.5}
+
+
+@pytest.mark.parametrize("impl, share", [("dense", False), *bench.ROWS])
+def test_every_row_steps_and_differentiates_all_its_weights(impl, share):
+    """Each row's step runs at tiny shapes and returns a finite gradient for every trainable
+    parameter it reports (a broken row only shows as "failed" in the bench's table)."""
+    step = bench._train_step(impl, share, 3, TINY)
+    grads = step()
+    grads = grads if isinstance(grads, list) else [grads]
+    assert all(np.isfinite(g.numpy()).all() for g in grads)
+    if impl == "floor":  # the gradient of log_softmax over one [B, S, K] tensor
+        assert grads[0].shape == (4, 3, 5)
+    else:
+        assert step.parameters == sum(int(np.prod(g.shape)) for g in grads) > 0
+
+
+@pytest.mark.parametrize("head, phase", [(h, p) for _, h, p in bench.CONTEXT_ROWS])
+def test_every_context_row_runs_at_tiny_shapes(head, phase):
+    spec = {**bench.CONTEXT_SPEC, "batch": 2, "image_size": 32, "classes": 5, "factors": 2,
+            "train_mc_samples": 3, "test_mc_samples": 4}  # fmt: skip
+    out = bench._context_step(head, phase, spec)()
+    outs = out if isinstance(out, list) else [out]
+    assert all(np.isfinite(o.numpy()).all() for o in outs)
+    if phase == "test":
+        assert outs[0].shape == (2, 5)
+    else:  # one gradient per trainable weight of ResNet-50 and its head
+        assert len(outs) > 100
