@@ -123,7 +123,8 @@ def test_demo_table_matches_numpy_on_the_cached_predictions(demo_run):
 
 
 def test_demo_covariance_is_the_mean_over_het_members(demo_run):
-    from het_ensembles import analysis, data
+    from het_ensembles import data
+    from het_ensembles.analysis import covariance
 
     output_dir, record = demo_run
     cov = record["covariance"]
@@ -132,7 +133,7 @@ def test_demo_covariance_is_the_mean_over_het_members(demo_run):
         member = member_dir.read_member(os.path.join(output_dir, "members", "het", seed))
         model = member.load_model()
         x = next(iter(data.load("noisy_digits", "test", batch_size=1000, is_training=False)))[0]
-        per_member.append(analysis.mean_correlation(model, x.numpy())[0])
+        per_member.append(covariance.mean_correlation(model, x.numpy())[0])
     np.testing.assert_allclose(cov["correlation"], np.mean(per_member, axis=0), atol=1e-5)
     assert len(cov["pairs"]) == 5
     assert cov["planted_pairs"] == ((1, 7), (3, 8), (4, 9), (5, 6))

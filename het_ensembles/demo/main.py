@@ -79,13 +79,13 @@ def run_demo(
         run_synthetic(output_dir, config_dir, quick=quick, progress=progress) if synthetic else None
     )
 
-    from het_ensembles import analysis
+    from het_ensembles.analysis import covariance
 
     eval_dirs = {key: os.path.join(output_dir, "eval", key) for key, _, _ in METHODS}
     outputs.write_reliability_diagrams(
         members, eval_dirs, os.path.join(output_dir, "reliability_diagrams.png")
     )
-    analysis.plot_correlation(
+    covariance.plot_correlation(
         cov["correlation"],
         os.path.join(output_dir, "correlation_heatmap.png"),
         class_names=cov["class_names"],

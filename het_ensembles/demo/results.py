@@ -17,12 +17,12 @@ TOP_PAIRS = 5  # class pairs listed from the learned noise correlation (paper Ta
 
 def evaluate_groups(members, output_dir, *, progress=True):
     """THE evaluator on each group, noisy and clean test labels; {key: evaluator results}."""
-    from het_ensembles import ensemble
+    from het_ensembles import evaluation
 
     results = {}
     for key, _, row in METHODS:
         say(f"Evaluating {row} members and their ensemble (noisy and clean test labels)")
-        results[key] = ensemble.evaluate(
+        results[key] = evaluation.evaluate(
             members[key],
             [DATASET, CLEAN_SPLIT],
             os.path.join(output_dir, "eval", key),
@@ -55,7 +55,7 @@ def spread_and_intervals(results, members, output_dir, *, num_resamples=1000):
       paired bootstrap of the ensembles (`compare.ensemble_difference`, as `het-ensembles
       compare` reports it)}}`.
     """
-    from het_ensembles import compare
+    from het_ensembles.experiments import compare
 
     out = {}
     for labels_name, dataset in (("noisy", DATASET), ("clean", CLEAN_SPLIT)):
@@ -157,10 +157,11 @@ def covariance_analysis(het_members, *, top_k=TOP_PAIRS, progress=True):
     """
     from tqdm import tqdm
 
-    from het_ensembles import analysis, data
+    from het_ensembles import data
+    from het_ensembles.analysis import covariance
 
     info = data.get_info(DATASET)
-    planted = analysis.planted_pairs_of(DATASET)
+    planted = covariance.planted_pairs_of(DATASET)
     correlations, per_member = [], {}
     for member_dir in tqdm(
         het_members,
@@ -171,12 +172,12 @@ def covariance_analysis(het_members, *, top_k=TOP_PAIRS, progress=True):
     ):
         model = member_files.read_member(member_dir).load_model()
         inputs = data.load(DATASET, "test", batch_size=256, is_training=False)
-        correlation, _ = analysis.mean_correlation(model, inputs)
+        correlation, _ = covariance.mean_correlation(model, inputs)
         correlations.append(correlation)
-        own = analysis.top_pairs(correlation, top_k=top_k, class_names=info.class_names)
+        own = covariance.top_pairs(correlation, top_k=top_k, class_names=info.class_names)
         per_member[os.path.basename(member_dir)] = sum(p["classes"] in planted for p in own)
     correlation = np.mean(correlations, axis=0)
-    pairs = analysis.top_pairs(correlation, top_k=top_k, class_names=info.class_names)
+    pairs = covariance.top_pairs(correlation, top_k=top_k, class_names=info.class_names)
     return {
         "correlation": correlation,
         "pairs": pairs,
@@ -188,10 +189,10 @@ def covariance_analysis(het_members, *, top_k=TOP_PAIRS, progress=True):
 
 
 def format_pairs_next_to_planted(cov):
-    from het_ensembles import analysis
+    from het_ensembles.analysis import covariance
 
     planted = cov["planted_pairs"]
-    table = analysis.format_pairs(cov["pairs"], planted=planted).splitlines()
+    table = covariance.format_pairs(cov["pairs"], planted=planted).splitlines()
     right = ["planted pairs (label swaps)"] + [f"  {a} <-> {b}" for a, b in planted]
     width = max(len(line) for line in table) + 4
     lines = []

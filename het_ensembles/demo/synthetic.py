@@ -16,7 +16,7 @@ def run_synthetic(output_dir, config_dir, *, quick, progress=True):
       dict with "hom_nll", "het_nll", "bayes_nll", "bayes_nll_standard_error" and
       "gap_closed" = (hom - het) / (hom - bayes).
     """
-    from het_ensembles import ensemble
+    from het_ensembles import evaluation
     from het_ensembles.data import synthetic
 
     nll = {}
@@ -26,7 +26,7 @@ def run_synthetic(output_dir, config_dir, *, quick, progress=True):
         train_member(
             config, member_dir, label=f"[synthetic {index}/2] {row} seed 0", progress=progress
         )
-        result = ensemble.evaluate(
+        result = evaluation.evaluate(
             [member_dir],
             ["synthetic"],
             os.path.join(output_dir, "synthetic", "eval", key),

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from het_ensembles import member_dir, metrics
-from het_ensembles.arguments import check_int
+from het_ensembles.cli.arguments import check_int
 from het_ensembles.data import class_subsets
 from het_ensembles.evaluation import cache as cache_lib
 from het_ensembles.evaluation import datasets as datasets_lib

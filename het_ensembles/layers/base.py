@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from het_ensembles import mc
-from het_ensembles.arguments import check_int
+from het_ensembles.cli.arguments import check_int
 from het_ensembles.layers.edward2_api import (
     LOGIT_NOISES,
     EdwardCallMixin,

@@ -10,7 +10,7 @@ Cost: O(num_resamples x N x K).
 
 import numpy as np
 
-from het_ensembles.arguments import check_int
+from het_ensembles.cli.arguments import check_int
 from het_ensembles.metrics.classification import DEFAULT_NUM_BINS, ClassificationMetrics
 
 BOOTSTRAP_METRICS = ("accuracy", "nll", "ece")

@@ -5,7 +5,7 @@ Every case feeds a wrong type, range, shape, empty data or NaN and must end in a
 argument -- never a TensorFlow stack trace, a hang or a wrong number.
 
 Entry points: the layer constructors and calls (`het_ensembles.layers`), the metric functions
-and accumulators (`het_ensembles.metrics`), `ensemble.evaluate`, the in-memory data path
+and accumulators (`het_ensembles.metrics`), `evaluation.evaluate`, the in-memory data path
 (`het_ensembles.data`), every config field with a range (`training.validate_config` via
 `train_and_evaluate`), and each CLI subcommand through `het_ensembles.cli.main`.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from tiny_training import NUM_CLASSES, NUM_FEATURES, REPO, make_arrays, tiny_config
 
-from het_ensembles import cli, data, ensemble, layers, metrics, training
+from het_ensembles import cli, data, evaluation, layers, metrics, training
 
 # ------------------------------------------------------------------------------------------------
 # Layers: constructors.
@@ -373,7 +373,7 @@ def test_config_unknown_field(npz, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# ensemble.evaluate (with a real member, so each case fails on the argument, not the member).
+# evaluation.evaluate (with a real member, so each case fails on the argument, not the member).
 
 
 @pytest.fixture(scope="module")
@@ -426,14 +426,14 @@ EVALUATE_CASES = [
 def test_evaluate(member, tmp_path, arguments, message):
     call = {"members": [member], "datasets": {"d": _xy()}, "progress": False, **arguments}
     with pytest.raises(ValueError, match=message):
-        ensemble.evaluate(call.pop("members"), call.pop("datasets"), str(tmp_path / "e"), **call)
+        evaluation.evaluate(call.pop("members"), call.pop("datasets"), str(tmp_path / "e"), **call)
 
 
 def test_evaluate_unwritable_output_dir(member, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     with pytest.raises(ValueError, match=r"output_dir is not a writable directory.*a_file/e"):
-        ensemble.evaluate([member], {"d": _xy()}, str(blocker / "e"), progress=False)
+        evaluation.evaluate([member], {"d": _xy()}, str(blocker / "e"), progress=False)
 
 
 # ------------------------------------------------------------------------------------------------

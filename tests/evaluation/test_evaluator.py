@@ -1,4 +1,4 @@
-"""Tests for het_ensembles.ensemble: tiny Dense members built here, numpy references."""
+"""Tests for het_ensembles.evaluation: tiny Dense members built here, numpy references."""
 
 import hashlib
 import itertools
@@ -12,7 +12,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from scipy import special
 
-from het_ensembles import ensemble
+from het_ensembles import evaluation
 
 NUM_FEATURES, NUM_CLASSES, NUM_EXAMPLES = 4, 3, 37
 
@@ -62,7 +62,7 @@ def four_members(tmp_path_factory):
     weights = [_write_member(str(root / "het" / str(i)), seed=i) for i in range(4)]
     x, y = _data()
     output_dir = str(root / "eval")
-    results = ensemble.evaluate(
+    results = evaluation.evaluate(
         str(root / "het" / "*"),
         {"toy": (x, y)},
         output_dir,
@@ -164,7 +164,7 @@ class TestCache:
         _write_member(str(tmp_path / "m" / "b"), seed=2)
         x, y = _data()
         args = (str(tmp_path / "m" / "*"), {"toy": (x, y)}, str(tmp_path / "out"))
-        first = ensemble.evaluate(*args, progress=False)
+        first = evaluation.evaluate(*args, progress=False)
         cached_b = tmp_path / "out" / "predictions" / "toy" / "b.npy"
         stamp = os.stat(cached_b).st_mtime_ns
 
@@ -173,10 +173,10 @@ class TestCache:
 
         with monkeypatch.context() as patch:
             patch.setattr(keras.saving, "load_model", refuse)
-            assert ensemble.evaluate(*args, progress=False) == first
+            assert evaluation.evaluate(*args, progress=False) == first
 
         new_weights = _write_member(str(tmp_path / "m" / "a"), seed=7)  # retrained member
-        second = ensemble.evaluate(*args, progress=False)
+        second = evaluation.evaluate(*args, progress=False)
         cached_a = np.load(tmp_path / "out" / "predictions" / "toy" / "a.npy")
         np.testing.assert_allclose(cached_a, _reference_log_probs(x, new_weights), atol=1e-5)
         assert os.stat(cached_b).st_mtime_ns == stamp
@@ -199,7 +199,7 @@ class TestCache:
         os.makedirs(tmp_path / "het")
         model.save(tmp_path / "het" / "model.keras")
         x, y = _data()
-        first = ensemble.evaluate(
+        first = evaluation.evaluate(
             str(tmp_path / "het"),
             {"toy": (x, y)},
             str(tmp_path / "out"),
@@ -212,7 +212,7 @@ class TestCache:
 
         with monkeypatch.context() as patch:
             patch.setattr(keras.saving, "load_model", refuse)
-            again = ensemble.evaluate(
+            again = evaluation.evaluate(
                 str(tmp_path / "het"),
                 {"toy": (x, y)},
                 str(tmp_path / "out"),
@@ -221,7 +221,7 @@ class TestCache:
             )
         assert again == first
         # ... and predicting afresh at that batch size gives the same numbers.
-        fresh = ensemble.evaluate(
+        fresh = evaluation.evaluate(
             str(tmp_path / "het"),
             {"toy": (x, y)},
             str(tmp_path / "fresh"),
@@ -240,7 +240,7 @@ class TestCache:
         weights = _write_member(str(tmp_path / "m" / "a"), seed=1)
         x, y = _data()
         args = (str(tmp_path / "m" / "*"), {"toy": (x, y)}, str(tmp_path / "out"))
-        first = ensemble.evaluate(*args, progress=False)
+        first = evaluation.evaluate(*args, progress=False)
         directory = tmp_path / "out" / "predictions" / "toy"
         if damage == "garbage":
             (directory / "a.npy").write_bytes(b"\x93NUMPY not really")
@@ -249,7 +249,7 @@ class TestCache:
         else:
             (directory / "labels.npy").write_bytes(b"")
         with pytest.warns(UserWarning, match="damaged"):
-            second = ensemble.evaluate(*args, progress=False)
+            second = evaluation.evaluate(*args, progress=False)
         assert second["toy"]["members"]["a"]["nll"] == first["toy"]["members"]["a"]["nll"]
         np.testing.assert_allclose(
             np.load(directory / "a.npy"), _reference_log_probs(x, weights), atol=1e-5
@@ -261,9 +261,9 @@ class TestCache:
         x, y = _data()
         y_new = (y + 1) % NUM_CLASSES
         members, output_dir = str(tmp_path / "m" / "*"), str(tmp_path / "out")
-        ensemble.evaluate(members, {"toy": (x, y)}, output_dir, progress=False)
+        evaluation.evaluate(members, {"toy": (x, y)}, output_dir, progress=False)
         with pytest.warns(UserWarning, match="labels of toy differ"):
-            result = ensemble.evaluate(members, {"toy": (x, y_new)}, output_dir, progress=False)
+            result = evaluation.evaluate(members, {"toy": (x, y_new)}, output_dir, progress=False)
         reference = np.load(tmp_path / "out" / "predictions" / "toy" / "a.npy")
         assert result["toy"]["members"]["a"]["nll"] == pytest.approx(
             -np.mean(reference[np.arange(NUM_EXAMPLES), y_new]), rel=1e-6
@@ -277,49 +277,49 @@ class TestValidation:
         os.makedirs(tmp_path / "runs" / "het" / "0" / "checkpoints")
         (tmp_path / "runs" / "notes.txt").write_text("not a member")
         for pattern in ("runs", "runs/*", "runs/**/model.keras"):
-            members = ensemble.find_members(str(tmp_path / pattern))
+            members = evaluation.find_members(str(tmp_path / pattern))
             assert [m.name for m in members] == ["det_0", "het_0", "het_1"]
-        assert ensemble.find_members([str(tmp_path / "runs/det/0")])[0].name == "0"
+        assert evaluation.find_members([str(tmp_path / "runs/det/0")])[0].name == "0"
 
     def test_bad_members(self, tmp_path):
         x, y = _data()
         data = {"toy": (x, y)}
         out = str(tmp_path / "out")
         with pytest.raises(ValueError, match="No member directory matches"):
-            ensemble.evaluate(str(tmp_path / "nothing*"), data, out)
+            evaluation.evaluate(str(tmp_path / "nothing*"), data, out)
         os.makedirs(tmp_path / "unfinished" / "checkpoints")
         with pytest.raises(ValueError, match="has no model.keras"):
-            ensemble.evaluate(str(tmp_path / "unfinished"), data, out)
+            evaluation.evaluate(str(tmp_path / "unfinished"), data, out)
 
         _write_member(str(tmp_path / "a"), seed=0)
         _write_member(str(tmp_path / "b"), seed=1, num_classes=5)
         with pytest.raises(ValueError, match="disagree on the number of classes"):
-            ensemble.evaluate([str(tmp_path / "a"), str(tmp_path / "b")], data, out)
+            evaluation.evaluate([str(tmp_path / "a"), str(tmp_path / "b")], data, out)
         _write_member(str(tmp_path / "c"), seed=1, config={"multilabel": True})
         with pytest.raises(ValueError, match="mix softmax and multilabel"):
-            ensemble.evaluate([str(tmp_path / "a"), str(tmp_path / "c")], data, out)
+            evaluation.evaluate([str(tmp_path / "a"), str(tmp_path / "c")], data, out)
         _write_member(str(tmp_path / "d"), seed=1, config={"num_classes": 4})
         with pytest.raises(ValueError, match="outputs 3 classes; expected 4"):
-            ensemble.evaluate(str(tmp_path / "d"), {"toy": (x, y % 2)}, out)
+            evaluation.evaluate(str(tmp_path / "d"), {"toy": (x, y % 2)}, out)
         _write_member(str(tmp_path / "e"), seed=1)
         (tmp_path / "e" / "model.keras").write_bytes(b"not a zip file")
         with pytest.raises(ValueError, match="Cannot load member e"):
-            ensemble.evaluate([str(tmp_path / "a"), str(tmp_path / "e")], data, out)
+            evaluation.evaluate([str(tmp_path / "a"), str(tmp_path / "e")], data, out)
 
     def test_bad_arguments(self, tmp_path):
         _write_member(str(tmp_path / "a"), seed=0)
         x, y = _data()
         members, out = str(tmp_path / "a"), str(tmp_path / "out")
         with pytest.raises(ValueError, match="ensemble_size must be <= the number of members"):
-            ensemble.evaluate(members, {"toy": (x, y)}, out, ensemble_size=2)
+            evaluation.evaluate(members, {"toy": (x, y)}, out, ensemble_size=2)
         with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
-            ensemble.evaluate(members, {"toy": (x, y)}, out, batch_size=0)
+            evaluation.evaluate(members, {"toy": (x, y)}, out, batch_size=0)
         with pytest.raises(ValueError, match="same non-zero length"):
-            ensemble.evaluate(members, {"toy": (x, y[:3])}, out)
+            evaluation.evaluate(members, {"toy": (x, y[:3])}, out)
         with pytest.raises(ValueError, match="do not fit 3 classes"):
-            ensemble.evaluate(members, {"toy": (x, y + 3)}, out, progress=False)
+            evaluation.evaluate(members, {"toy": (x, y + 3)}, out, progress=False)
         with pytest.raises(ValueError, match="severities"):
-            ensemble.corrupted_datasets(severities=[6])
+            evaluation.corrupted_datasets(severities=[6])
 
 
 def test_multilabel_members(tmp_path):
@@ -331,7 +331,7 @@ def test_multilabel_members(tmp_path):
     targets = (np.random.default_rng(3).uniform(size=(NUM_EXAMPLES, NUM_CLASSES)) < 0.4).astype(
         np.int32
     )
-    results = ensemble.evaluate(
+    results = evaluation.evaluate(
         str(tmp_path / "m" / "*"), {"tags": (x, targets)}, str(tmp_path / "out"), progress=False
     )
     log_p = np.stack([_reference_log_probs(x, w, multilabel=True) for w in weights])
@@ -374,7 +374,7 @@ def test_mixed_ensemble_with_a_heteroscedastic_member(tmp_path):
         }
         (tmp_path / name / "config.json").write_text(json.dumps(config))
     x, y = _data()
-    results = ensemble.evaluate(
+    results = evaluation.evaluate(
         [str(tmp_path / "det"), str(tmp_path / "het")],
         {"toy": (x, y)},
         str(tmp_path / "out"),
@@ -406,7 +406,7 @@ def test_imagenet_c_summary_and_mce(tmp_path):
     ):
         sets[f"imagenet2012_corrupted/{name}"] = _data(seed)
     sets["imagenet2012"] = _data(0)
-    results = ensemble.evaluate(
+    results = evaluation.evaluate(
         str(tmp_path / "m" / "*"), sets, str(tmp_path / "out"), progress=False
     )
     summary = results["imagenet2012_corrupted"]
@@ -449,7 +449,7 @@ def _write_imagenet_members(root, count=2):
 def test_imagenet_c_end_to_end_on_mock_tfds(tmp_path):
     _write_imagenet_members(tmp_path / "m")
     with tfds.testing.mock_data(num_examples=5):
-        results = ensemble.evaluate(
+        results = evaluation.evaluate(
             str(tmp_path / "m" / "*"),
             ["imagenet2012", "imagenet2012_corrupted/gaussian_noise"],
             str(tmp_path / "out"),
@@ -465,7 +465,7 @@ def test_imagenet_c_end_to_end_on_mock_tfds(tmp_path):
         np.testing.assert_allclose(special.logsumexp(cached, axis=1), 0.0, atol=1e-4)
     errors = [1 - results[n]["ensemble"]["accuracy"] for n in names]
     assert results["imagenet2012_corrupted"]["ensemble"]["mce"] == pytest.approx(
-        np.mean(errors) / ensemble.ALEXNET_ERRORS["gaussian_noise"]
+        np.mean(errors) / evaluation.ALEXNET_ERRORS["gaussian_noise"]
     )
 
 
@@ -479,7 +479,7 @@ def test_cli_on_npz_with_a_clean_split(tmp_path, capsys):
     out = str(tmp_path / "out")
     argv = ["--members", str(tmp_path / "m" / "*"), "--output_dir", out, "--no_progress"]
     argv += ["--dataset", f"npz:{path}", f"npz:{path}:test_clean", "--batch_size", "16"]
-    assert ensemble.cli_main(argv) == 0
+    assert evaluation.cli_main(argv) == 0
     assert "ensemble" in capsys.readouterr().out
     with open(os.path.join(out, "metrics.json")) as f:
         results = json.load(f)
@@ -493,7 +493,7 @@ def test_cli_on_npz_with_a_clean_split(tmp_path, capsys):
         )
 
     argv = ["--members", str(tmp_path / "none*"), "--dataset", "toy", "--output_dir", out]
-    assert ensemble.cli_main(argv) == 2
+    assert evaluation.cli_main(argv) == 2
     assert "No member directory matches" in capsys.readouterr().err
 
 
@@ -540,7 +540,7 @@ def test_members_from_the_trainer_reproduce_their_own_test_metrics(tmp_path):
         )
         training.train_and_evaluate(config, str(tmp_path / "runs" / name))
     validation = f"npz:{npz}:validation"
-    results = ensemble.evaluate(
+    results = evaluation.evaluate(
         str(tmp_path / "runs" / "*"),
         [f"npz:{npz}", validation],
         str(tmp_path / "out"),
@@ -558,7 +558,7 @@ def test_members_from_the_trainer_reproduce_their_own_test_metrics(tmp_path):
     # The validation labels are the held-out training labels (data.holdout_indices' choice).
     from het_ensembles.data import arrays
 
-    labels, _ = ensemble.cached_predictions(
+    labels, _ = evaluation.cached_predictions(
         str(tmp_path / "out"), str(tmp_path / "runs" / "*"), validation
     )
     np.testing.assert_array_equal(labels, y_train[arrays.holdout_indices(48, 12, 3)[1]])
@@ -570,13 +570,13 @@ def test_a_validation_split_needs_members_that_held_out_the_same_one(tmp_path):
     np.savez(npz, x_train=x, y_train=y, x_test=x, y_test=y)
     _write_member(tmp_path / "none" / "a", 0)
     with pytest.raises(ValueError, match="held out no validation split.*validation_fraction=0"):
-        ensemble.evaluate(str(tmp_path / "none" / "*"), [f"npz:{npz}:validation"], str(tmp_path))
+        evaluation.evaluate(str(tmp_path / "none" / "*"), [f"npz:{npz}:validation"], str(tmp_path))
     _write_member(tmp_path / "two" / "a", 0, config={"validation_fraction": 0.2})
     _write_member(
         tmp_path / "two" / "b", 1, config={"validation_fraction": 0.2, "validation_seed": 1}
     )
     with pytest.raises(ValueError, match="held out different validation splits"):
-        ensemble.evaluate(str(tmp_path / "two" / "*"), [f"npz:{npz}:validation"], str(tmp_path))
+        evaluation.evaluate(str(tmp_path / "two" / "*"), [f"npz:{npz}:validation"], str(tmp_path))
 
 
 def test_imagenet_suite_rows_paste_under_the_published_table(tmp_path, capsys):
@@ -603,7 +603,7 @@ def test_imagenet_suite_rows_paste_under_the_published_table(tmp_path, capsys):
     argv = ["--members", str(tmp_path / "m" / "*"), "--suite", "imagenet", "--output_dir", str(out)]
     argv += ["--corruptions", "gaussian_noise", "--severities", "1", "--no_progress"]
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
-        assert ensemble.cli_main(argv) == 0
+        assert evaluation.cli_main(argv) == 0
     results = json.loads((out / "metrics.json").read_text())
     for name in ("imagenet2012", "imagenet_a", "imagenet_v2", "imagenet_r"):
         assert results[name]["ensemble"]["num_examples"] == 6
@@ -646,7 +646,7 @@ def test_cifar_rows_with_the_cifar10_c_summary(tmp_path):
         _write_member(str(tmp_path / "m" / str(i)), seed=i)
     sets = {"cifar10": _data(0), "cifar10_corrupted/fog_1": _data(1)}
     sets["cifar10_corrupted/snow_2"] = _data(2)
-    results = ensemble.evaluate(
+    results = evaluation.evaluate(
         str(tmp_path / "m" / "*"), sets, str(tmp_path / "out"), progress=False
     )
     summary = results["cifar10_corrupted"]["member_mean"]

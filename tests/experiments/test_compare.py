@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from het_ensembles import compare, metrics
+from het_ensembles import metrics
+from het_ensembles.experiments import compare
 
 CONFIG = """
 from het_ensembles import training

@@ -4,7 +4,7 @@ shapes (no timing is measured here)."""
 import numpy as np
 import pytest
 
-from het_ensembles import bench
+from het_ensembles.tools import bench
 
 
 def _rounds(times, memory=100.0, outputs=10.0):

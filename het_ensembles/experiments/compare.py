@@ -26,7 +26,7 @@ import sys
 import numpy as np
 
 from het_ensembles import member_dir, metrics
-from het_ensembles.arguments import check_int
+from het_ensembles.cli.arguments import check_int
 from het_ensembles.metrics.bootstrap import BOOTSTRAP_METRICS, paired_bootstrap
 
 SUMMARY_METRICS = ("accuracy", "nll", "ece")

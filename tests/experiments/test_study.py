@@ -8,7 +8,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from het_ensembles import study
+from het_ensembles.experiments import study
 from het_ensembles.data import noisy_digits, synthetic
 
 CONFIG = """

@@ -1,8 +1,9 @@
 """The `het-ensembles` command line: one entry point, one subcommand per job.
 
 Each subcommand lives in the module that does the work and exposes
-`cli_main(argv: list[str]) -> int`; this file only dispatches, importing that module
-when the subcommand runs.
+`cli_main(argv: list[str]) -> int`; this package only dispatches, importing that module
+when the subcommand runs. `arguments` holds the argument checks every entry point shares,
+layer constructors included.
 """
 
 import argparse
@@ -22,14 +23,14 @@ SUBCOMMANDS = {
         "evaluate members and ensembles, write a leaderboard row",
     ),
     "demo": ("het_ensembles.demo", "the main job: Hom/Het members and ensembles on noisy_digits"),
-    "covariance": ("het_ensembles.analysis", "top correlated class pairs of a member's Sigma(x)"),
-    "bench": ("het_ensembles.bench", "time and memory of the MC head vs edward2"),
+    "covariance": ("het_ensembles.analysis.covariance", "top correlated class pairs of a member's Sigma(x)"),
+    "bench": ("het_ensembles.tools.bench", "time and memory of the MC head vs edward2"),
     "compare": (
-        "het_ensembles.compare",
+        "het_ensembles.experiments.compare",
         "two or more configs, N seeds each: spread and paired bootstrap intervals",
     ),
     "study": (
-        "het_ensembles.study",
+        "het_ensembles.experiments.study",
         "two configs on random held-out noisy_digits variants: how often B beats A",
     ),
 }
@@ -109,7 +110,3 @@ def main(argv=None):
     with contextlib.nullcontext() if wants_help else _without_startup_noise():
         module = importlib.import_module(SUBCOMMANDS[command][0])
     return module.cli_main(rest)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

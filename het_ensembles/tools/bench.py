@@ -220,7 +220,7 @@ def _worker(row, steps, spec):
 
 def _run_round(row, steps, spec):
     """One round of one row, in a fresh process; {"error": ...} if it failed."""
-    cmd = [sys.executable, "-m", "het_ensembles.bench", "--_worker",
+    cmd = [sys.executable, "-m", "het_ensembles.tools.bench", "--_worker",
            json.dumps([list(row), steps, spec])]  # fmt: skip
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)

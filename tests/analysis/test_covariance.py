@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from het_ensembles import analysis, data, member_dir
+from het_ensembles import data, member_dir
+from het_ensembles.analysis import covariance
 
 
 @keras.saving.register_keras_serializable(package="test_analysis")
@@ -67,20 +68,20 @@ def test_mean_correlation_matches_numpy_over_arrays_and_datasets():
     model = _model((6,))
     x = np.random.default_rng(0).standard_normal((37, 6)).astype(np.float32)
     expected = _reference_mean_correlation(model, x)
-    got, count = analysis.mean_correlation(model, x, batch_size=8)
+    got, count = covariance.mean_correlation(model, x, batch_size=8)
     assert count == 37
     np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(np.diag(got), 1.0)
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(37, np.int32))).batch(10)
-    got_ds, count_ds = analysis.mean_correlation(model, dataset)
+    got_ds, count_ds = covariance.mean_correlation(model, dataset)
     assert count_ds == 37
     np.testing.assert_allclose(got_ds, expected, atol=1e-5)
-    got_max, count_max = analysis.mean_correlation(model, x, batch_size=8, max_examples=11)
+    got_max, count_max = covariance.mean_correlation(model, x, batch_size=8, max_examples=11)
     assert count_max == 11
     np.testing.assert_allclose(got_max, _reference_mean_correlation(model, x[:11]), atol=1e-5)
-    raw, _ = analysis.mean_correlation(model, x, center=False)
+    raw, _ = covariance.mean_correlation(model, x, center=False)
     np.testing.assert_allclose(raw, _reference_mean_correlation(model, x, center=False), atol=1e-5)
 
 
@@ -90,21 +91,21 @@ def test_centering_removes_common_mode_noise():
     k = 4
     swap = np.array([1.0, -1.0, 0.0, 0.0])
     cov = 0.1 * np.eye(k) + np.outer(swap, swap) + 25.0 * np.ones((k, k))
-    raw = analysis.covariance_to_correlation(cov)
+    raw = covariance.covariance_to_correlation(cov)
     assert raw[0, 1] > 0.9 and raw[2, 3] > 0.9
-    centred = analysis.covariance_to_correlation(analysis.center_covariance(cov))
+    centred = covariance.covariance_to_correlation(covariance.center_covariance(cov))
     p = np.eye(k) - 1.0 / k
-    np.testing.assert_allclose(analysis.center_covariance(cov), p @ cov @ p, atol=1e-12)
+    np.testing.assert_allclose(covariance.center_covariance(cov), p @ cov @ p, atol=1e-12)
     assert centred[0, 1] < -0.9
-    assert analysis.top_pairs(centred, top_k=1)[0]["classes"] == (0, 1)
+    assert covariance.top_pairs(centred, top_k=1)[0]["classes"] == (0, 1)
 
 
 def test_covariance_to_correlation_matches_numpy_corrcoef_definition():
     a = np.random.default_rng(1).standard_normal((3, 50))
     cov = np.cov(a)
-    np.testing.assert_allclose(analysis.covariance_to_correlation(cov), np.corrcoef(a))
+    np.testing.assert_allclose(covariance.covariance_to_correlation(cov), np.corrcoef(a))
     zero_variance = np.diag([1.0, 0.0])
-    np.testing.assert_array_equal(analysis.covariance_to_correlation(zero_variance), np.eye(2))
+    np.testing.assert_array_equal(covariance.covariance_to_correlation(zero_variance), np.eye(2))
 
 
 def test_top_pairs_ranks_by_abs_positive_and_negative():
@@ -112,48 +113,48 @@ def test_top_pairs_ranks_by_abs_positive_and_negative():
     for (i, j), value in {(0, 1): 0.2, (0, 2): -0.7, (1, 3): 0.5, (2, 3): -0.1}.items():
         corr[i, j] = corr[j, i] = value
     names = ("a", "b", "c", "d")
-    by_abs = analysis.top_pairs(corr, top_k=3, class_names=names)
+    by_abs = covariance.top_pairs(corr, top_k=3, class_names=names)
     assert [p["classes"] for p in by_abs] == [(0, 2), (1, 3), (0, 1)]
     assert by_abs[0]["names"] == ("a", "c")
     assert by_abs[0]["correlation"] == pytest.approx(-0.7)
     assert [p["rank"] for p in by_abs] == [1, 2, 3]
-    positive = analysis.top_pairs(corr, top_k=2, rank_by="positive")
+    positive = covariance.top_pairs(corr, top_k=2, rank_by="positive")
     assert [p["classes"] for p in positive] == [(1, 3), (0, 1)]
-    negative = analysis.top_pairs(corr, top_k=1, rank_by="negative")
+    negative = covariance.top_pairs(corr, top_k=1, rank_by="negative")
     assert negative[0]["classes"] == (0, 2) and negative[0]["names"] == ("0", "2")
-    assert len(analysis.top_pairs(corr, top_k=100)) == 6
+    assert len(covariance.top_pairs(corr, top_k=100)) == 6
 
 
 def test_top_pairs_rejects_bad_arguments():
     with pytest.raises(ValueError, match="square"):
-        analysis.top_pairs(np.zeros((2, 3)))
+        covariance.top_pairs(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="rank_by"):
-        analysis.top_pairs(np.eye(3), rank_by="largest")
+        covariance.top_pairs(np.eye(3), rank_by="largest")
     with pytest.raises(ValueError, match="top_k"):
-        analysis.top_pairs(np.eye(3), top_k=0)
+        covariance.top_pairs(np.eye(3), top_k=0)
     with pytest.raises(ValueError, match="class_names"):
-        analysis.top_pairs(np.eye(3), class_names=("a", "b"))
+        covariance.top_pairs(np.eye(3), class_names=("a", "b"))
 
 
 def test_mean_correlation_rejects_a_deterministic_head():
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(2, name="head")(inputs))
     with pytest.raises(ValueError, match="heteroscedastic head"):
-        analysis.mean_correlation(model, np.zeros((2, 3), np.float32))
+        covariance.mean_correlation(model, np.zeros((2, 3), np.float32))
 
 
 def test_planted_pairs_and_table_format():
-    assert analysis.planted_pairs_of("noisy_digits") == ((1, 7), (3, 8), (4, 9), (5, 6))
-    assert analysis.planted_pairs_of("synthetic") == ((0, 1), (2, 3))
-    assert analysis.planted_pairs_of("cifar10") is None
+    assert covariance.planted_pairs_of("noisy_digits") == ((1, 7), (3, 8), (4, 9), (5, 6))
+    assert covariance.planted_pairs_of("synthetic") == ((0, 1), (2, 3))
+    assert covariance.planted_pairs_of("cifar10") is None
     pairs = [{"rank": 1, "classes": (7, 1), "names": ("7", "1"), "correlation": -0.5}]
-    table = analysis.format_pairs(pairs, planted=((1, 7),))
+    table = covariance.format_pairs(pairs, planted=((1, 7),))
     assert table.splitlines()[1].split()[-2:] == ["-0.500", "yes"]
 
 
 def test_heatmap_is_a_png(tmp_path):
     path = tmp_path / "sub" / "c.png"
-    analysis.plot_correlation(np.eye(3) * 0.5, str(path), highlight_pairs=((0, 1),), title="t")
+    covariance.plot_correlation(np.eye(3) * 0.5, str(path), highlight_pairs=((0, 1),), title="t")
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(path.parent) == ["c.png"]  # no temp file left behind
@@ -166,7 +167,7 @@ def test_cli_on_a_member_directory(tmp_path, capsys):
     member.mkdir()
     model.save(member / "model.keras")
     (member / "config.json").write_text(json.dumps({"dataset": "noisy_digits"}))
-    assert analysis.cli_main(["--member", str(member), "--top_k", "3", "--batch_size", "128"]) == 0
+    assert covariance.cli_main(["--member", str(member), "--top_k", "3", "--batch_size", "128"]) == 0
     out = capsys.readouterr().out
     assert "noisy_digits/test (539 examples)" in out
     read = member_dir.read_member(str(member))
@@ -179,12 +180,12 @@ def test_cli_on_a_member_directory(tmp_path, capsys):
     summary = json.loads((member / "covariance" / "covariance_pairs.json").read_text())
     assert summary["num_examples"] == 539
     assert [tuple(p["classes"]) for p in summary["pairs"]] == [
-        p["classes"] for p in analysis.top_pairs(expected, top_k=3)
+        p["classes"] for p in covariance.top_pairs(expected, top_k=3)
     ]
     assert summary["planted_pairs"] == [[1, 7], [3, 8], [4, 9], [5, 6]]
     assert (member / "covariance" / "correlation.png").stat().st_size > 1000
     # A directory without a model is a clear error, not a traceback.
-    assert analysis.cli_main(["--member", str(tmp_path)]) == 2
+    assert covariance.cli_main(["--member", str(tmp_path)]) == 2
     assert "no model.keras" in capsys.readouterr().err
 
 
@@ -199,7 +200,7 @@ def test_mean_correlation_of_a_built_heteroscedastic_model_matches_its_weights()
         seed=3,
     )
     x = np.random.default_rng(4).standard_normal((9, 5)).astype(np.float32)
-    features = np.asarray(analysis.feature_model(model)(x), np.float64)
+    features = np.asarray(covariance.feature_model(model)(x), np.float64)
     # The paper's parameterisation with the head's own Dense sublayers, in numpy:
     # d(x) = softplus(W_d h + b_d) + 1e-3, V(x) = reshape(W_V h + b_V, [K, R]).
     head = model.get_layer("head")
@@ -213,6 +214,6 @@ def test_mean_correlation_of_a_built_heteroscedastic_model_matches_its_weights()
         cov = p @ (np.diag(di**2) + vi @ vi.T) @ p
         std = np.sqrt(np.diag(cov))
         expected += cov / np.outer(std, std) / 9
-    got, count = analysis.mean_correlation(model, x, batch_size=4)
+    got, count = covariance.mean_correlation(model, x, batch_size=4)
     assert count == 9
     np.testing.assert_allclose(got, expected, atol=1e-4)
