@@ -13,19 +13,20 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 
 BIN = os.path.dirname(sys.executable)
 SCRIPT = os.path.join(BIN, "het-ensembles")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-_SITECUSTOMIZE = '''\
+_SITECUSTOMIZE = """\
 import json, os
 _mock = os.environ.get("HET_ENSEMBLES_TEST_MOCK_TFDS")
 if _mock:
     import tensorflow_datasets as tfds
     MOCK = tfds.testing.mock_data(**json.loads(_mock))  # kept: collecting it undoes the mock
     MOCK.__enter__()
-'''
+"""
 
 
 def _mock_dir():
@@ -81,3 +82,20 @@ def run_command(command, cwd, *, mock_tfds=None, timeout=900, env=None, check=Tr
             f"--- stdout ---\n{done.stdout[-4000:]}\n--- stderr ---\n{done.stderr[-8000:]}"
         )
     return done
+
+
+def python(code, cwd, *, args=(), executable=sys.executable, **kwargs):
+    """Runs `python -c code *args` (code dedented) in a fresh interpreter, as `run_command` does."""
+    return run_command([executable, "-c", textwrap.dedent(code), *map(str, args)], cwd, **kwargs)
+
+
+def last_json(stdout):
+    """The JSON object printed on the last line of `stdout` that parses as one."""
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    raise AssertionError(f"No JSON line in the output:\n{stdout[-4000:]}")

@@ -67,7 +67,7 @@ def test_demo_writes_its_files_and_table_rows(demo_run, capsys):
     for name in (
         "leaderboard.md",
         "metrics.json",
-        "reliability_diagrams.png",
+        "reliability_diagram.png",
         "correlation_heatmap.png",
     ):
         assert os.path.getsize(os.path.join(output_dir, name)) > 0, name

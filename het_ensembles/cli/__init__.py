@@ -23,7 +23,10 @@ SUBCOMMANDS = {
         "evaluate members and ensembles, write a leaderboard row",
     ),
     "demo": ("het_ensembles.demo", "the main job: Hom/Het members and ensembles on noisy_digits"),
-    "covariance": ("het_ensembles.analysis.covariance", "top correlated class pairs of a member's Sigma(x)"),
+    "covariance": (
+        "het_ensembles.analysis.covariance",
+        "top correlated class pairs of a member's Sigma(x)",
+    ),
     "bench": ("het_ensembles.tools.bench", "time and memory of the MC head vs edward2"),
     "compare": (
         "het_ensembles.experiments.compare",

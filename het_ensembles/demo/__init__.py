@@ -12,7 +12,7 @@ same code paths an ImageNet user runs:
 3. prints the paper's Table 7 shape (Hom, Hom ens4, Het, Het ens4 x accuracy / NLL / ECE);
 4. averages the Het members' predicted noise correlations (`het_ensembles.analysis`, the paper's
    Table 4) and lists the top class pairs next to the planted ones;
-5. writes `leaderboard.md`, `metrics.json`, `reliability_diagrams.png` and
+5. writes `leaderboard.md`, `metrics.json`, `reliability_diagram.png` and
    `correlation_heatmap.png` to `--output_dir`, and says what the numbers show.
 
 `--quick` trains few epochs with fewer Monte Carlo samples (a smoke run of the same pipeline);

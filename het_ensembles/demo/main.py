@@ -80,10 +80,11 @@ def run_demo(
     )
 
     from het_ensembles.analysis import covariance
+    from het_ensembles.evaluation import report
 
     eval_dirs = {key: os.path.join(output_dir, "eval", key) for key, _, _ in METHODS}
     outputs.write_reliability_diagrams(
-        members, eval_dirs, os.path.join(output_dir, "reliability_diagrams.png")
+        members, eval_dirs, os.path.join(output_dir, report.RELIABILITY_DIAGRAM_FILE)
     )
     covariance.plot_correlation(
         cov["correlation"],
@@ -111,7 +112,7 @@ def run_demo(
         json.dumps(outputs.to_json(record), indent=2) + "\n",
     )
     member_files.write_text(
-        os.path.join(output_dir, "leaderboard.md"),
+        os.path.join(output_dir, report.LEADERBOARD_FILE),
         outputs.leaderboard_markdown(
             rows, spread, cov, targets, summary, quick=quick, synthetic=synthetic_result
         ),
@@ -123,6 +124,8 @@ def run_demo(
 
 
 def _print_report(rows, spread, cov, targets, summary, synthetic_result, output_dir, seconds):
+    from het_ensembles.evaluation import report
+
     num_members = int(results_lib.ens_suffix(rows)[4:])
     print()
     print(f"== Table 7 shape: {DATASET}, {num_members} members per method ==")
@@ -150,7 +153,7 @@ def _print_report(rows, spread, cov, targets, summary, synthetic_result, output_
         print(line)
     print()
     print(
-        f"Wrote {output_dir}/leaderboard.md, metrics.json, reliability_diagrams.png, "
+        f"Wrote {output_dir}/{report.LEADERBOARD_FILE}, metrics.json, {report.RELIABILITY_DIAGRAM_FILE}, "
         f"correlation_heatmap.png (evaluator outputs in {output_dir}/eval/)"
     )
     print(

@@ -3,6 +3,7 @@
 import os
 import sys
 
+from het_ensembles.training import config as training_config
 from het_ensembles.training import progress as progress_lib
 
 DATASET = "noisy_digits"
@@ -23,20 +24,13 @@ DEFAULT_QUICK_OUTPUT_DIR = os.path.join("runs", "demo_quick")
 
 
 def default_config_dir():
-    """The `configs/` directory: the checkout's (next to the package), else the installed copy.
-
-    A wheel installs the configs under `<sys.prefix>/share/het-ensembles/configs`.
+    """The shipped `configs/` directory that holds the demo's configs
+    (`training.config.shipped_config_dirs`: the checkout's, else a wheel's).
 
     Raises:
-      ValueError: if neither holds the demo's configs.
+      ValueError: if none holds them.
     """
-    import het_ensembles
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(het_ensembles.__file__)))
-    candidates = [
-        os.path.join(root, "configs"),
-        os.path.join(sys.prefix, "share", "het-ensembles", "configs"),
-    ]
+    candidates = training_config.shipped_config_dirs()
     for path in candidates:
         if os.path.isfile(os.path.join(path, DATASET, "deterministic.py")):
             return path

@@ -128,7 +128,7 @@ def evaluate(
 
     member_dir.write_json(os.path.join(output_dir, "metrics.json"), results, sort_keys=False)
     member_dir.write_text(
-        os.path.join(output_dir, "leaderboard.md"),
+        os.path.join(output_dir, report.LEADERBOARD_FILE),
         report.leaderboard_text(
             results,
             members,
@@ -137,7 +137,9 @@ def evaluate(
             test_devices=predict.device_description(),
         ),
     )
-    report.write_reliability_diagram(os.path.join(output_dir, "reliability_diagram.png"), rows)
+    report.write_reliability_diagram(
+        os.path.join(output_dir, report.RELIABILITY_DIAGRAM_FILE), rows
+    )
     return results
 
 

@@ -10,6 +10,10 @@ from het_ensembles import member_dir
 from het_ensembles.evaluation import leaderboard, scoring
 from het_ensembles.evaluation.scoring import CORRUPTED, CORRUPTIONS, SEVERITIES
 
+# The files an evaluation (and the demo, which reports the same way) writes beside metrics.json.
+LEADERBOARD_FILE = "leaderboard.md"
+RELIABILITY_DIAGRAM_FILE = "reliability_diagram.png"
+
 
 def leaderboard_text(results, members, *, method, ensemble_size, test_devices=None):
     """leaderboard.md: uncertainty-baselines' table for the datasets' family, then notes.

@@ -23,9 +23,9 @@ import sys
 
 import numpy as np
 
-from het_ensembles.experiments import compare as compare_lib
 from het_ensembles import member_dir
 from het_ensembles.cli.arguments import check_int
+from het_ensembles.experiments import compare as compare_lib
 from het_ensembles.metrics.bootstrap import BOOTSTRAP_METRICS, HIGHER_IS_BETTER
 
 # Draws the variants; used for nothing else. 2026's noisy_digits variants informed the Het

@@ -5,7 +5,13 @@ import sys
 from absl import flags, logging
 from ml_collections import config_flags
 
-from het_ensembles.training.config import ConfigError, complete_config, default_config, load_config
+from het_ensembles.training.config import (
+    ConfigError,
+    complete_config,
+    default_config,
+    load_config,
+    resolve_config_path,
+)
 
 
 def cli_main(argv, *, config_file=None):
@@ -23,6 +29,11 @@ def cli_main(argv, *, config_file=None):
       The exit status: 0 on success, 2 for bad flags or config values.
     """
     program = "het-ensembles train"
+    try:
+        argv, config_file = _resolve_config_flag(argv, config_file)
+    except ConfigError as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return 2
     flag_values = flags.FlagValues()
     config_flags.DEFINE_config_file(
         "config",
@@ -42,7 +53,7 @@ def cli_main(argv, *, config_file=None):
         print(f"usage: {program} --config=<file> [--config.<field>=<value> ...] --output_dir=<dir>")
         print(flag_values.get_help())
         shown = complete_config(load_config(config_file)) if config_file else default_config()
-        print(f"\nConfig fields ({config_file or 'default_config()'}):")
+        print(f"\nConfig fields ({config_file or 'default_config()'}, before overrides):")
         for name, value in sorted(shown.to_dict().items()):
             print(f"  --config.{name}={value!r}")
         return 0
@@ -84,6 +95,30 @@ def cli_main(argv, *, config_file=None):
         print(f"{program}: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _resolve_config_flag(argv, config_file):
+    """`argv` with `--config`'s file resolved (`resolve_config_path`), and the config file used.
+
+    The file given with `--config` wins over `config_file` (a baselines script's default), for
+    training and for `--help` alike.
+    """
+    given = _flag_value(argv, "config")
+    if given is None:
+        return argv, config_file
+    resolved = resolve_config_path(given)
+    out, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg.startswith("--config="):
+            out.append(f"--config={resolved}")
+        elif arg == "--config" and i + 1 < len(argv):
+            out.append(f"--config={resolved}")
+            skip = True
+        else:
+            out.append(arg)
+    return out, resolved
 
 
 def _flag_value(argv, name):

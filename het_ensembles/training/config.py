@@ -13,6 +13,7 @@ import json
 import math
 import numbers
 import os
+import sys
 
 import ml_collections
 from ml_collections import config_dict
@@ -112,22 +113,68 @@ def default_config():
     return config
 
 
+# Where a wheel installs `configs/` (pyproject.toml's data-files): <prefix>/share/het-ensembles/.
+SHIPPED_CONFIGS = os.path.join("share", "het-ensembles", "configs")
+
+
+def shipped_config_dirs():
+    """Where the shipped `configs/` can be, in order: the checkout's, beside the package (an
+    editable install), then a wheel's, `<sys.prefix>/share/het-ensembles/configs`."""
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return [os.path.join(package_root, "configs"), os.path.join(sys.prefix, SHIPPED_CONFIGS)]
+
+
+def shipped_config_dir():
+    """The first of `shipped_config_dirs()` that exists, or None."""
+    return next((path for path in shipped_config_dirs() if os.path.isdir(path)), None)
+
+
+def resolve_config_path(path):
+    """The config file that `--config=path` names.
+
+    A path to an existing file is used as it is. Otherwise a relative path is looked up among the
+    shipped configs, with or without its leading `configs/`, so the documented
+    `--config=configs/imagenet/heteroscedastic.py` works from any directory once the package is
+    installed, from a checkout or a wheel.
+
+    Raises:
+      ConfigError: naming the file, the current directory and the shipped configs' directories.
+    """
+    if os.path.isfile(path):
+        return os.path.abspath(path)
+    if not os.path.isabs(path):
+        parts = os.path.normpath(path).split(os.sep)
+        inside = parts[1:] if parts[0] == "configs" else parts
+        for root in shipped_config_dirs():
+            candidate = os.path.join(root, *inside)
+            if inside and os.path.isfile(candidate):
+                return candidate
+    shipped = shipped_config_dir()
+    where = f"shipped configs in {shipped}" if shipped else "no shipped configs installed"
+    raise ConfigError(
+        f"No config file at this path, relative to the current directory ({os.getcwd()}) or "
+        f"among the shipped configs ({where}). Received: config={path!r}"
+    )
+
+
 def load_config(path):
     """Calls `get_config()` of the config file at `path`, as `--config=path` does.
 
     Config files use it to start from a sibling file and override a few fields.
 
     Args:
-      path: a Python file defining `get_config() -> ConfigDict`.
+      path: a Python file defining `get_config() -> ConfigDict`, or a shipped config's name
+        (`resolve_config_path`).
 
     Returns:
       The `ConfigDict` it returns.
+
+    Raises:
+      ConfigError: if there is no such file.
     """
-    path = os.path.abspath(path)
+    path = resolve_config_path(path)
     module_name = "het_ensembles_config_" + str(abs(hash(path)))
     spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or not os.path.isfile(path):
-        raise ConfigError(f"No config file at this path. Received: path={path!r}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config()

@@ -167,7 +167,9 @@ def test_cli_on_a_member_directory(tmp_path, capsys):
     member.mkdir()
     model.save(member / "model.keras")
     (member / "config.json").write_text(json.dumps({"dataset": "noisy_digits"}))
-    assert covariance.cli_main(["--member", str(member), "--top_k", "3", "--batch_size", "128"]) == 0
+    assert (
+        covariance.cli_main(["--member", str(member), "--top_k", "3", "--batch_size", "128"]) == 0
+    )
     out = capsys.readouterr().out
     assert "noisy_digits/test (539 examples)" in out
     read = member_dir.read_member(str(member))

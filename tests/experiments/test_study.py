@@ -8,8 +8,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from het_ensembles.experiments import study
 from het_ensembles.data import noisy_digits, synthetic
+from het_ensembles.experiments import study
 
 CONFIG = """
 from het_ensembles import training
