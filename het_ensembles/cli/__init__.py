@@ -34,7 +34,7 @@ SUBCOMMANDS = {
     ),
     "study": (
         "het_ensembles.experiments.study",
-        "two configs on random held-out noisy_digits variants: how often B beats A",
+        "two configs on random held-out variants of an embedded dataset: how often B wins",
     ),
 }
 

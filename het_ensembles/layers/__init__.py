@@ -1,7 +1,10 @@
 """Keras 3 heteroscedastic output layers (edward2 drop-ins), registered for `keras.saving`.
 
 Every class of edward2's TF `heteroscedastic` module (0.0.2 and GitHub main), same names,
-constructor arguments, outputs and `get_weights()` order; README "Migrating from edward2".
+constructor arguments, outputs and `get_weights()` order (docs/migrating_from_edward2.md), and
+edward2's base class name, `MCSoftmaxOutputLayerBase`. Every layer has
+`noise_distribution(x)` (the latent logits' distribution, a TFP distribution) and
+`covariance(x)` (its covariance, [B, K, K]).
 """
 
 from het_ensembles.layers.base import MIN_SCALE, MCHeteroscedasticBase
@@ -14,6 +17,11 @@ from het_ensembles.layers.mc_softmax_dense_fa_custom_layers import MCSoftmaxDens
 from het_ensembles.layers.mc_softmax_dense_fa_segmentation import MCSoftmaxDenseFASegmentation
 from het_ensembles.layers.multi_head_mc_softmax_dense_fa import MultiHeadMCSoftmaxDenseFA
 
+# edward2's name for the base of its MC layers, so `isinstance(layer, MCSoftmaxOutputLayerBase)`
+# ports as it is. A subclass implements `noise_params` (loc, diag scale, factors), not edward2's
+# `_compute_loc_param` / `_compute_scale_param`.
+MCSoftmaxOutputLayerBase = MCHeteroscedasticBase
+
 __all__ = [
     "MIN_SCALE",
     "EnsembleHeteroscedasticOutputs",
@@ -24,5 +32,6 @@ __all__ = [
     "MCSoftmaxDenseFA",
     "MCSoftmaxDenseFACustomLayers",
     "MCSoftmaxDenseFASegmentation",
+    "MCSoftmaxOutputLayerBase",
     "MultiHeadMCSoftmaxDenseFA",
 ]

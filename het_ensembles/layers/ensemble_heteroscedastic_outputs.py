@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from het_ensembles.layers.base import EdwardCallMixin, check_int
+from het_ensembles.layers.base import EdwardCallMixin, _tfd, check_int
 
 AVERAGINGS = ("ensemble_cross_ent", "gibbs_cross_ent")
 
@@ -109,6 +109,29 @@ class EnsembleHeteroscedasticOutputs(EdwardCallMixin, keras.layers.Layer):
         else:
             out_logits = mixture_logits
         return out_logits, mixture, tf.exp(mixture)
+
+    def noise_distribution(self, inputs):
+        """The latent logits' distribution: the members' noise distributions, mixed with
+        weights `ensemble_weighting` (a `tfd.Mixture`; the members may be of different types)."""
+        components = [member.noise_distribution(inputs) for member in self.members]
+        batch_shape = tf.shape(components[0].mean())[:-1]
+        weights = tf.broadcast_to(
+            tf.constant(self.ensemble_weighting, tf.float32),
+            tf.concat([batch_shape, [len(self.members)]], 0),
+        )
+        return _tfd().Mixture(cat=_tfd().Categorical(probs=weights), components=components)
+
+    def covariance(self, inputs):
+        """The mixture's covariance, by the law of total covariance, [B, K, K]:
+        sum_i w_i (Sigma_i + mu_i mu_i^T) - mu mu^T with mu = sum_i w_i mu_i."""
+        means, second_moments = [], []
+        for member, weight in zip(self.members, self.ensemble_weighting):
+            mu = member.noise_distribution(inputs).mean()  # [B, K]
+            means.append(weight * mu)
+            outer = mu[..., :, None] * mu[..., None, :]
+            second_moments.append(weight * (member.covariance(inputs) + outer))
+        mean = tf.add_n(means)
+        return tf.add_n(second_moments) - mean[..., :, None] * mean[..., None, :]
 
     def compute_output_spec(self, inputs, training=None, seed=None):
         spec = self.members[0].compute_output_spec(inputs)

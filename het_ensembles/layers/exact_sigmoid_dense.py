@@ -6,7 +6,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from het_ensembles.layers.base import EdwardCallMixin, check_int, logit_noise_name
+from het_ensembles.layers.base import (
+    _NOISE_VARIANCE,
+    EdwardCallMixin,
+    _tfd,
+    check_int,
+    logit_noise_name,
+)
 
 
 def _log_ndtr(z):
@@ -95,8 +101,7 @@ class ExactSigmoidDense(EdwardCallMixin, keras.layers.Layer):
                 f"{type(self).__name__} expects floating-point inputs. "
                 f"Received: inputs.dtype={inputs.dtype}"
             )
-        loc = tf.cast(self.loc_layer(inputs), tf.float32)
-        scale = tf.cast(self.diag_layer(inputs), tf.float32) + self.min_scale
+        loc, scale = self.noise_params(inputs)
         z = loc / scale
         if self.logit_noise == "Normal":
             log_probs = _log_ndtr(z)
@@ -107,6 +112,26 @@ class ExactSigmoidDense(EdwardCallMixin, keras.layers.Layer):
         if self.logits_only:
             return logits
         return logits, log_probs, tf.exp(log_probs)
+
+    def noise_params(self, inputs):
+        """(loc [B, K], scale [B, K]) of the latent u = loc + scale * eps, in float32."""
+        loc = tf.cast(self.loc_layer(inputs), tf.float32)
+        scale = tf.cast(self.diag_layer(inputs), tf.float32) + self.min_scale
+        return loc, scale
+
+    def noise_distribution(self, inputs):
+        """The latent distribution of u: independent Normal or Logistic(loc_k, s_k) per output.
+
+        `p(y_k = 1 | x)` is its probability of u_k > 0, which `call` computes in closed form.
+        """
+        loc, scale = self.noise_params(inputs)
+        noise = getattr(_tfd(), self.logit_noise)(loc=loc, scale=scale)
+        return _tfd().Independent(noise, reinterpreted_batch_ndims=1)
+
+    def covariance(self, inputs):
+        """The covariance of the latent u, diagonal: diag(Var(eps) s^2), [B, K, K]."""
+        _, scale = self.noise_params(inputs)
+        return tf.linalg.diag(tf.square(scale) * _NOISE_VARIANCE[self.logit_noise.lower()])
 
     def compute_output_shape(self, input_shape):
         shape = (*input_shape[:-1], self.num_outputs)
