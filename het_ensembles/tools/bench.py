@@ -1,6 +1,6 @@
 """`het-ensembles bench`: time and memory of the heteroscedastic head, side by side with edward2.
 
-Protocol (DESIGN.md section 4): B=64, D=2048, K=1000, R=15, tau=1.5, S in {100, 1000, 5000}.
+Protocol: B=64, D=2048, K=1000, R=15, tau=1.5, S in {100, 1000, 5000}.
 Rows: this project's `MCSoftmaxDenseFA` (per-example and shared noise), the same head with
 `latent_dim=D` (HET-XL; `--classes 21843` for ImageNet-21k), edward2 0.0.2's `MCSoftmaxDenseFA`
 (same arguments, both share-samples settings), a plain Dense head, and the floor:
@@ -21,13 +21,18 @@ includes the gradients the step returns (133 MiB for the FA head, whose 2048 x 1
 kernel any implementation must differentiate); the memory ratio is also given without them,
 which is the working memory of the Monte Carlo estimate itself.
 
-`--context` instead times the head inside a real model: a heteroscedastic ResNet-50 (the
-ImageNet config's head: FA, R=15, tau=1.5, S=1000 per-example noise in training, S=5000 at test)
-against the deterministic one, B=32, 224 x 224 inputs: train step (forward + backward) and test
+`--context` instead times the head inside a real model: ResNet-50 with the head of the shipped
+ImageNet recipe, `configs/imagenet/heteroscedastic.py`, built as `het-ensembles train` builds it
+(FA, R=15, tau=1.5, S=5000 samples shared across the batch in training and at test), against
+the deterministic one, B=32, 224 x 224 inputs: train step (forward + backward) and test
 ms/example, interleaved in rounds the same way.
+
+The edward2 rows need the `[reference]` extra (`pip install "het-ensembles[reference]"`, i.e.
+edward2 0.0.2); without it the command says so and exits, unless `--only` leaves them out.
 """
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -58,8 +63,8 @@ CONTEXT_ROWS = (
     ("resnet50", "dense", "test"),
     ("resnet50", "het", "test"),
 )
-CONTEXT_SPEC = {"batch": 32, "image_size": 224, "classes": 1000, "factors": 15,
-                "temperature": 1.5, "train_mc_samples": 1000, "test_mc_samples": 5000}  # fmt: skip
+CONTEXT_SPEC = {"batch": 32, "image_size": 224, "classes": 1000}
+CONTEXT_CONFIG = "configs/imagenet/heteroscedastic.py"  # --context benches this recipe's head
 DISAGREEMENT = 0.2  # rounds differing by more than this (max / min - 1) trigger a warning
 
 
@@ -160,6 +165,13 @@ def _gradient_step(layer, x, y):
     return step
 
 
+def context_head(config_file=CONTEXT_CONFIG):
+    """The heteroscedastic head of `config_file` as `het-ensembles train` builds it."""
+    from het_ensembles.training import config as config_lib
+
+    return config_lib.head_kwargs(config_lib.complete_config(config_lib.load_config(config_file)))
+
+
 def _context_step(head, phase, spec):
     """A tf.function running ResNet-50 (dense or heteroscedastic head) on fixed random images:
     forward + backward over all weights ("train") or the inference forward pass ("test")."""
@@ -172,12 +184,7 @@ def _context_step(head, phase, spec):
     batch, size, classes = spec["batch"], spec["image_size"], spec["classes"]
     x = tf.constant(rng.randn(batch, size, size, 3).astype("float32"))
     y = tf.constant(rng.randint(0, classes, batch))
-    head_spec = {"type": "dense"}
-    if head == "het":
-        head_spec = {"type": "MCSoftmaxDenseFA", "num_factors": spec["factors"],
-                     "temperature": spec["temperature"],
-                     "train_mc_samples": spec["train_mc_samples"],
-                     "test_mc_samples": spec["test_mc_samples"]}  # fmt: skip
+    head_spec = spec["head"] if head == "het" else {"type": "dense"}
     model = build_model("resnet50", input_shape=(size, size, 3), num_classes=classes,
                         head=head_spec, l2=1e-4, seed=0)  # fmt: skip
 
@@ -326,7 +333,7 @@ def compare(rows):
 
 def run_context(*, steps=6, rounds=3, spec=None):
     """ResNet-50 with a dense vs a heteroscedastic head, interleaved in rounds."""
-    spec = dict(CONTEXT_SPEC, **(spec or {}))
+    spec = {**CONTEXT_SPEC, "head": context_head(), **(spec or {})}
     results = _interleave(list(CONTEXT_ROWS), rounds, steps, spec, "bench --context")
     rows = [_summarise(row, results[row]) for row in CONTEXT_ROWS]
     for r in rows:
@@ -338,7 +345,7 @@ def run_context(*, steps=6, rounds=3, spec=None):
         for r in rows
         if "error" not in r and _spread(r["round_seconds"]) > DISAGREEMENT
     ]
-    return rows, warnings
+    return rows, warnings, spec
 
 
 def _noise(r):
@@ -450,10 +457,17 @@ def cli_main(argv):
         parser.error(f"--only takes a subset of {sorted(known)}. Received: --only={args.only}")
     if args.classes < 2:
         parser.error(f"--classes must be >= 2. Received: --classes={args.classes}")
+    wants_edward2 = not args.context and (impls is None or "edward2" in impls)
+    if wants_edward2 and importlib.util.find_spec("edward2") is None:
+        parser.error(
+            "the edward2 rows need edward2 0.0.2, the [reference] extra: "
+            'pip install "het-ensembles[reference]" (from a checkout: pip install -e ".[reference]"),'
+            " or leave them out with --only het_ensembles,het_xl,floor"
+        )
     load_before = os.getloadavg()
     if args.context:
-        rows, warnings = run_context(steps=args.steps, rounds=args.rounds)
-        table, protocol = _format_context(rows, CONTEXT_SPEC), CONTEXT_SPEC
+        rows, warnings, protocol = run_context(steps=args.steps, rounds=args.rounds)
+        table = _format_context(rows, protocol)
     else:
         spec = dict(DEFAULTS, classes=args.classes)
         rows, warnings = run(samples, steps=args.steps, rounds=args.rounds, impls=impls, spec=spec)

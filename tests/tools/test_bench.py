@@ -67,8 +67,8 @@ def test_every_row_steps_and_differentiates_all_its_weights(impl, share):
 
 @pytest.mark.parametrize("head, phase", [(h, p) for _, h, p in bench.CONTEXT_ROWS])
 def test_every_context_row_runs_at_tiny_shapes(head, phase):
-    spec = {**bench.CONTEXT_SPEC, "batch": 2, "image_size": 32, "classes": 5, "factors": 2,
-            "train_mc_samples": 3, "test_mc_samples": 4}  # fmt: skip
+    head = {**bench.context_head(), "num_factors": 2, "train_mc_samples": 3, "test_mc_samples": 4}
+    spec = {**bench.CONTEXT_SPEC, "batch": 2, "image_size": 32, "classes": 5, "head": head}
     out = bench._context_step(head, phase, spec)()
     outs = out if isinstance(out, list) else [out]
     assert all(np.isfinite(o.numpy()).all() for o in outs)
@@ -76,3 +76,28 @@ def test_every_context_row_runs_at_tiny_shapes(head, phase):
         assert outs[0].shape == (2, 5)
     else:  # one gradient per trainable weight of ResNet-50 and its head
         assert len(outs) > 100
+
+
+def test_context_rows_bench_the_shipped_imagenet_recipe_head():
+    # uncertainty-baselines' imagenet/heteroscedastic.py: --num_mc_samples=5000 (training and
+    # test), --num_factors=15, --temperature=1.5, samples shared across the batch.
+    head = bench.context_head()
+    assert head["type"] == "MCSoftmaxDenseFA"
+    assert (head["num_factors"], head["temperature"]) == (15, 1.5)
+    assert (head["train_mc_samples"], head["test_mc_samples"]) == (5000, 5000)
+    assert head["share_samples_across_batch"] is True
+
+
+def test_without_edward2_the_bench_says_to_install_the_reference_extra(monkeypatch, capsys):
+    real_find_spec = bench.importlib.util.find_spec
+    monkeypatch.setattr(
+        bench.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "edward2" else real_find_spec(name, *a),
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        bench.cli_main(["--quick"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'pip install "het-ensembles[reference]"' in err
+    assert "--only het_ensembles,het_xl,floor" in err
