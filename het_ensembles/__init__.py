@@ -21,7 +21,7 @@ import sys as _sys
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"  # the one place: pyproject.toml reads it; CHANGELOG.md says what changed
 
 _SUBMODULES = (
     "analysis",

@@ -1,7 +1,7 @@
 """The member directory: its file names, its one atomic writer, and reading a member back.
 
 Where it sits: training -> **member directory** -> evaluation, analysis, demo. One run of the
-trainer writes one directory (DESIGN.md section 6):
+trainer writes one directory:
 
     <member>/config.json     the complete config, plus num_classes and multilabel
     <member>/metrics.json    final test metrics (`test/nll`, `test/accuracy`, ...; `val/...` and

@@ -28,7 +28,7 @@ CIFAR100_SNGP_ROW = "| [SNGP](sngp.py) | 0.805 | 80.2% | 0.020 | 2.02 / 54.6% / 
 
 
 def _result(**values):
-    """One evaluator dataset entry (DESIGN section 6) with the same values for every statistic."""
+    """One evaluator dataset entry (as in metrics.json) with the same values for every statistic."""
     return {"ensemble": dict(values), "member_mean": dict(values), "member_std": {}}
 
 

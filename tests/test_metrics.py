@@ -12,7 +12,7 @@ from sklearn import metrics as sk_metrics
 
 from het_ensembles import metrics
 
-# DESIGN.md section 6 check vector (edward2 / robustness-metrics ECE test).
+# The ECE check vector of edward2 / robustness-metrics' ECE tests.
 CHECK_PROBS = np.array(
     [
         [0.31, 0.32, 0.27],

@@ -8,7 +8,7 @@ Reproduces uncertainty-baselines `baselines/imagenet/deterministic.py` at its fl
 with 15 bins, a checkpoint every 25 epochs. Leaderboard: NLL 0.939, accuracy 76.2%, ECE 0.032,
 25.6M parameters.
 
-Not expressible here (see the report of issue 15): `resnet50_deterministic` starts every batch
+Not expressible here: `resnet50_deterministic` starts every batch
 norm gamma at 1, our ResNet-50 defaults to `zero_init_residual=True` (add
 `--config.model_kwargs.zero_init_residual=False` on a `model="resnet50"` run to match).
 

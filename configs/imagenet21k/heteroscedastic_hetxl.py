@@ -5,8 +5,7 @@ A project variant, not an uncertainty-baselines recipe: the ImageNet heterosceda
 across the batch in training and at test) with the HET-XL head, `latent_dim = 2048` (the
 ResNet-50 pre-logit width): the noise is added to the 2048-d pre-logits and every sample goes
 through the logit layer, so the covariance layers hold D * D * R = 63M parameters instead of
-D * K * R = 671M for the standard FA head (`het-ensembles bench --classes 21843`, README
-"Performance"). The temperature is learned in [0.3, 3.0] (edward2 main's `tune_temperature`).
+D * K * R = 671M for the standard FA head (`het-ensembles bench --classes 21843`, docs/benchmarks.md). The temperature is learned in [0.3, 3.0] (edward2 main's `tune_temperature`).
 The nearest published recipe is uncertainty-baselines'
 `baselines/jft/experiments/bit/imagenet21k_bit_resnet50x2_heteroscedastic.py` (JAX, its sweep sets
 `latent_het=True`), which differs: BiT ResNet-50x2, Adam, 50 parameter-efficient factors, 1000 MC

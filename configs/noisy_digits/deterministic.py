@@ -1,4 +1,4 @@
-r"""Deterministic small CNN on `noisy_digits`: the demo's "Hom" row (DESIGN section 7).
+r"""Deterministic small CNN on `noisy_digits`: the demo's "Hom" row.
 
 Same recipe as uncertainty-baselines' ImageNet script (SGD + Nesterov, linear warm-up, step decay
 at 30/60/80 of 90 epochs scaled to `train_epochs`, L2 on kernels and biases), sized for a 2-core

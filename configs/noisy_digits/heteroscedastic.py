@@ -1,4 +1,4 @@
-r"""Heteroscedastic small CNN on `noisy_digits`: the demo's "Het" row (DESIGN section 7).
+r"""Heteroscedastic small CNN on `noisy_digits`: the demo's "Het" row.
 
 `deterministic.py` with the dense head swapped for `MCSoftmaxDenseFA`: K = 10 classes, R = 3
 factors (the label noise couples a handful of class pairs, so a low rank suffices), temperature

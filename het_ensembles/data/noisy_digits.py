@@ -1,6 +1,6 @@
 """`noisy_digits`: scikit-learn's 8x8 digits with planted input-dependent, class-correlated label noise.
 
-The embedded data set behind `het-ensembles demo` (DESIGN section 7). It needs no download:
+The embedded data set behind `het-ensembles demo`. It needs no download:
 `sklearn.datasets.load_digits` ships with scikit-learn. Everything is fixed (no seed argument), so
 every user and every ensemble member sees the same data.
 

@@ -1,6 +1,6 @@
 """The prediction cache: each member's log-probabilities per dataset, computed once.
 
-Layout (DESIGN.md section 6): `<output_dir>/predictions/<dataset>/` holds `labels.npy` and, per
+Layout: `<output_dir>/predictions/<dataset>/` holds `labels.npy` and, per
 member, `<member>.npy` (float32 [N, K] log-probabilities) with a `<member>.json` sidecar holding
 the SHA-256 of the member's `model.keras`, of the labels and of the predictions, and what the
 predictions depend on (dataset name and split, image size, label field; not the batch size:

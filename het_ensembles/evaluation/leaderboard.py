@@ -5,7 +5,7 @@ Where it sits: ... -> evaluator (`metrics.json`) -> **leaderboard** -> `leaderbo
 The tables are those of uncertainty-baselines' `baselines/imagenet/README.md` (ResNet-50) and
 `baselines/cifar/README.md` (Wide ResNet 28-10), header and `---` line character for character;
 any other dataset gets a generic table in the same style. Input is the evaluator's metrics
-dict (DESIGN section 6): `{dataset: {"ensemble": {...}, "member_mean": {...}, ...}}` where
+dict (`het_ensembles.evaluation.evaluate`): `{dataset: {"ensemble": {...}, "member_mean": {...}, ...}}` where
 each inner dict holds `nll`, `accuracy`, `ece` (fractions, not percent), and for a corruption
 summary (`imagenet2012_corrupted`, `cifar10_corrupted`) the means over its sets plus `mce`.
 

@@ -20,7 +20,7 @@ What a run does, in order (uncertainty-baselines' ImageNet recipe, on Keras' `fi
    `output_dir/checkpoints/best`;
 5. with a validation split, evaluates the test split once, at the end (with `keep_best_epoch`,
    on the best epoch's weights, whose number metrics.json records as `best_epoch`);
-6. writes the member directory (DESIGN section 6): `config.json`, `metrics.json` and, last, so
+6. writes the member directory (`het_ensembles.member_dir`): `config.json`, `metrics.json` and, last, so
    that its presence marks a finished member, `model.keras` (without optimizer state).
 """
 

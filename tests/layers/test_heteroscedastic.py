@@ -270,7 +270,7 @@ def test_bad_arguments_raise_value_error_naming_them(make, message):
 
 
 def test_edward2_migration_snippet_uses_same_arguments():
-    # The README's migration example: constructor keywords of edward2 work unchanged.
+    # The migration guide's example: constructor keywords of edward2 work unchanged.
     layer = layers.MCSoftmaxDenseFA(
         num_classes=10,
         num_factors=3,
