@@ -84,6 +84,87 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
       ConfigError: (a `ValueError`) for a bad config value, dataset or `output_dir`, before any
         training.
     """
+    config, info, files, record = _check_member_request(config, output_dir)
+    member = member_dir.read_member(output_dir)
+    if member.finished and member.metrics is not None:
+        logging.info("%s is a finished member; nothing to do.", output_dir)
+        return member.metrics
+
+    strategy, global_batch_size, steps_per_epoch = _start_run(config, info, strategy)
+    model = _build_compiled_model(
+        config, info, strategy, steps_per_epoch=steps_per_epoch, global_batch_size=global_batch_size
+    )
+    progress = _new_progress()
+    manager = _restore_or_start(model, progress, files["checkpoints"], strategy)
+    chief = distribute.is_chief(strategy)
+    if chief:
+        member_dir.write_json(files["config"], record)
+    best = (
+        checkpoints.BestCheckpoint(model, files["checkpoints"], strategy)
+        if config.keep_best_epoch
+        else None
+    )
+
+    initial_epoch = int(progress["epoch"].numpy())
+    train_dataset, eval_datasets = make_datasets(
+        config, batch_size=global_batch_size, strategy=strategy, start_epoch=initial_epoch
+    )
+    writer = (
+        tf.summary.create_file_writer(files["logs"]) if chief else tf.summary.create_noop_writer()
+    )
+    eval_passes = _eval_passes(
+        model, eval_datasets, config, info, strategy, global_batch_size=global_batch_size
+    )
+    epoch_end = _epoch_end(
+        config,
+        strategy,
+        _monitoring_pass(eval_passes),
+        manager,
+        progress,
+        writer,
+        best,
+        steps_per_epoch=steps_per_epoch,
+        global_batch_size=global_batch_size,
+    )
+    _fit(
+        model,
+        train_dataset,
+        epoch_end,
+        config,
+        strategy,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
+        global_batch_size=global_batch_size,
+        chief=chief,
+    )
+    results = _final_results(
+        model,
+        config,
+        strategy,
+        epoch_end=epoch_end,
+        eval_passes=eval_passes,
+        best=best,
+        progress=progress,
+        writer=writer,
+    )
+    if chief:
+        member_dir.write_json(files["metrics"], results)
+        _save_member_model(model, files["model"])  # last: it marks the member finished
+    writer.close()
+    return results
+
+
+def _check_member_request(config, output_dir):
+    """Checks `config` and `output_dir` before any TensorFlow work (step 1).
+
+    Returns:
+      `(config, info, files, record)`: the complete config, its dataset's info, the member's
+      file paths (`member_dir.paths`) and the config.json this run writes.
+
+    Raises:
+      ConfigError: for a bad config value, a temperature grid, an unwritable `output_dir`, or
+        checkpoints there of a run with a different config.
+    """
     config, info = check_config(config)
     if config.temperature_grid:
         raise ConfigError(
@@ -98,15 +179,24 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
     files = member_dir.paths(output_dir)
     record = config_record(config, num_classes=info.num_classes)
     _check_resumable(record, files)
-    member = member_dir.read_member(output_dir)
-    if member.finished and member.metrics is not None:
-        logging.info("%s is a finished member; nothing to do.", output_dir)
-        return member.metrics
+    return config, info, files, record
 
+
+def _start_run(config, info, strategy):
+    """Picks the strategy (unless given), seeds once, and sizes the run (step 1's end).
+
+    Returns:
+      `(strategy, global_batch_size, steps_per_epoch)`.
+    """
     strategy = strategy or distribute.make_strategy(config)
     keras.utils.set_random_seed(config.seed)
     global_batch_size = config.per_core_batch_size * strategy.num_replicas_in_sync
     steps_per_epoch = _steps_per_epoch(config, info, strategy)
+    return strategy, global_batch_size, steps_per_epoch
+
+
+def _build_compiled_model(config, info, strategy, *, steps_per_epoch, global_batch_size):
+    """The model of `config`, built and compiled inside the strategy's scope."""
     with strategy.scope():
         model = create_model(config, input_shape=info.input_shape, num_classes=info.num_classes)
         compile_model(
@@ -116,31 +206,21 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
             steps_per_epoch=steps_per_epoch,
             global_batch_size=global_batch_size,
         )
-    progress = {
+    return model
+
+
+def _new_progress():
+    """The run's counters, checkpointed beside the model and optimizer (see `_restore_or_start`)."""
+    return {
         "epoch": tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch"),
         "train_record": callbacks.new_train_record(),
         "train_seconds": callbacks.new_train_seconds(),
     }
-    epoch = progress["epoch"]
-    manager = _restore_or_start(model, progress, files["checkpoints"], strategy)
-    chief = distribute.is_chief(strategy)
-    if chief:
-        member_dir.write_json(files["config"], record)
 
-    best = (
-        checkpoints.BestCheckpoint(model, files["checkpoints"], strategy)
-        if config.keep_best_epoch
-        else None
-    )
 
-    initial_epoch = int(epoch.numpy())
-    train_dataset, eval_datasets = make_datasets(
-        config, batch_size=global_batch_size, strategy=strategy, start_epoch=initial_epoch
-    )
-    writer = (
-        tf.summary.create_file_writer(files["logs"]) if chief else tf.summary.create_noop_writer()
-    )
-    eval_passes = {
+def _eval_passes(model, eval_datasets, config, info, strategy, *, global_batch_size):
+    """One `callbacks.EvalPass` per eval split ("test" and, if any, "validation")."""
+    return {
         split: callbacks.EvalPass(
             model,
             dataset,
@@ -153,16 +233,37 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
         )
         for split, dataset in eval_datasets.items()
     }
-    # Per-epoch monitoring uses the validation split when there is one; the test set is then
-    # evaluated once, after training.
-    eval_pass = eval_passes.get("validation", eval_passes["test"])
-    epoch_end = callbacks.EpochEnd(
+
+
+def _monitoring_pass(eval_passes):
+    """The `EvalPass` run after every epoch.
+
+    Per-epoch monitoring uses the validation split when there is one; the test set is then
+    evaluated once, after training.
+    """
+    return eval_passes.get("validation", eval_passes["test"])
+
+
+def _epoch_end(
+    config,
+    strategy,
+    eval_pass,
+    manager,
+    progress,
+    writer,
+    best,
+    *,
+    steps_per_epoch,
+    global_batch_size,
+):
+    """The callback that evaluates, logs and checkpoints after every epoch (step 4)."""
+    return callbacks.EpochEnd(
         callbacks.EpochContext(
             config=config,
             strategy=strategy,
             eval_pass=eval_pass,
             manager=manager,
-            epoch=epoch,
+            epoch=progress["epoch"],
             train_record=progress["train_record"],
             train_seconds=progress["train_seconds"],
             writer=writer,
@@ -171,6 +272,21 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
             best=best,
         )
     )
+
+
+def _fit(
+    model,
+    train_dataset,
+    epoch_end,
+    config,
+    strategy,
+    *,
+    initial_epoch,
+    steps_per_epoch,
+    global_batch_size,
+    chief,
+):
+    """Runs `keras.Model.fit` from `initial_epoch` to `config.train_epochs` (step 4)."""
     logging.info(
         "Training %s (%d parameters) on %s: %d epochs of %d steps, global batch %d, %d replicas.",
         config.model,
@@ -192,6 +308,17 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
             verbose="auto" if chief else 0,
         )
 
+
+def _final_results(model, config, strategy, *, epoch_end, eval_passes, best, progress, writer):
+    """The member's metrics after training (step 5): last or kept epoch, test split, run facts.
+
+    Args:
+      eval_passes: `_eval_passes(...)`, by split.
+      best: the `checkpoints.BestCheckpoint` under `keep_best_epoch`, else None.
+      progress: `_new_progress()`'s counters, as training left them.
+      writer: the run's summary writer (the end-of-training test scalars go there).
+    """
+    eval_pass = _monitoring_pass(eval_passes)
     results = epoch_end.results
     if results is None:  # the last checkpoint was already final (killed writing the member)
         last = progress["train_record"].numpy().tolist()
@@ -206,14 +333,10 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
         callbacks.write_scalars(writer, write_results, step=config.train_epochs)
         results.update(test_results)
     results["train/steps"] = int(model.optimizer.iterations.numpy())
-    results["train/epochs"] = int(epoch.numpy())
+    results["train/epochs"] = int(progress["epoch"].numpy())
     results["train/hours"] = float(progress["train_seconds"].numpy()) / 3600
     results["train/devices"] = predict.device_description(strategy)
     results["num_params"] = int(model.count_params())
-    if chief:
-        member_dir.write_json(files["metrics"], results)
-        _save_member_model(model, files["model"])  # last: it marks the member finished
-    writer.close()
     return results
 
 
