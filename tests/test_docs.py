@@ -1,0 +1,445 @@
+"""Every fenced code block of README.md and docs/*.md, exercised as a reader would use it.
+
+- Every block has a language tag: `python`, `bash` or `text`.
+- `python` blocks run in a fresh interpreter in a fresh directory, nothing imported beforehand.
+  A block may shrink itself with a comment `# tests: name=value`: the test replaces
+  `name = <value>` (or `name=<value>`) in that block with `name=value`, and nothing else. Blocks
+  that import edward2 (the `[reference]` extra) are skipped when it is not installed.
+- `bash` blocks: each command (continuation lines joined, `for ... do ... done` expanded) runs
+  as a subprocess of the installed `het-ensembles` console script (`tests/console.py`), in one
+  fresh directory per page, so a page's train -> evaluate sequence works. Where a documented
+  command is too big for a CPU test, only the smoke flags of `SMOKE` are appended; TFDS-backed
+  commands run under `tfds.testing.mock_data`. `pip install` lines are not run (they would
+  change this environment): they must be one of `INSTALL_COMMANDS`. `NOT_RUN` lists the other
+  commands that are not run, with the reason. A command repeated on a page runs once.
+- `text` blocks show output: each must follow a `bash` or `python` block and is checked against
+  what that block printed or wrote (`TEXT_CHECKS`), except the layout tree, whose paths must
+  exist.
+
+Pages run two at a time (2 CPU cores); a test per block names the page, the block's line and
+the command.
+"""
+
+import concurrent.futures
+import dataclasses
+import glob
+import importlib.util
+import os
+import re
+import shlex
+import sys
+import tempfile
+import textwrap
+
+import console
+import pytest
+
+REPO = console.REPO
+PAGES = ["README.md"] + sorted(
+    os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "*.md"))
+)
+LANGUAGES = ("python", "bash", "text")
+
+# The Quick start's two commands, character for character (.ci/run runs the second one).
+QUICK_START = (
+    "pip install -e . && het-ensembles demo",
+    'pip install -e ".[test]" && python -m pytest -q',
+)
+INSTALL_COMMANDS = {
+    "pip install -e .",
+    "pip install .",
+    'pip install -e ".[reference]"',
+    'pip install -e ".[test]"',
+}
+NOT_RUN = {
+    "python -m pytest -q": "the test suite itself, which CI runs (.ci/run)",
+}
+
+_MC = ["--config.train_mc_samples=16", "--config.test_mc_samples=16"]
+_SMALL_IMAGES = [
+    "--config.train_epochs=1",
+    "--config.steps_per_epoch=2",
+    "--config.per_core_batch_size=4",
+    "--config.eval_steps=2",
+    "--config.model=small_cnn",
+    "--config.image_size=16",
+    "--config.use_bfloat16=False",
+]
+MOCK = {"num_examples": 8}
+SUBSET_MOCK = "subset"  # mock data whose labels lie in ImageNet-A's and -R's 200 classes
+
+# (regular expression on the documented command, flags appended, TFDS mock or None)
+SMOKE = [
+    (r"^het-ensembles demo$", ["--quick", "--output_dir", "runs/demo", "--no_progress"], None),
+    (r"^het-ensembles train --config=configs/imagenet/", _SMALL_IMAGES + _MC, MOCK),
+    (
+        r"^het-ensembles train --config=configs/cifar/",
+        [*_SMALL_IMAGES, *_MC, "--config.model=wide_resnet", "--config.model_kwargs.depth=10",
+         "--config.model_kwargs.width_multiplier=1"],
+        MOCK,
+    ),
+    (r"^het-ensembles train --config=configs/noisy_digits/", ["--config.train_epochs=1"] + _MC, None),
+    (
+        r"^het-ensembles evaluate .*--suite imagenet",
+        ["--corruptions", "gaussian_noise", "--severities", "1", "--no_progress"],
+        SUBSET_MOCK,
+    ),
+    (r"^het-ensembles evaluate .*--dataset cifar100", ["--no_progress"], MOCK),
+    (r"^het-ensembles evaluate ", ["--no_progress"], None),
+    (r"^het-ensembles covariance ", ["--max_examples", "64"], None),
+    (r"^het-ensembles [a-z]+ --help", [], None),
+]
+
+_SUBSET_SITECUSTOMIZE = '''\
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from het_ensembles.data import class_subsets
+
+_labels = sorted(set(class_subsets.IMAGENET_A_INDICES) & set(class_subsets.IMAGENET_R_INDICES))
+_rng = np.random.default_rng(0)
+_images = [tf.io.encode_jpeg(_rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).numpy()
+           for _ in range(6)]
+
+
+def _as_dataset(builder, split, **kwargs):
+    return tf.data.Dataset.from_tensor_slices(
+        {"image": _images, "label": np.array(_labels[:6], np.int64)})
+
+
+MOCK = tfds.testing.mock_data(as_dataset_fn=_as_dataset)  # kept: collecting it undoes the mock
+MOCK.__enter__()
+'''
+
+
+# --- Collecting the blocks -----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Block:
+    page: str
+    line: int  # 1-based line of the opening fence
+    language: str
+    text: str
+
+    @property
+    def id(self):
+        return f"{self.page}:{self.line}-{self.language or 'untagged'}"
+
+
+def blocks_of(page):
+    with open(os.path.join(REPO, page)) as f:
+        lines = f.read().splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        fence = re.match(r"^(\s*)(```+)(.*)$", lines[i])
+        if not fence:
+            i += 1
+            continue
+        start, indent, marker = i, len(fence.group(1)), fence.group(2)
+        i += 1
+        body = []
+        while i < len(lines) and lines[i].strip() != marker:
+            body.append(lines[i][indent:])
+            i += 1
+        blocks.append(Block(page, start + 1, fence.group(3).strip(), "\n".join(body) + "\n"))
+        i += 1
+    return blocks
+
+
+BLOCKS = [b for page in PAGES for b in blocks_of(page)]
+
+
+def commands_of(block):
+    """The commands of a bash block: [(command text, env additions)], loops expanded."""
+    joined, current = [], ""
+    for raw in block.text.splitlines():
+        line = raw.rstrip()
+        if line.endswith("\\"):
+            current += line[:-1].rstrip() + " "
+            continue
+        current += line.strip()
+        joined.append(current)
+        current = ""
+    commands, i = [], 0
+    while i < len(joined):
+        line = _strip_comment(joined[i])
+        loop = re.match(r"^for (\w+) in (.+); do$", line)
+        if loop:
+            end = joined.index("done", i)
+            body = [_strip_comment(c) for c in joined[i + 1 : end]]
+            for value in loop.group(2).split():
+                commands += [(c, {loop.group(1): value}) for c in body if c]
+            i = end + 1
+            continue
+        if line:
+            commands.append((line, {}))
+        i += 1
+    return commands
+
+
+def _strip_comment(line):
+    """`line` without a trailing shell comment (a `#` starting a word, outside quotes)."""
+    quote = None
+    for i, char in enumerate(line):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1].isspace()):
+            return line[:i].strip()
+    return line.strip()
+
+
+def substituted(code):
+    """`code` with its declared `# tests: name=value` substitutions applied."""
+    for name, value in re.findall(r"#\s*tests:\s*([\w.]+)=(\S+)", code):
+        pattern = re.compile(rf"(?<![\w.]){re.escape(name)}\s*=\s*[^,)\s#]+")
+        code, count = pattern.subn(f"{name}={value}", code, count=1)
+        assert count == 1, f"declared substitution {name}={value} matches nothing"
+    return code
+
+
+# --- Running a page ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Outcome:
+    commands: list = dataclasses.field(default_factory=list)  # (command, CompletedProcess|str)
+    error: str | None = None
+    skipped: str | None = None
+    cwd: str | None = None
+
+    @property
+    def stdout(self):
+        return "".join(p.stdout for _, p in self.commands if not isinstance(p, str))
+
+
+def _smoke(command):
+    for pattern, flags, mock in SMOKE:
+        if re.search(pattern, command):
+            return flags, mock
+    raise AssertionError(f"no SMOKE entry for {command!r}: add one (or [] to run it as is)")
+
+
+def _subset_mock_env():
+    path = os.path.join(tempfile.gettempdir(), f"het_ensembles_docs_mock_{os.getpid()}")
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "sitecustomize.py"), "w") as f:
+        f.write(_SUBSET_SITECUSTOMIZE)
+    return {"PYTHONPATH": path}
+
+
+def run_bash(block, cwd, done):
+    outcome = Outcome(cwd=cwd)
+    for command, variables in commands_of(block):
+        if command in done:
+            outcome.commands.append((command, done[command]))
+            continue
+        result = _run_one(command, variables, cwd)
+        done[command] = result
+        outcome.commands.append((command, result))
+    return outcome
+
+
+def _run_one(command, variables, cwd):
+    parts = [p.strip() for p in command.split("&&")]
+    if parts[0].startswith("pip install"):
+        assert parts[0] in INSTALL_COMMANDS, f"undocumented install command {parts[0]!r}"
+        if len(parts) > 1:
+            return _run_one(" && ".join(parts[1:]), variables, cwd)
+        return "not run: installs packages"
+    assert len(parts) == 1, f"only `pip install ... && <command>` chains are supported: {command}"
+    if command in NOT_RUN:
+        return f"not run: {NOT_RUN[command]}"
+    env = {"TFDS_DATA_DIR": os.path.join(cwd, "tensorflow_datasets"), **variables}
+    expanded = re.sub(r"\$(\w+)", lambda m: env[m.group(1)], command)
+    args = shlex.split(expanded)
+    assert args[0] == "het-ensembles", f"only het-ensembles commands are run: {command}"
+    flags, mock = _smoke(command)
+    extra_env = None
+    if mock == SUBSET_MOCK:
+        mock, extra_env = None, _subset_mock_env()
+    return console.run(args[1:] + flags, cwd, mock_tfds=mock, env=extra_env)
+
+
+def run_python(block):
+    if "import edward2" in block.text and importlib.util.find_spec("edward2") is None:
+        return Outcome(skipped="needs edward2 (pip install -e \".[reference]\")")
+    cwd = tempfile.mkdtemp(prefix="docs_python_")
+    path = os.path.join(cwd, "block.py")
+    with open(path, "w") as f:
+        f.write(substituted(block.text))
+    result = console.run_command([sys.executable, path], cwd)
+    return Outcome(commands=[("python block.py", result)], cwd=cwd)
+
+
+def run_page(page):
+    """Runs every python and bash block of `page` in order; {block line: Outcome}."""
+    cwd = tempfile.mkdtemp(prefix="docs_" + page.replace("/", "_") + "_")
+    done, outcomes = {}, {}
+    for block in [b for b in BLOCKS if b.page == page]:
+        if block.language not in ("python", "bash"):
+            continue
+        try:
+            if block.language == "python":
+                outcomes[block.line] = run_python(block)
+            else:
+                outcomes[block.line] = run_bash(block, cwd, done)
+        except Exception as error:  # noqa: BLE001  reported by the block's own test
+            outcomes[block.line] = Outcome(error=f"{type(error).__name__}: {error}", cwd=cwd)
+    return outcomes
+
+
+@pytest.fixture(scope="module")
+def pages():
+    """Every page's blocks, run two pages at a time; {page: future of run_page}."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    # The pages with the longest sequences first.
+    order = sorted(PAGES, key=lambda p: -sum(b.language == "bash" for b in BLOCKS if b.page == p))
+    futures = {page: pool.submit(run_page, page) for page in order}
+    yield futures
+    pool.shutdown(wait=True)
+
+
+def outcome_of(pages, block):
+    outcome = pages[block.page].result()[block.line]
+    if outcome.skipped:
+        pytest.skip(outcome.skipped)
+    assert outcome.error is None, f"{block.id} failed:\n{outcome.error}"
+    return outcome
+
+
+# --- Checks of the output blocks -----------------------------------------------------------
+
+
+def _check_demo_output(shown, outcome):
+    # The README shows a real full run; the test runs --quick: the same report, other numbers.
+    printed = outcome.stdout.splitlines()
+    for line in shown.splitlines():
+        if line.startswith(("==", "            |", "method")):
+            assert line.rstrip() in [p.rstrip() for p in printed], line
+        elif re.match(r"^(Hom|Het)( ens4)? +\|", line):
+            assert any(p.startswith(line[:13]) for p in printed), line
+        elif line.startswith("  [x] "):
+            name = line[6:].split(":")[0]
+            assert any(p[6:].startswith(name + ":") for p in printed if p.startswith("  [")), name
+        elif line.startswith("Time: "):
+            assert any(re.match(r"^Time: \d+ s \(\d+ s training the noisy_digits members\)$", p)
+                       for p in printed)
+
+
+def _check_lines_printed(shown, outcome):
+    printed = {" ".join(p.split()) for p in outcome.stdout.splitlines()}
+    for line in shown.splitlines():
+        assert " ".join(line.split()) in printed, line
+
+
+def _check_exact(shown, outcome):
+    assert outcome.stdout == shown
+
+
+def _check_layout(shown, outcome):
+    del outcome
+    parents = []
+    for line in shown.splitlines():
+        match = re.match(r"^((?:  )?)(\S+)(.*)$", line)
+        if not match or line.startswith("   "):
+            continue  # a description's continuation line
+        depth = len(match.group(1)) // 2
+        parents = parents[:depth] + [match.group(2).rstrip("/")]
+        assert os.path.exists(os.path.join(REPO, *parents)), "/".join(parents)
+        if match.group(2).endswith("/"):
+            for name in re.findall(r"\b(\w+\.py)\b", match.group(3)):
+                assert os.path.exists(os.path.join(REPO, *parents, name)), (parents, name)
+
+
+IMAGENET_HEADER = (
+    "| Method | ImageNet | ImageNet-C | ImageNet-A | ImageNetV2 | ImageNet-Vid-Robust | "
+    "YTBB-Robust | ObjectNet | Train Runtime (hours) | Test Runtime (ms / example)| "
+    "# Parameters |"
+)
+# (page, first line of the text block) -> check(shown text, outcome of the block before it)
+TEXT_CHECKS = {
+    ("README.md", "== Table 7 shape: noisy_digits, 4 members per method =="): _check_demo_output,
+    ("docs/training.md", "  --config.checkpoint_interval=25"): _check_lines_printed,
+    ("docs/studies.md", "  --family {noisy_digits,synthetic}"): _check_lines_printed,
+    ("docs/evaluation.md", IMAGENET_HEADER): _check_exact,
+}
+STANDALONE_TEXT = {("docs/layout.md", "het_ensembles/"): _check_layout}
+
+
+# --- The tests -----------------------------------------------------------------------------
+
+
+def test_pages_are_found():
+    assert "docs/index.md" in PAGES and len(PAGES) >= 8
+    for page in PAGES:
+        with open(os.path.join(REPO, page)) as f:
+            text = f.read()
+        assert text.count("```") % 2 == 0, f"{page}: unbalanced code fences"
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.id)
+def test_block_has_a_known_language(block):
+    assert block.language in LANGUAGES, (
+        f"{block.id}: fenced block without a known language tag ({block.language!r}); "
+        f"use one of {LANGUAGES}"
+    )
+
+
+def test_quick_start_commands_are_exact():
+    readme = [b for b in BLOCKS if b.page == "README.md"]
+    quick = [b for b in readme if QUICK_START[0] in b.text]
+    assert len(quick) == 1 and quick[0].text.splitlines() == list(QUICK_START)
+
+
+@pytest.mark.parametrize(
+    "block", [b for b in BLOCKS if b.language in ("python", "bash")], ids=lambda b: b.id
+)
+def test_code_block_runs(pages, block):
+    outcome = outcome_of(pages, block)
+    for command, result in outcome.commands:
+        if isinstance(result, str):
+            assert result.startswith("not run: "), (block.id, command)
+        else:
+            assert result.returncode == 0, f"{block.id}: {command}"
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.language == "text"], ids=lambda b: b.id)
+def test_output_block_matches(pages, block):
+    first = block.text.splitlines()[0]
+    if (block.page, first) in STANDALONE_TEXT:
+        STANDALONE_TEXT[block.page, first](block.text, None)
+        return
+    check = TEXT_CHECKS.get((block.page, first))
+    assert check, f"{block.id}: no TEXT_CHECKS entry for this output block ({first!r})"
+    page_blocks = [b for b in BLOCKS if b.page == block.page]
+    before = page_blocks[page_blocks.index(block) - 1]
+    assert before.language in ("python", "bash"), f"{block.id} must follow the command it shows"
+    check(block.text, outcome_of(pages, before))
+
+
+def test_bash_commands_have_smoke_entries():
+    for block in [b for b in BLOCKS if b.language == "bash"]:
+        for command, _ in commands_of(block):
+            for part in command.split("&&"):
+                part = part.strip()
+                if part.startswith("het-ensembles"):
+                    _smoke(part)
+
+
+def test_commands_of_expands_loops_and_continuations():
+    block = Block("x", 1, "bash", textwrap.dedent("""\
+        for seed in 0 1; do
+          het-ensembles train --a=$seed \\
+            --b=1   # comment
+        done
+        het-ensembles evaluate --members 'runs/*'
+        """))
+    assert commands_of(block) == [
+        ("het-ensembles train --a=$seed --b=1", {"seed": "0"}),
+        ("het-ensembles train --a=$seed --b=1", {"seed": "1"}),
+        ("het-ensembles evaluate --members 'runs/*'", {}),
+    ]
+    assert substituted("x = 20  # tests: x=1\n").startswith("x=1")
