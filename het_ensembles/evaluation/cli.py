@@ -13,6 +13,22 @@ from het_ensembles.evaluation.scoring import CORRUPTED
 
 def cli_main(argv):
     """`het-ensembles evaluate ...`; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        results = _run(args, _datasets(args))
+    except ValueError as e:
+        print(f"het-ensembles evaluate: error: {e}", file=sys.stderr)
+        return 2
+    print(report.summary(results))
+    print(
+        f"Wrote {os.path.join(args.output_dir, 'metrics.json')}, leaderboard.md and "
+        "reliability_diagram.png"
+    )
+    return 0
+
+
+def _parser():
+    """The argument parser of `het-ensembles evaluate`."""
     parser = argparse.ArgumentParser(
         prog="het-ensembles evaluate",
         description="Evaluate ensemble members and their ensemble; write metrics.json, "
@@ -69,46 +85,49 @@ def cli_main(argv):
         "--max_subsets", type=int, default=100, help="cap on the number of sub-ensembles"
     )
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _datasets(args):
+    """The datasets to evaluate: --dataset, then --suite's, then --corruptions' ImageNet-C sets.
+
+    Raises:
+      ValueError: for bad --severities, or when no dataset is named.
+    """
     datasets = list(args.dataset)
     if args.suite:  # --corruptions, when given, picks the ImageNet-C sets instead of all 75
         suite = [n for n in SUITES[args.suite] if not (args.corruptions and n == CORRUPTED)]
         datasets += [name for name in suite if name not in datasets]
-    try:
-        if args.corruptions:
-            corruptions = "all" if args.corruptions == "all" else args.corruptions.split(",")
-            try:
-                severities = [int(s) for s in args.severities.split(",")]
-            except ValueError:
-                raise ValueError(
-                    "--severities must be comma-separated integers in 1..5. "
-                    f"Received: --severities={args.severities!r}"
-                ) from None
-            datasets += corrupted_datasets(corruptions, severities)
-        if not datasets:
+    if args.corruptions:
+        corruptions = "all" if args.corruptions == "all" else args.corruptions.split(",")
+        try:
+            severities = [int(s) for s in args.severities.split(",")]
+        except ValueError:
             raise ValueError(
-                "No dataset. Received: --dataset=[]; allowed: one or more names, or --suite"
-            )
-        results = evaluate(
-            args.members,
-            datasets,
-            args.output_dir,
-            ensemble_size=args.ensemble_size,
-            batch_size=args.batch_size,
-            num_bins=args.num_bins,
-            data_dir=args.data_dir,
-            image_size=args.image_size,
-            label_field=args.label_field,
-            method=args.method,
-            max_subsets=args.max_subsets,
-            progress=not args.no_progress,
+                "--severities must be comma-separated integers in 1..5. "
+                f"Received: --severities={args.severities!r}"
+            ) from None
+        datasets += corrupted_datasets(corruptions, severities)
+    if not datasets:
+        raise ValueError(
+            "No dataset. Received: --dataset=[]; allowed: one or more names, or --suite"
         )
-    except ValueError as e:
-        print(f"het-ensembles evaluate: error: {e}", file=sys.stderr)
-        return 2
-    print(report.summary(results))
-    print(
-        f"Wrote {os.path.join(args.output_dir, 'metrics.json')}, leaderboard.md and "
-        "reliability_diagram.png"
+    return datasets
+
+
+def _run(args, datasets):
+    """Runs `evaluate` with the parsed flags; returns its results."""
+    return evaluate(
+        args.members,
+        datasets,
+        args.output_dir,
+        ensemble_size=args.ensemble_size,
+        batch_size=args.batch_size,
+        num_bins=args.num_bins,
+        data_dir=args.data_dir,
+        image_size=args.image_size,
+        label_field=args.label_field,
+        method=args.method,
+        max_subsets=args.max_subsets,
+        progress=not args.no_progress,
     )
-    return 0
