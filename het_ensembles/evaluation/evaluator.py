@@ -102,6 +102,21 @@ def evaluate(
         progress=progress,
     )
     caches = [predictor.cache(output_dir, d) for d in eval_datasets]
+    _fill_caches(predictor, caches, members)
+    rows, results = _score(
+        caches,
+        members,
+        ensemble_size=ensemble_size,
+        max_subsets=max_subsets,
+        multilabel=multilabel,
+        num_bins=num_bins,
+    )
+    _write_report(output_dir, results, rows, members, method=method, ensemble_size=ensemble_size)
+    return results
+
+
+def _fill_caches(predictor, caches, members):
+    """Predicts what each dataset's cache lacks (the members whose predictions are stale)."""
     stale = {c.dataset.key: c.stale_members(members) for c in caches}
     # Load every model that has work to do now, so a broken member fails before hours of work.
     for member in members:
@@ -111,6 +126,14 @@ def evaluate(
         if stale[cache.dataset.key]:
             predictor.fill(cache, stale[cache.dataset.key])
 
+
+def _score(caches, members, *, ensemble_size, max_subsets, multilabel, num_bins):
+    """Scores the cached predictions.
+
+    Returns:
+      `(rows, results)`: the scored rows by dataset key (with class-subset keys), and the
+      formatted results of `evaluate` (with the corruption summaries).
+    """
     subsets = scoring.subsets_of(len(members), ensemble_size, max_subsets)
     rows = {}
     for cache in caches:
@@ -125,7 +148,11 @@ def evaluate(
         summary_rows = scoring.corruption_rows(rows, members, summary)
         if summary_rows is not None:
             results[summary] = scoring.format_rows(summary_rows, members, ensemble_size)
+    return rows, results
 
+
+def _write_report(output_dir, results, rows, members, *, method, ensemble_size):
+    """Writes metrics.json, leaderboard.md and the reliability diagram to `output_dir`."""
     member_dir.write_json(os.path.join(output_dir, "metrics.json"), results, sort_keys=False)
     member_dir.write_text(
         os.path.join(output_dir, report.LEADERBOARD_FILE),
@@ -140,7 +167,6 @@ def evaluate(
     report.write_reliability_diagram(
         os.path.join(output_dir, report.RELIABILITY_DIAGRAM_FILE), rows
     )
-    return results
 
 
 def cached_predictions(output_dir, members, dataset, *, image_size=None, label_field=None):
