@@ -73,50 +73,22 @@ def compare(
       ValueError: for fewer than two configs, seeds < 1, configs on different datasets, or
         any error of the trainer's or evaluator's checks.
     """
-    from het_ensembles import evaluation, training
-    from het_ensembles.training import progress as progress_lib
-
     config_paths = [os.fspath(p) for p in config_paths]
     if len(config_paths) < 2:
         raise ValueError(f"compare needs two or more configs. Received: configs={config_paths}")
     check_int("seeds", seeds, 1)
     member_dir.check_writable_dir(output_dir)
     names = config_names(config_paths)
-    configs = {name: training.load_config(path) for name, path in zip(names, config_paths)}
-    if dataset is not None:
-        for config in configs.values():
-            config.dataset = dataset
-    datasets = {name: config.dataset for name, config in configs.items()}
-    if len(set(datasets.values())) > 1:
-        raise ValueError(
-            f"The configs train on different datasets; pass --dataset. Received: {datasets}"
-        )
-    dataset = next(iter(datasets.values()))
+    configs, dataset = _load_configs(names, config_paths, dataset)
 
     results, member_dirs, temperatures = {}, {}, {}
     for name, config in configs.items():
         if tuple(config.temperature_grid):  # the paper's protocol: chosen on validation NLL
-            config.seed = 0
-            label = f"{name} temperature grid {tuple(config.temperature_grid)}"
-            with progress_lib.epoch_bar(label, None, progress=progress):
-                choice = training.tune_temperature(
-                    config, os.path.join(output_dir, "temperature", name)
-                )
-            config.temperature, config.temperature_grid = choice["temperature"], ()
-            temperatures[name] = choice
-        member_dirs[name] = []
-        for seed in range(seeds):
-            config.seed = seed
-            path = os.path.join(output_dir, "members", name, str(seed))
-            progress_lib.train_member(config, path, label=f"{name} seed {seed}", progress=progress)
-            member_dirs[name].append(path)
-        results[name] = evaluation.evaluate(
-            member_dirs[name],
-            [dataset],
-            os.path.join(output_dir, "eval", name),
-            method=name,
-            progress=progress,
-        )[dataset]
+            temperatures[name] = _choose_temperature(name, config, output_dir, progress=progress)
+        member_dirs[name] = _train_members(name, config, output_dir, seeds, progress=progress)
+        results[name] = _evaluate_members(
+            name, member_dirs[name], output_dir, dataset, progress=progress
+        )
 
     summary = {
         "dataset": dataset,
@@ -131,14 +103,88 @@ def compare(
             }
             for name, path in zip(names, config_paths)
         },
-        "pairs": [],
+        "pairs": _pairs(
+            names,
+            results,
+            member_dirs,
+            output_dir,
+            dataset,
+            seeds=seeds,
+            num_resamples=num_resamples,
+        ),
     }
+    member_dir.write_json(os.path.join(output_dir, "comparison.json"), summary)
+    return summary
+
+
+def _load_configs(names, config_paths, dataset):
+    """The configs by name, with `dataset` (if not None) set in each, and their one dataset.
+
+    Raises:
+      ValueError: for configs on different datasets.
+    """
+    from het_ensembles import training
+
+    configs = {name: training.load_config(path) for name, path in zip(names, config_paths)}
+    if dataset is not None:
+        for config in configs.values():
+            config.dataset = dataset
+    datasets = {name: config.dataset for name, config in configs.items()}
+    if len(set(datasets.values())) > 1:
+        raise ValueError(
+            f"The configs train on different datasets; pass --dataset. Received: {datasets}"
+        )
+    return configs, next(iter(datasets.values()))
+
+
+def _choose_temperature(name, config, output_dir, *, progress):
+    """Tunes `config`'s temperature on its grid (seed 0) and sets it; returns the choice."""
+    from het_ensembles import training
+    from het_ensembles.training import progress as progress_lib
+
+    config.seed = 0
+    label = f"{name} temperature grid {tuple(config.temperature_grid)}"
+    with progress_lib.epoch_bar(label, None, progress=progress):
+        choice = training.tune_temperature(config, os.path.join(output_dir, "temperature", name))
+    config.temperature, config.temperature_grid = choice["temperature"], ()
+    return choice
+
+
+def _train_members(name, config, output_dir, seeds, *, progress):
+    """Trains (or reuses) seeds 0 .. seeds-1 of `config`; returns their member directories."""
+    from het_ensembles.training import progress as progress_lib
+
+    paths = []
+    for seed in range(seeds):
+        config.seed = seed
+        path = os.path.join(output_dir, "members", name, str(seed))
+        progress_lib.train_member(config, path, label=f"{name} seed {seed}", progress=progress)
+        paths.append(path)
+    return paths
+
+
+def _evaluate_members(name, paths, output_dir, dataset, *, progress):
+    """The evaluator's results for `dataset` of the members at `paths` (cached under eval/)."""
+    from het_ensembles import evaluation
+
+    return evaluation.evaluate(
+        paths,
+        [dataset],
+        os.path.join(output_dir, "eval", name),
+        method=name,
+        progress=progress,
+    )[dataset]
+
+
+def _pairs(names, results, member_dirs, output_dir, dataset, *, seeds, num_resamples):
+    """comparison.json's "pairs": for each pair (A, B) of configs, the differences B - A."""
     ensembles = {
         name: cached_ensemble(os.path.join(output_dir, "eval", name), member_dirs[name], dataset)
         for name in names
     }
+    pairs = []
     for a, b in itertools.combinations(names, 2):
-        summary["pairs"].append(
+        pairs.append(
             {
                 "a": a,
                 "b": b,
@@ -155,8 +201,7 @@ def compare(
                 },
             }
         )
-    member_dir.write_json(os.path.join(output_dir, "comparison.json"), summary)
-    return summary
+    return pairs
 
 
 def cached_ensemble(eval_dir, member_dirs, dataset):
