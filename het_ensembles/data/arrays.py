@@ -161,26 +161,7 @@ def validate(name, arrays):
         )
     out = {key: np.asarray(arrays[key]) for key in REQUIRED_KEYS}
     for split in ("train", "test"):
-        x = out[f"x_{split}"]
-        if x.ndim == 3:  # grayscale [N, H, W] -> [N, H, W, 1]
-            x = x[..., None]
-        if x.ndim not in (2, 4):
-            raise ValueError(
-                f"{name}: x_{split} must be images [N, H, W, C] or features [N, D]. "
-                f"Received: x_{split}.shape={x.shape}"
-            )
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-            raise ValueError(f"{name}: x_{split} must be numeric. Received: dtype={x.dtype}")
-        if len(x) == 0:
-            raise ValueError(
-                f"{name}: x_{split} holds no examples. Received: x_{split}.shape={x.shape}"
-            )
-        if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
-            raise ValueError(
-                f"{name}: x_{split} must be finite (NaN or inf would make the loss NaN). "
-                f"Received: {int(np.sum(~np.isfinite(x)))} non-finite values"
-            )
-        out[f"x_{split}"] = x
+        out[f"x_{split}"] = _checked_inputs(name, split, out[f"x_{split}"])
     if out["x_train"].shape[1:] != out["x_test"].shape[1:]:
         raise ValueError(
             f"{name}: x_train and x_test must have the same example shape. Received: "
@@ -191,31 +172,8 @@ def validate(name, arrays):
         out["y_test_clean"] = np.asarray(arrays["y_test_clean"])
         label_keys.append("y_test_clean")
     multilabel = out["y_train"].ndim == 2
-    for key in label_keys:
-        y = out[key]
-        if not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
-            raise ValueError(f"{name}: {key} must hold integer labels. Received: dtype={y.dtype}")
-        if y.ndim != (2 if multilabel else 1):
-            raise ValueError(
-                f"{name}: labels must all be integers [N] or all multi-hot [N, K]. "
-                f"Received: {key}.shape={y.shape}, y_train.shape={out['y_train'].shape}"
-            )
-        x_key = "x_train" if key == "y_train" else "x_test"
-        if len(y) != len(out[x_key]):
-            raise ValueError(
-                f"{name}: {key} has {len(y)} labels for {len(out[x_key])} examples in {x_key}."
-            )
-    if multilabel:
-        num_classes = out["y_train"].shape[1]
-        for key in label_keys:
-            y = out[key]
-            if y.shape[1] != num_classes or not np.isin(y, (0, 1)).all():
-                raise ValueError(
-                    f"{name}: multi-hot {key} must be 0/1 with {num_classes} columns. "
-                    f"Received: shape={y.shape}"
-                )
-    else:
-        num_classes = int(max(out[key].max(initial=0) for key in label_keys)) + 1
+    _check_label_shapes(name, out, label_keys, multilabel)
+    num_classes = _label_classes(name, out, label_keys, multilabel)
     class_names = arrays.get("class_names")
     if class_names is not None:
         class_names = tuple(str(c) for c in np.asarray(class_names).tolist())
@@ -234,6 +192,62 @@ def validate(name, arrays):
     out["num_classes"] = num_classes
     out["multilabel"] = multilabel
     return out
+
+
+def _checked_inputs(name, split, x):
+    """`x_<split>` checked (numeric, finite, not empty), grayscale [N, H, W] given a channel."""
+    if x.ndim == 3:  # grayscale [N, H, W] -> [N, H, W, 1]
+        x = x[..., None]
+    if x.ndim not in (2, 4):
+        raise ValueError(
+            f"{name}: x_{split} must be images [N, H, W, C] or features [N, D]. "
+            f"Received: x_{split}.shape={x.shape}"
+        )
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise ValueError(f"{name}: x_{split} must be numeric. Received: dtype={x.dtype}")
+    if len(x) == 0:
+        raise ValueError(
+            f"{name}: x_{split} holds no examples. Received: x_{split}.shape={x.shape}"
+        )
+    if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
+        raise ValueError(
+            f"{name}: x_{split} must be finite (NaN or inf would make the loss NaN). "
+            f"Received: {int(np.sum(~np.isfinite(x)))} non-finite values"
+        )
+    return x
+
+
+def _check_label_shapes(name, out, label_keys, multilabel):
+    """Checks that each label array is integer, [N] or (multilabel) [N, K], one per example."""
+    for key in label_keys:
+        y = out[key]
+        if not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
+            raise ValueError(f"{name}: {key} must hold integer labels. Received: dtype={y.dtype}")
+        if y.ndim != (2 if multilabel else 1):
+            raise ValueError(
+                f"{name}: labels must all be integers [N] or all multi-hot [N, K]. "
+                f"Received: {key}.shape={y.shape}, y_train.shape={out['y_train'].shape}"
+            )
+        x_key = "x_train" if key == "y_train" else "x_test"
+        if len(y) != len(out[x_key]):
+            raise ValueError(
+                f"{name}: {key} has {len(y)} labels for {len(out[x_key])} examples in {x_key}."
+            )
+
+
+def _label_classes(name, out, label_keys, multilabel):
+    """The number of classes the labels imply (multi-hot ones checked to be 0/1 of one width)."""
+    if not multilabel:
+        return int(max(out[key].max(initial=0) for key in label_keys)) + 1
+    num_classes = out["y_train"].shape[1]
+    for key in label_keys:
+        y = out[key]
+        if y.shape[1] != num_classes or not np.isin(y, (0, 1)).all():
+            raise ValueError(
+                f"{name}: multi-hot {key} must be 0/1 with {num_classes} columns. "
+                f"Received: shape={y.shape}"
+            )
+    return num_classes
 
 
 def holdout_indices(num_train, num_validation, seed):

@@ -190,6 +190,15 @@ def _corruption_and_severity(name, prefix, allowed):
 
 def spec(name):
     """The `_Spec` of a TFDS dataset name; ValueError for malformed ImageNet-C names."""
+    for family_spec in (_imagenet_spec, _cifar_spec):
+        found = family_spec(name)
+        if found is not None:
+            return found
+    raise ValueError(f"Not a TFDS dataset name. Received: name={name!r}")
+
+
+def _imagenet_spec(name):
+    """The `_Spec` of an ImageNet-family name (ImageNet, -C, -A, -R, -V2), else None."""
     if name == "imagenet2012":
         return _Spec(
             "imagenet2012",
@@ -237,6 +246,11 @@ def spec(name):
             {"test": _IMAGENET_V2_TEST},
             decode_any_format=True,
         )
+    return None
+
+
+def _cifar_spec(name):
+    """The `_Spec` of a CIFAR-family name (CIFAR-10, -100, -10-C, -10N), else None."""
     if name.startswith("cifar10_corrupted/"):
         allowed = CIFAR10_C_BENCHMARK_CORRUPTIONS + CIFAR10_C_EXTRA_CORRUPTIONS
         _corruption_and_severity(name, "cifar10_corrupted/", allowed)
@@ -270,7 +284,7 @@ def spec(name):
             },
             {"train": _CIFAR_TRAIN, "test": _CIFAR_TEST, "test_clean": _CIFAR_TEST},
         )
-    raise ValueError(f"Not a TFDS dataset name. Received: name={name!r}")
+    return None
 
 
 def check_label_field(name, label_field):
