@@ -38,6 +38,71 @@ def _tfd():
     return tfp.distributions
 
 
+def _check_factors(num_outputs, num_factors, latent_dim):
+    """`latent_dim` None or >= 1; `num_factors` in [0, latent_dim or num_outputs]."""
+    if latent_dim is not None:
+        check_int("latent_dim", latent_dim, 1)
+    check_int("num_factors", num_factors, 0, num_outputs if latent_dim is None else latent_dim)
+
+
+def _checked_temperature_bounds(lower_bound, upper_bound, *, tune_temperature, learn_temperature):
+    """The `(lower, upper)` interval of `tune_temperature` (edward2's defaults where None).
+
+    Raises:
+      ValueError: for a bound that is not a float > 0, an empty interval under
+        `tune_temperature`, or `tune_temperature` with `learn_temperature`.
+    """
+    bounds = {"temperature_lower_bound": lower_bound, "temperature_upper_bound": upper_bound}
+    for bound, value in bounds.items():
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (0 < value < np.inf)
+        ):
+            raise ValueError(f"{bound} must be a float > 0 or None. Received: {bound}={value!r}")
+    lower, upper = TEMPERATURE_LOWER_BOUND, TEMPERATURE_UPPER_BOUND
+    if lower_bound is not None:
+        lower = lower_bound
+    if upper_bound is not None:
+        upper = upper_bound
+    if tune_temperature and not lower < upper:
+        raise ValueError(
+            "temperature_lower_bound must be below temperature_upper_bound. Received: "
+            f"temperature_lower_bound={lower}, temperature_upper_bound={upper}"
+        )
+    if tune_temperature and learn_temperature:
+        raise ValueError(
+            "tune_temperature (sigmoid, edward2 main) and learn_temperature (softplus) are "
+            "alternatives. Received: tune_temperature=True, learn_temperature=True"
+        )
+    return lower, upper
+
+
+def _check_temperature(temperature):
+    """`temperature` a finite int or float > 0 (not a bool)."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise ValueError(f"temperature must be a float > 0. Received: temperature={temperature!r}")
+    if not (temperature > 0 and np.isfinite(temperature)):
+        raise ValueError(f"temperature must be > 0. Received: temperature={temperature}")
+
+
+def _check_sampling(train_mc_samples, test_mc_samples, mc_chunk_size, mc_memory_budget):
+    """MC sample counts >= 1, `mc_chunk_size` None or >= 1, `mc_memory_budget` MiB >= 0."""
+    check_int("train_mc_samples", train_mc_samples, 1)
+    check_int("test_mc_samples", test_mc_samples, 1)
+    if mc_chunk_size is not None:
+        check_int("mc_chunk_size", mc_chunk_size, 1)
+    if (
+        isinstance(mc_memory_budget, bool)
+        or not isinstance(mc_memory_budget, (int, float))
+        or not (0 <= mc_memory_budget < float("inf"))
+    ):
+        raise ValueError(
+            "mc_memory_budget must be a number of MiB >= 0. "
+            f"Received: mc_memory_budget={mc_memory_budget!r}"
+        )
+
+
 class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
     """Base of the MC heteroscedastic output layers; see the subclasses for the model.
 
@@ -118,58 +183,21 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        if latent_dim is not None:
-            check_int("latent_dim", latent_dim, 1)
-        check_int("num_factors", num_factors, 0, num_outputs if latent_dim is None else latent_dim)
+        # Argument checks, in edward2's argument order: the first bad argument is reported.
+        _check_factors(num_outputs, num_factors, latent_dim)
         self.logit_noise = logit_noise_name(logit_noise)
-        for bound in ("temperature_lower_bound", "temperature_upper_bound"):
-            value = locals()[bound]
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not (0 < value < np.inf)
-            ):
-                raise ValueError(
-                    f"{bound} must be a float > 0 or None. Received: {bound}={value!r}"
-                )
-        lower, upper = TEMPERATURE_LOWER_BOUND, TEMPERATURE_UPPER_BOUND
-        if temperature_lower_bound is not None:
-            lower = temperature_lower_bound
-        if temperature_upper_bound is not None:
-            upper = temperature_upper_bound
-        if tune_temperature and not lower < upper:
-            raise ValueError(
-                "temperature_lower_bound must be below temperature_upper_bound. Received: "
-                f"temperature_lower_bound={lower}, temperature_upper_bound={upper}"
-            )
-        if tune_temperature and learn_temperature:
-            raise ValueError(
-                "tune_temperature (sigmoid, edward2 main) and learn_temperature (softplus) are "
-                "alternatives. Received: tune_temperature=True, learn_temperature=True"
-            )
+        lower, upper = _checked_temperature_bounds(
+            temperature_lower_bound,
+            temperature_upper_bound,
+            tune_temperature=tune_temperature,
+            learn_temperature=learn_temperature,
+        )
         if parameter_efficient and num_factors == 0:
             raise ValueError(
                 "parameter_efficient=True needs num_factors >= 1. Received: num_factors=0"
             )
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-            raise ValueError(
-                f"temperature must be a float > 0. Received: temperature={temperature!r}"
-            )
-        if not (temperature > 0 and np.isfinite(temperature)):
-            raise ValueError(f"temperature must be > 0. Received: temperature={temperature}")
-        check_int("train_mc_samples", train_mc_samples, 1)
-        check_int("test_mc_samples", test_mc_samples, 1)
-        if mc_chunk_size is not None:
-            check_int("mc_chunk_size", mc_chunk_size, 1)
-        if (
-            isinstance(mc_memory_budget, bool)
-            or not isinstance(mc_memory_budget, (int, float))
-            or not (0 <= mc_memory_budget < float("inf"))
-        ):
-            raise ValueError(
-                "mc_memory_budget must be a number of MiB >= 0. "
-                f"Received: mc_memory_budget={mc_memory_budget!r}"
-            )
+        _check_temperature(temperature)
+        _check_sampling(train_mc_samples, test_mc_samples, mc_chunk_size, mc_memory_budget)
         if not (isinstance(eps, (int, float)) and 0 <= eps < 0.5):
             raise ValueError(f"eps must be a float in [0, 0.5). Received: eps={eps!r}")
         if seed is not None:
