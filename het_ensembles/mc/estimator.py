@@ -87,6 +87,50 @@ def sample_latents(
     return tf.transpose(z, [1, 0, 2]) if share_samples else z
 
 
+def _check_options(link, noise, num_samples, memory_budget):
+    """ValueError for a bad `link`, `noise`, `num_samples` or `memory_budget` (in that order)."""
+    if link not in LINKS:
+        raise ValueError(f"link must be one of {LINKS}. Received: link={link!r}")
+    _check_noise(noise)
+    if int(num_samples) < 1:
+        raise ValueError(f"num_samples must be >= 1. Received: num_samples={num_samples}")
+    if not (isinstance(memory_budget, (int, float)) and memory_budget >= 0):
+        raise ValueError(
+            f"memory_budget must be a number of MiB >= 0. Received: memory_budget={memory_budget!r}"
+        )
+
+
+def _check_heads(heads, num_classes, link):
+    """ValueError unless `heads` divides the K latents (more than one: softmax only)."""
+    if heads < 1 or num_classes % heads or (heads > 1 and link != "softmax"):
+        raise ValueError(
+            f"heads must divide the number of latents ({num_classes}) and needs "
+            f"link='softmax'. Received: heads={heads}, link={link!r}"
+        )
+
+
+def _projection_tensor(projection, noise_dim, num_classes):
+    """HET-XL's [D, K] float32 `projection` (checked), or a [0, 0] placeholder when None."""
+    if projection is None:
+        return tf.zeros([0, 0])  # a placeholder input of the custom gradient
+    projection = tf.convert_to_tensor(projection, tf.float32)
+    if projection.shape[0] != noise_dim or projection.shape[-1] != num_classes:
+        raise ValueError(
+            f"projection must be [D, K] = [{noise_dim}, {num_classes}]. "
+            f"Received: projection.shape={projection.shape}"
+        )
+    return projection
+
+
+def _chunk_size(chunk_size, num_samples, batch_size, num_classes):
+    """Samples per chunk: `chunk_size` (None: `default_chunk_size`) checked, at most S."""
+    if chunk_size is None:
+        chunk_size = default_chunk_size(num_samples, batch_size, num_classes)
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1 or None. Received: chunk_size={chunk_size}")
+    return min(int(chunk_size), num_samples)
+
+
 def mc_log_predictive(
     loc,
     diag_scale,
@@ -137,44 +181,20 @@ def mc_log_predictive(
       ValueError: on a bad `link`, `noise`, `heads`, `projection`, `num_samples`, `chunk_size`
         or `memory_budget`.
     """
-    if link not in LINKS:
-        raise ValueError(f"link must be one of {LINKS}. Received: link={link!r}")
-    _check_noise(noise)
-    if int(num_samples) < 1:
-        raise ValueError(f"num_samples must be >= 1. Received: num_samples={num_samples}")
-    if not (isinstance(memory_budget, (int, float)) and memory_budget >= 0):
-        raise ValueError(
-            f"memory_budget must be a number of MiB >= 0. Received: memory_budget={memory_budget!r}"
-        )
+    _check_options(link, noise, num_samples, memory_budget)
     num_samples = int(num_samples)
     loc = tf.convert_to_tensor(loc, tf.float32)
     num_classes = loc.shape[-1]
-    if heads < 1 or num_classes % heads or (heads > 1 and link != "softmax"):
-        raise ValueError(
-            f"heads must divide the number of latents ({num_classes}) and needs "
-            f"link='softmax'. Received: heads={heads}, link={link!r}"
-        )
+    _check_heads(heads, num_classes, link)
     diag_scale = tf.convert_to_tensor(diag_scale, tf.float32)
     noise_dim = diag_scale.shape[-1]  # K, or D with a projection
     factors = _factors_tensor(diag_scale, factors)
     num_factors = factors.shape[-1]
     projected = projection is not None
-    if projected:
-        projection = tf.convert_to_tensor(projection, tf.float32)
-        if projection.shape[0] != noise_dim or projection.shape[-1] != num_classes:
-            raise ValueError(
-                f"projection must be [D, K] = [{noise_dim}, {num_classes}]. "
-                f"Received: projection.shape={projection.shape}"
-            )
-    else:
-        projection = tf.zeros([0, 0])  # a placeholder input of the custom gradient
+    projection = _projection_tensor(projection, noise_dim, num_classes)
     temperature = tf.convert_to_tensor(temperature, tf.float32)
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    if chunk_size is None:
-        chunk_size = default_chunk_size(num_samples, loc.shape[0], num_classes)
-    if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be >= 1 or None. Received: chunk_size={chunk_size}")
-    chunk_size = min(int(chunk_size), num_samples)
+    chunk_size = _chunk_size(chunk_size, num_samples, loc.shape[0], num_classes)
     layout = _Layout(share_samples, _batch_size(loc), noise_dim, num_factors, noise)
     axis = layout.axis
     out_shape = tf.shape(loc) if link == "softmax" else tf.concat([tf.shape(loc), [2]], 0)
@@ -183,6 +203,9 @@ def mc_log_predictive(
     # it. The noise type does not matter (the sum over samples is the same for any eps_K).
     prob_space_ok = link == "softmax" and not projected
 
+    # One closure on purpose: tf.custom_gradient's `grad` must see the forward pass's state
+    # (lse or p_sum, which space it used) and recompute the same chunks from the same seed,
+    # layout and operand; the helpers below share those tensors instead of passing them around.
     @tf.custom_gradient
     def estimate(loc, diag_scale, factors, projection):
         # Without a projection loc is folded into the sampling matmul; with one it is added to
