@@ -219,85 +219,139 @@ def validate_config(config, *, num_classes=None):
     Raises:
       ConfigError: naming the field, the value received and the allowed range.
     """
+    _check_run(config)
+    _check_optimisation(config)
+    _check_monitoring(config)
+    if config.head == "heteroscedastic":
+        _check_heteroscedastic_head(config, num_classes)
+
+
+# The checks below run in this order (validate_config's): the first failing one is reported.
+
+
+def _check(config, ok, name, allowed):
+    """Raises the ConfigError of field `name` unless `ok`."""
+    if not ok:
+        raise ConfigError(
+            f"Invalid config.{name}. Received: {name}={config[name]!r}; allowed: {allowed}"
+        )
+
+
+def _is_int(value, low, optional=False):
+    """Whether `value` is an integer (not a bool) >= `low`, or None when `optional`."""
+    if value is None:
+        return optional
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+
+
+def _is_float(value, low, high, low_open=False, high_open=False):
+    """Whether `value` is a finite real (not a bool) in [low, high] (ends open as asked)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    value = float(value)
+    if not math.isfinite(value):
+        return False
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    return above and below
+
+
+def _check_run(config):
+    """What runs: seed, dataset, model, head, input size, steps and batch size, epochs."""
     # Imported here so that loading a config stays free of TensorFlow (models imports Keras).
     from het_ensembles import data, models
 
-    def check(ok, name, allowed):
-        if not ok:
-            raise ConfigError(
-                f"Invalid config.{name}. Received: {name}={config[name]!r}; allowed: {allowed}"
-            )
-
-    def is_int(value, low, optional=False):
-        if value is None:
-            return optional
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
-
-    def is_float(value, low, high, low_open=False, high_open=False):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            return False
-        value = float(value)
-        if not math.isfinite(value):
-            return False
-        above = value > low if low_open else value >= low
-        below = value < high if high_open else value <= high
-        return above and below
-
-    check(is_int(config.seed, 0), "seed", "an integer >= 0")
-    check(isinstance(config.dataset, str) and config.dataset, "dataset", data.known_names())
-    check(config.model in models.ARCHITECTURES, "model", sorted(models.ARCHITECTURES))
-    check(config.head in HEADS, "head", list(HEADS))
-    check(config.head_class in HEAD_CLASSES, "head_class", list(HEAD_CLASSES))
-    check(is_int(config.image_size, 1, optional=True), "image_size", "None or an integer >= 1")
-    check(
-        is_int(config.steps_per_epoch, 1, optional=True), "steps_per_epoch", "None or an int >= 1"
+    _check(config, _is_int(config.seed, 0), "seed", "an integer >= 0")
+    _check(
+        config, isinstance(config.dataset, str) and config.dataset, "dataset", data.known_names()
     )
-    check(is_int(config.eval_steps, 1, optional=True), "eval_steps", "None or an integer >= 1")
-    check(is_int(config.per_core_batch_size, 1), "per_core_batch_size", "an integer >= 1")
-    check(is_int(config.train_epochs, 1), "train_epochs", "an integer >= 1")
-    check(
-        is_float(config.base_learning_rate, 0, math.inf, low_open=True),
+    _check(config, config.model in models.ARCHITECTURES, "model", sorted(models.ARCHITECTURES))
+    _check(config, config.head in HEADS, "head", list(HEADS))
+    _check(config, config.head_class in HEAD_CLASSES, "head_class", list(HEAD_CLASSES))
+    _check(
+        config,
+        _is_int(config.image_size, 1, optional=True),
+        "image_size",
+        "None or an integer >= 1",
+    )
+    _check(
+        config,
+        _is_int(config.steps_per_epoch, 1, optional=True),
+        "steps_per_epoch",
+        "None or an int >= 1",
+    )
+    _check(
+        config,
+        _is_int(config.eval_steps, 1, optional=True),
+        "eval_steps",
+        "None or an integer >= 1",
+    )
+    _check(config, _is_int(config.per_core_batch_size, 1), "per_core_batch_size", "an integer >= 1")
+    _check(config, _is_int(config.train_epochs, 1), "train_epochs", "an integer >= 1")
+
+
+def _check_optimisation(config):
+    """The optimiser and its schedule: learning rate, momentum, L2, warm-up, decay, smoothing."""
+    _check(
+        config,
+        _is_float(config.base_learning_rate, 0, math.inf, low_open=True),
         "base_learning_rate",
         "a finite float > 0",
     )
-    check(is_int(config.base_batch_size, 1), "base_batch_size", "an integer >= 1")
-    check(
-        is_float(config.one_minus_momentum, 0, 1, low_open=True),
+    _check(config, _is_int(config.base_batch_size, 1), "base_batch_size", "an integer >= 1")
+    _check(
+        config,
+        _is_float(config.one_minus_momentum, 0, 1, low_open=True),
         "one_minus_momentum",
         "a float in (0, 1] (momentum = 1 - one_minus_momentum)",
     )
-    check(is_float(config.l2, 0, math.inf), "l2", "a finite float >= 0")
-    check(is_float(config.warmup_epochs, 0, math.inf), "warmup_epochs", "a float >= 0")
-    check(is_int(config.lr_decay_base_epochs, 1), "lr_decay_base_epochs", "an integer >= 1")
+    _check(config, _is_float(config.l2, 0, math.inf), "l2", "a finite float >= 0")
+    _check(config, _is_float(config.warmup_epochs, 0, math.inf), "warmup_epochs", "a float >= 0")
+    _check(
+        config,
+        _is_int(config.lr_decay_base_epochs, 1),
+        "lr_decay_base_epochs",
+        "an integer >= 1",
+    )
     decay = tuple(config.lr_decay_epochs)
-    check(
-        all(is_int(e, 0) and e <= config.lr_decay_base_epochs for e in decay)
+    _check(
+        config,
+        all(_is_int(e, 0) and e <= config.lr_decay_base_epochs for e in decay)
         and list(decay) == sorted(decay),
         "lr_decay_epochs",
         f"increasing integers in [0, lr_decay_base_epochs={config.lr_decay_base_epochs}]",
     )
-    check(is_float(config.lr_decay_ratio, 0, 1, low_open=True), "lr_decay_ratio", "(0, 1]")
-    check(is_float(config.label_smoothing, 0, 1), "label_smoothing", "a float in [0, 1]")
-    check(is_int(config.num_bins, 1), "num_bins", "an integer >= 1")
-    check(is_int(config.checkpoint_interval, 1), "checkpoint_interval", "an integer >= 1")
-    check(isinstance(config.use_bfloat16, bool), "use_bfloat16", "True or False")
-    check(isinstance(config.multilabel, bool), "multilabel", "True or False")
-    check(
-        is_float(config.validation_fraction, 0, 1, high_open=True),
+    _check(
+        config, _is_float(config.lr_decay_ratio, 0, 1, low_open=True), "lr_decay_ratio", "(0, 1]"
+    )
+    _check(config, _is_float(config.label_smoothing, 0, 1), "label_smoothing", "a float in [0, 1]")
+
+
+def _check_monitoring(config):
+    """Evaluation, checkpoints, precision, labels, the validation split and what it chooses."""
+    _check(config, _is_int(config.num_bins, 1), "num_bins", "an integer >= 1")
+    _check(config, _is_int(config.checkpoint_interval, 1), "checkpoint_interval", "an integer >= 1")
+    _check(config, isinstance(config.use_bfloat16, bool), "use_bfloat16", "True or False")
+    _check(config, isinstance(config.multilabel, bool), "multilabel", "True or False")
+    _check(
+        config,
+        _is_float(config.validation_fraction, 0, 1, high_open=True),
         "validation_fraction",
         "a float in [0, 1) (the fraction of train held out for validation)",
     )
-    check(is_int(config.validation_seed, 0), "validation_seed", "an integer >= 0")
-    check(
+    _check(config, _is_int(config.validation_seed, 0), "validation_seed", "an integer >= 0")
+    _check(
+        config,
         isinstance(config.keep_best_epoch, bool)
         and not (config.keep_best_epoch and config.validation_fraction == 0),
         "keep_best_epoch",
         "False, or True with validation_fraction > 0 (the best epoch is chosen on validation NLL)",
     )
     grid = config.temperature_grid
-    check(
+    _check(
+        config,
         isinstance(grid, (tuple, list))
-        and all(is_float(t, 0, math.inf, low_open=True) for t in grid)
+        and all(_is_float(t, 0, math.inf, low_open=True) for t in grid)
         and len(set(grid)) == len(grid)
         and not (grid and (config.head != "heteroscedastic" or config.validation_fraction == 0)),
         "temperature_grid",
@@ -305,35 +359,46 @@ def validate_config(config, *, num_classes=None):
         "validation_fraction > 0 (the temperature is chosen on validation NLL)",
     )
 
-    if config.head == "heteroscedastic":
-        check(
-            is_float(config.temperature, 0, math.inf, low_open=True),
-            "temperature",
-            "a finite float > 0",
+
+def _check_heteroscedastic_head(config, num_classes):
+    """The heteroscedastic head's fields; with `num_classes`, also `num_factors <= num_classes`."""
+    _check(
+        config,
+        _is_float(config.temperature, 0, math.inf, low_open=True),
+        "temperature",
+        "a finite float > 0",
+    )
+    _check(config, _is_int(config.train_mc_samples, 1), "train_mc_samples", "an integer >= 1")
+    _check(config, _is_int(config.test_mc_samples, 1), "test_mc_samples", "an integer >= 1")
+    _check(
+        config,
+        _is_int(config.mc_chunk_size, 1, optional=True),
+        "mc_chunk_size",
+        "None or int >= 1",
+    )
+    _check(
+        config,
+        _is_int(config.mc_memory_budget, 0, optional=True),
+        "mc_memory_budget",
+        "None or an integer >= 0 (MiB)",
+    )
+    sigmoid = config.head_class == "MCSigmoidDenseFA"
+    _check(
+        config,
+        sigmoid == config.multilabel,
+        "multilabel",
+        "True exactly when head_class='MCSigmoidDenseFA' (sigmoid head, binary CE)",
+    )
+    if config.head_class != "MCSoftmaxDense":
+        low = 0 if sigmoid else 1
+        upper = "num_classes" if num_classes is None else f"num_classes={num_classes}"
+        _check(
+            config,
+            _is_int(config.num_factors, low)
+            and (num_classes is None or config.num_factors <= num_classes),
+            "num_factors",
+            f"an integer in [{low}, {upper}]",
         )
-        check(is_int(config.train_mc_samples, 1), "train_mc_samples", "an integer >= 1")
-        check(is_int(config.test_mc_samples, 1), "test_mc_samples", "an integer >= 1")
-        check(is_int(config.mc_chunk_size, 1, optional=True), "mc_chunk_size", "None or int >= 1")
-        check(
-            is_int(config.mc_memory_budget, 0, optional=True),
-            "mc_memory_budget",
-            "None or an integer >= 0 (MiB)",
-        )
-        sigmoid = config.head_class == "MCSigmoidDenseFA"
-        check(
-            sigmoid == config.multilabel,
-            "multilabel",
-            "True exactly when head_class='MCSigmoidDenseFA' (sigmoid head, binary CE)",
-        )
-        if config.head_class != "MCSoftmaxDense":
-            low = 0 if sigmoid else 1
-            upper = "num_classes" if num_classes is None else f"num_classes={num_classes}"
-            check(
-                is_int(config.num_factors, low)
-                and (num_classes is None or config.num_factors <= num_classes),
-                "num_factors",
-                f"an integer in [{low}, {upper}]",
-            )
 
 
 def head_kwargs(config):
