@@ -237,6 +237,16 @@ def _check(config, ok, name, allowed):
         )
 
 
+def _check_int(config, name, low, allowed, optional=False):
+    """`_check` of an integer field `name` >= `low` (or None when `optional`)."""
+    _check(config, _is_int(config[name], low, optional), name, allowed)
+
+
+def _check_float(config, name, low, high, allowed, low_open=False, high_open=False):
+    """`_check` of a finite float field `name` in [low, high] (ends open as asked)."""
+    _check(config, _is_float(config[name], low, high, low_open, high_open), name, allowed)
+
+
 def _is_int(value, low, optional=False):
     """Whether `value` is an integer (not a bool) >= `low`, or None when `optional`."""
     if value is None:
@@ -261,58 +271,35 @@ def _check_run(config):
     # Imported here so that loading a config stays free of TensorFlow (models imports Keras).
     from het_ensembles import data, models
 
-    _check(config, _is_int(config.seed, 0), "seed", "an integer >= 0")
+    _check_int(config, "seed", 0, "an integer >= 0")
     _check(
         config, isinstance(config.dataset, str) and config.dataset, "dataset", data.known_names()
     )
     _check(config, config.model in models.ARCHITECTURES, "model", sorted(models.ARCHITECTURES))
     _check(config, config.head in HEADS, "head", list(HEADS))
     _check(config, config.head_class in HEAD_CLASSES, "head_class", list(HEAD_CLASSES))
-    _check(
-        config,
-        _is_int(config.image_size, 1, optional=True),
-        "image_size",
-        "None or an integer >= 1",
-    )
-    _check(
-        config,
-        _is_int(config.steps_per_epoch, 1, optional=True),
-        "steps_per_epoch",
-        "None or an int >= 1",
-    )
-    _check(
-        config,
-        _is_int(config.eval_steps, 1, optional=True),
-        "eval_steps",
-        "None or an integer >= 1",
-    )
-    _check(config, _is_int(config.per_core_batch_size, 1), "per_core_batch_size", "an integer >= 1")
-    _check(config, _is_int(config.train_epochs, 1), "train_epochs", "an integer >= 1")
+    _check_int(config, "image_size", 1, "None or an integer >= 1", optional=True)
+    _check_int(config, "steps_per_epoch", 1, "None or an int >= 1", optional=True)
+    _check_int(config, "eval_steps", 1, "None or an integer >= 1", optional=True)
+    _check_int(config, "per_core_batch_size", 1, "an integer >= 1")
+    _check_int(config, "train_epochs", 1, "an integer >= 1")
 
 
 def _check_optimisation(config):
     """The optimiser and its schedule: learning rate, momentum, L2, warm-up, decay, smoothing."""
-    _check(
+    _check_float(config, "base_learning_rate", 0, math.inf, "a finite float > 0", low_open=True)
+    _check_int(config, "base_batch_size", 1, "an integer >= 1")
+    _check_float(
         config,
-        _is_float(config.base_learning_rate, 0, math.inf, low_open=True),
-        "base_learning_rate",
-        "a finite float > 0",
-    )
-    _check(config, _is_int(config.base_batch_size, 1), "base_batch_size", "an integer >= 1")
-    _check(
-        config,
-        _is_float(config.one_minus_momentum, 0, 1, low_open=True),
         "one_minus_momentum",
+        0,
+        1,
         "a float in (0, 1] (momentum = 1 - one_minus_momentum)",
+        low_open=True,
     )
-    _check(config, _is_float(config.l2, 0, math.inf), "l2", "a finite float >= 0")
-    _check(config, _is_float(config.warmup_epochs, 0, math.inf), "warmup_epochs", "a float >= 0")
-    _check(
-        config,
-        _is_int(config.lr_decay_base_epochs, 1),
-        "lr_decay_base_epochs",
-        "an integer >= 1",
-    )
+    _check_float(config, "l2", 0, math.inf, "a finite float >= 0")
+    _check_float(config, "warmup_epochs", 0, math.inf, "a float >= 0")
+    _check_int(config, "lr_decay_base_epochs", 1, "an integer >= 1")
     decay = tuple(config.lr_decay_epochs)
     _check(
         config,
@@ -321,25 +308,25 @@ def _check_optimisation(config):
         "lr_decay_epochs",
         f"increasing integers in [0, lr_decay_base_epochs={config.lr_decay_base_epochs}]",
     )
-    _check(
-        config, _is_float(config.lr_decay_ratio, 0, 1, low_open=True), "lr_decay_ratio", "(0, 1]"
-    )
-    _check(config, _is_float(config.label_smoothing, 0, 1), "label_smoothing", "a float in [0, 1]")
+    _check_float(config, "lr_decay_ratio", 0, 1, "(0, 1]", low_open=True)
+    _check_float(config, "label_smoothing", 0, 1, "a float in [0, 1]")
 
 
 def _check_monitoring(config):
     """Evaluation, checkpoints, precision, labels, the validation split and what it chooses."""
-    _check(config, _is_int(config.num_bins, 1), "num_bins", "an integer >= 1")
-    _check(config, _is_int(config.checkpoint_interval, 1), "checkpoint_interval", "an integer >= 1")
+    _check_int(config, "num_bins", 1, "an integer >= 1")
+    _check_int(config, "checkpoint_interval", 1, "an integer >= 1")
     _check(config, isinstance(config.use_bfloat16, bool), "use_bfloat16", "True or False")
     _check(config, isinstance(config.multilabel, bool), "multilabel", "True or False")
-    _check(
+    _check_float(
         config,
-        _is_float(config.validation_fraction, 0, 1, high_open=True),
         "validation_fraction",
+        0,
+        1,
         "a float in [0, 1) (the fraction of train held out for validation)",
+        high_open=True,
     )
-    _check(config, _is_int(config.validation_seed, 0), "validation_seed", "an integer >= 0")
+    _check_int(config, "validation_seed", 0, "an integer >= 0")
     _check(
         config,
         isinstance(config.keep_best_epoch, bool)
@@ -362,26 +349,11 @@ def _check_monitoring(config):
 
 def _check_heteroscedastic_head(config, num_classes):
     """The heteroscedastic head's fields; with `num_classes`, also `num_factors <= num_classes`."""
-    _check(
-        config,
-        _is_float(config.temperature, 0, math.inf, low_open=True),
-        "temperature",
-        "a finite float > 0",
-    )
-    _check(config, _is_int(config.train_mc_samples, 1), "train_mc_samples", "an integer >= 1")
-    _check(config, _is_int(config.test_mc_samples, 1), "test_mc_samples", "an integer >= 1")
-    _check(
-        config,
-        _is_int(config.mc_chunk_size, 1, optional=True),
-        "mc_chunk_size",
-        "None or int >= 1",
-    )
-    _check(
-        config,
-        _is_int(config.mc_memory_budget, 0, optional=True),
-        "mc_memory_budget",
-        "None or an integer >= 0 (MiB)",
-    )
+    _check_float(config, "temperature", 0, math.inf, "a finite float > 0", low_open=True)
+    _check_int(config, "train_mc_samples", 1, "an integer >= 1")
+    _check_int(config, "test_mc_samples", 1, "an integer >= 1")
+    _check_int(config, "mc_chunk_size", 1, "None or int >= 1", optional=True)
+    _check_int(config, "mc_memory_budget", 0, "None or an integer >= 0 (MiB)", optional=True)
     sigmoid = config.head_class == "MCSigmoidDenseFA"
     _check(
         config,
