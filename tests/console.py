@@ -5,7 +5,8 @@ from a wheel installed in a fresh venv) as a subprocess in `cwd`, with nothing i
 beforehand, and returns the finished process. `mock_tfds=dict(num_examples=8)` runs it under
 `tfds.testing.mock_data(**mock_tfds)`, entered at interpreter start-up by a `sitecustomize`
 module this file writes, so even TFDS-backed commands (`--suite imagenet`, the baselines
-scripts) run as typed, without the network.
+scripts) run as typed, without the network. An `as_dataset_fn` in `mock_tfds` is given as
+`"path/to/file.py:function"` (the subprocess loads it from that file).
 """
 
 import json
@@ -24,7 +25,15 @@ import json, os
 _mock = os.environ.get("HET_ENSEMBLES_TEST_MOCK_TFDS")
 if _mock:
     import tensorflow_datasets as tfds
-    MOCK = tfds.testing.mock_data(**json.loads(_mock))  # kept: collecting it undoes the mock
+    _kwargs = json.loads(_mock)
+    if isinstance(_kwargs.get("as_dataset_fn"), str):  # "path/to/file.py:function"
+        import importlib.util
+        _path, _, _name = _kwargs["as_dataset_fn"].rpartition(":")
+        _spec = importlib.util.spec_from_file_location("het_ensembles_test_mock_fn", _path)
+        _module = importlib.util.module_from_spec(_spec)
+        _spec.loader.exec_module(_module)
+        _kwargs["as_dataset_fn"] = getattr(_module, _name)
+    MOCK = tfds.testing.mock_data(**_kwargs)  # kept: collecting it undoes the mock
     MOCK.__enter__()
 """
 
@@ -32,8 +41,11 @@ if _mock:
 def _mock_dir():
     path = os.path.join(tempfile.gettempdir(), f"het_ensembles_mock_tfds_{os.getpid()}")
     os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "sitecustomize.py"), "w") as f:
+    target = os.path.join(path, "sitecustomize.py")
+    # Atomically: commands started concurrently never read a half-written file.
+    with tempfile.NamedTemporaryFile("w", dir=path, suffix=".tmp", delete=False) as f:
         f.write(_SITECUSTOMIZE)
+    os.replace(f.name, target)
     return path
 
 
