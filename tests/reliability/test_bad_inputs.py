@@ -452,7 +452,7 @@ def _cli_cases(npz, tmp):
         (["nope"], r"invalid choice: 'nope'"),
         (["train"], r"--config=<file> and --output_dir=<dir> are required"),
         (train, r"--output_dir"),
-        (["train", "--config=/nonexistent.py", out], r"cannot load --config.*nonexistent\.py"),
+        (["train", "--config=/nonexistent.py", out], r"No config file.*config='/nonexistent\.py'"),
         ([*train, "--config.train_epochs=abc", out], r"--config\.train_epochs=abc"),
         ([*train, "--config.per_core_batch_size=1.5", out], r"--config\.per_core_batch_size"),
         ([*train, "--config.train_epochs=0", out], r"config\.train_epochs.*train_epochs=0"),
