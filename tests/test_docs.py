@@ -70,7 +70,7 @@ SUBSET_MOCK = "subset"  # mock data whose labels lie in ImageNet-A's and -R's 20
 
 # (regular expression on the documented command, flags appended, TFDS mock or None)
 SMOKE = [
-    (r"^het-ensembles demo$", ["--quick", "--output_dir", "runs/demo", "--no_progress"], None),
+    (r"^het-ensembles demo$", ["--config_dir", "{demo_configs}", "--no_progress"], None),
     (r"^het-ensembles train --config=configs/imagenet/", _SMALL_IMAGES + _MC, MOCK),
     (
         r"^het-ensembles train --config=configs/cifar/",
@@ -89,6 +89,33 @@ SMOKE = [
     (r"^het-ensembles covariance ", ["--max_examples", "64"], None),
     (r"^het-ensembles [a-z]+ --help", [], None),
 ]
+
+# The demo's smoke run: its own pipeline on the shipped noisy_digits configs, 2 epochs, 16 MC
+# samples (its --quick takes 5 epochs and 100 samples: over a minute here).
+_DEMO_CONFIG = '''\
+from het_ensembles import training
+
+
+def get_config():
+    config = training.load_config({shipped!r})
+    config.train_epochs = 2
+    config.warmup_epochs = 1
+    config.checkpoint_interval = 2
+    config.train_mc_samples = 16
+    config.test_mc_samples = 16
+    return config
+'''
+
+
+def demo_configs():
+    path = os.path.join(tempfile.gettempdir(), f"het_ensembles_docs_demo_{os.getpid()}")
+    os.makedirs(os.path.join(path, "noisy_digits"), exist_ok=True)
+    for name in ("deterministic", "heteroscedastic"):
+        shipped = os.path.join(REPO, "configs", "noisy_digits", f"{name}.py")
+        with open(os.path.join(path, "noisy_digits", f"{name}.py"), "w") as f:
+            f.write(_DEMO_CONFIG.format(shipped=shipped))
+    return path
+
 
 _SUBSET_SITECUSTOMIZE = '''\
 import numpy as np
@@ -233,12 +260,10 @@ def _subset_mock_env():
 def run_bash(block, cwd, done):
     outcome = Outcome(cwd=cwd)
     for command, variables in commands_of(block):
-        if command in done:
-            outcome.commands.append((command, done[command]))
-            continue
-        result = _run_one(command, variables, cwd)
-        done[command] = result
-        outcome.commands.append((command, result))
+        key = (command, tuple(sorted(variables.items())))
+        if key not in done:
+            done[key] = _run_one(command, variables, cwd)
+        outcome.commands.append((command, done[key]))
     return outcome
 
 
@@ -257,16 +282,17 @@ def _run_one(command, variables, cwd):
     args = shlex.split(expanded)
     assert args[0] == "het-ensembles", f"only het-ensembles commands are run: {command}"
     flags, mock = _smoke(command)
+    flags = [f.format(demo_configs=demo_configs()) for f in flags]
     extra_env = None
     if mock == SUBSET_MOCK:
         mock, extra_env = None, _subset_mock_env()
     return console.run(args[1:] + flags, cwd, mock_tfds=mock, env=extra_env)
 
 
-def run_python(block):
+def run_python(block, base):
     if "import edward2" in block.text and importlib.util.find_spec("edward2") is None:
         return Outcome(skipped="needs edward2 (pip install -e \".[reference]\")")
-    cwd = tempfile.mkdtemp(prefix="docs_python_")
+    cwd = tempfile.mkdtemp(prefix=f"python_{block.line}_", dir=base)
     path = os.path.join(cwd, "block.py")
     with open(path, "w") as f:
         f.write(substituted(block.text))
@@ -274,16 +300,21 @@ def run_python(block):
     return Outcome(commands=[("python block.py", result)], cwd=cwd)
 
 
-def run_page(page):
-    """Runs every python and bash block of `page` in order; {block line: Outcome}."""
-    cwd = tempfile.mkdtemp(prefix="docs_" + page.replace("/", "_") + "_")
+def run_page(page, base):
+    """Runs every python and bash block of `page` in order; {block line: Outcome}.
+
+    Bash blocks share one fresh directory under `base`; each python block gets its own.
+    """
+    base = tempfile.mkdtemp(prefix=page.replace("/", "_") + "_", dir=base)
+    cwd = os.path.join(base, "page")
+    os.makedirs(cwd)
     done, outcomes = {}, {}
     for block in [b for b in BLOCKS if b.page == page]:
         if block.language not in ("python", "bash"):
             continue
         try:
             if block.language == "python":
-                outcomes[block.line] = run_python(block)
+                outcomes[block.line] = run_python(block, base)
             else:
                 outcomes[block.line] = run_bash(block, cwd, done)
         except Exception as error:  # noqa: BLE001  reported by the block's own test
@@ -292,12 +323,13 @@ def run_page(page):
 
 
 @pytest.fixture(scope="module")
-def pages():
+def pages(tmp_path_factory):
     """Every page's blocks, run two pages at a time; {page: future of run_page}."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
     # The pages with the longest sequences first.
     order = sorted(PAGES, key=lambda p: -sum(b.language == "bash" for b in BLOCKS if b.page == p))
-    futures = {page: pool.submit(run_page, page) for page in order}
+    base = str(tmp_path_factory.mktemp("docs"))
+    futures = {page: pool.submit(run_page, page, base) for page in order}
     yield futures
     pool.shutdown(wait=True)
 
@@ -372,6 +404,15 @@ STANDALONE_TEXT = {("docs/layout.md", "het_ensembles/"): _check_layout}
 # --- The tests -----------------------------------------------------------------------------
 
 
+def _files_for(block):
+    """FILES_WRITTEN's list for a bash block whose first line starts with a key, else None."""
+    first = block.text.splitlines()[0].rstrip(" \\")
+    for (page, start), files in FILES_WRITTEN.items():
+        if page == block.page and first.startswith(start):
+            return files
+    return None
+
+
 def test_pages_are_found():
     assert "docs/index.md" in PAGES and len(PAGES) >= 8
     for page in PAGES:
@@ -404,6 +445,51 @@ def test_code_block_runs(pages, block):
             assert result.startswith("not run: "), (block.id, command)
         else:
             assert result.returncode == 0, f"{block.id}: {command}"
+
+
+# (page, start of a bash block's first line) -> files the page says it writes, relative to its directory
+_NOISY_DIGITS_SEED_0 = (
+    "het-ensembles train --config=configs/noisy_digits/heteroscedastic.py --config.seed=0"
+)
+FILES_WRITTEN = {
+    ("README.md", "het-ensembles demo"): [
+        "runs/demo/leaderboard.md",
+        "runs/demo/metrics.json",
+        "runs/demo/reliability_diagram.png",
+        "runs/demo/correlation_heatmap.png",
+        "runs/demo/members/hom/0/model.keras",
+        "runs/demo/members/het/3/model.keras",
+        "runs/demo/eval",
+    ],
+    ("README.md", "for seed in 0 1 2 3; do"): [
+        "runs/imagenet/het/0/model.keras",
+        "runs/imagenet/het/3/model.keras",
+        "reports/imagenet/het/leaderboard.md",
+    ],
+    ("docs/evaluation.md", _NOISY_DIGITS_SEED_0): [
+        "runs/noisy_digits/eval_het/metrics.json",
+        "runs/noisy_digits/eval_het/leaderboard.md",
+        "runs/noisy_digits/eval_het/reliability_diagram.png",
+        "runs/noisy_digits/het/0/covariance",
+    ],
+    ("docs/training.md", _NOISY_DIGITS_SEED_0): [
+        "runs/noisy_digits/het_tuning/temperature_choice.json",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "block",
+    [b for b in BLOCKS if b.language == "bash" and _files_for(b)],
+    ids=lambda b: b.id,
+)
+def test_block_writes_the_documented_files(pages, block):
+    outcome = outcome_of(pages, block)
+    for path in _files_for(block):
+        assert os.path.exists(os.path.join(outcome.cwd, path)), f"{block.id}: no {path}"
+    if block.text.startswith("for seed"):
+        with open(os.path.join(outcome.cwd, "reports/imagenet/het/leaderboard.md")) as f:
+            assert IMAGENET_HEADER in f.read().splitlines()
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.language == "text"], ids=lambda b: b.id)
