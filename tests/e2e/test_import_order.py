@@ -7,10 +7,13 @@ keras.saving.load_model(path)`, without importing `het_ensembles.layers`. The mo
 and saved by another fresh interpreter; its predictions (`training=False`: the noise is fixed
 by the layer seed) must equal the saving process's.
 
-Before d97aa29 the registration hook fired on the first `find_spec("keras")`, which TensorFlow
-makes from `tensorflow/python/tools/module_util.py` long before it imports Keras, so every
-order that imported TensorFlow (directly or through TFDS / TFP) before Keras, after
-`het_ensembles`, never registered the layers: `Could not locate class 'MCSoftmaxDenseFA'`.
+Before d97aa29 the registration hook fired (once) on the first `find_spec("keras")`, which
+TensorFlow makes from `tensorflow/python/tools/module_util.py` long before it imports Keras, so
+the layers were never registered when `het_ensembles` came first and TensorFlow then imported
+Keras: with the parent commit's `__init__.py`, `het_ensembles-tensorflow-keras` (what the
+console script does) and `het_ensembles-tensorflow_probability` fail here: nothing is
+registered and `load_model` raises Keras's "could not be deserialized properly" TypeError; the
+other four orders passed.
 """
 
 import concurrent.futures

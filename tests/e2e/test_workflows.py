@@ -16,6 +16,7 @@ import glob
 import json
 import math
 import os
+import sys
 
 import console
 import numpy as np
@@ -320,14 +321,12 @@ def test_study_one_variant(members):
     assert os.path.getsize(members / "runs" / "study" / "study.png") > 1000
 
 
-@pytest.fixture(scope="module")
-def baseline_members(workdir):
-    """Each baselines script, run as `python <script> ...` under TFDS mock data."""
-
-    def train(script):
+def _train_baselines(workdir):
+    """Each baselines script, run as `python <script> ...` under TFDS mock data, in turn."""
+    for script in sorted(BASELINES):
         overrides = BASELINES[script] + (BASELINE_HET if script.endswith("heteroscedastic") else [])
         command = [
-            "python",
+            sys.executable,
             os.path.join(console.REPO, "baselines", f"{script}.py"),
             *BASELINE_COMMON,
             *overrides,
@@ -335,7 +334,10 @@ def baseline_members(workdir):
         ]
         console.run_command(command, workdir, mock_tfds=MOCK)
 
-    _parallel(train, sorted(BASELINES))
+
+@pytest.fixture(scope="module")
+def baseline_members(background, workdir):
+    background["baselines"].result()  # raises the failing script's AssertionError
     return workdir
 
 
@@ -451,22 +453,23 @@ BENCH = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def bench(workdir):
-    """The bench's 15 row processes (the minimum with edward2's rows: 3 rounds of dense, ours
-    and edward2's, each noise) run in the background while the other steps run; only its
-    table is checked, not its timings."""
+def background(workdir):
+    """Jobs that need nothing else, started with the module's first test and run beside the
+    other steps: the baselines scripts, and the bench (its 15 row processes are the minimum
+    with edward2's rows: 3 rounds of dense, ours and edward2's, each noise; only its table is
+    checked, not its timings)."""
     import importlib.util
 
-    if importlib.util.find_spec("edward2") is None:
-        yield None
-        return
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(console.run, BENCH, workdir, check=False)
-    yield future
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    jobs = {"baselines": pool.submit(_train_baselines, workdir), "bench": None}
+    if importlib.util.find_spec("edward2") is not None:
+        jobs["bench"] = pool.submit(console.run, BENCH, workdir, check=False)
+    yield jobs
     pool.shutdown(wait=True)
 
 
-def test_bench_tiny(bench, workdir):
+def test_bench_tiny(background, workdir):
+    bench = background["bench"]
     if bench is None:
         pytest.skip(
             "edward2 is not installed (pip install -e '.[test]'): the bench compares with it"
