@@ -68,8 +68,15 @@ def test_the_venv_imports_the_wheel_not_the_clone(venv, workdir):
         """
         import json
         import het_ensembles
+        from het_ensembles.demo import members
+        from het_ensembles.experiments import study
         from het_ensembles.training import config
-        print(json.dumps({"file": het_ensembles.__file__, "configs": config.shipped_config_dir()}))
+        print(json.dumps({
+            "file": het_ensembles.__file__,
+            "configs": config.shipped_config_dir(),
+            "demo": members.default_config_dir(),
+            "study": [p for family in study.FAMILIES for p in study.default_configs(family)],
+        }))
         """,
         workdir,
         executable=venv / "bin" / "python",
@@ -81,6 +88,10 @@ def test_the_venv_imports_the_wheel_not_the_clone(venv, workdir):
     assert found["configs"] == str(shipped)
     for name in ("noisy_digits/heteroscedastic.py", "imagenet/heteroscedastic.py"):
         assert (shipped / name).is_file()
+    # The demo and the study find the wheel's configs by themselves (README).
+    assert found["demo"] == str(shipped)
+    assert len(found["study"]) == 4
+    assert all(path.startswith(str(shipped)) and os.path.isfile(path) for path in found["study"])
     (wheel,) = (venv.parent / "wheels").glob("het_ensembles-*.whl")
     version = console.run(["--version"], workdir, script=_script(venv))
     assert wheel.name.startswith(f"het_ensembles-{version.stdout.strip()}-")
