@@ -174,9 +174,9 @@ def corrupted_names(corruptions=BENCHMARK_CORRUPTIONS, severities=SEVERITIES):
     return [f"imagenet2012_corrupted/{c}_{s}" for c in corruptions for s in severities]
 
 
-def cifar10_corrupted_names(corruptions=CIFAR10_C_BENCHMARK_CORRUPTIONS):
-    """All `cifar10_corrupted/<corruption>_<severity>` names (CIFAR-10-C), corruption-major."""
-    return [f"cifar10_corrupted/{c}_{s}" for c in corruptions for s in SEVERITIES]
+def cifar10_corrupted_names(corruptions=CIFAR10_C_BENCHMARK_CORRUPTIONS, severities=SEVERITIES):
+    """`cifar10_corrupted/<corruption>_<severity>` names (CIFAR-10-C), corruption-major."""
+    return [f"cifar10_corrupted/{c}_{s}" for c in corruptions for s in severities]
 
 
 def _corruption_and_severity(name, prefix, allowed):

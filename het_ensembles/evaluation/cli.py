@@ -8,7 +8,7 @@ from het_ensembles import metrics
 from het_ensembles.evaluation import report
 from het_ensembles.evaluation.datasets import SUITES, corrupted_datasets
 from het_ensembles.evaluation.evaluator import evaluate
-from het_ensembles.evaluation.scoring import CORRUPTED
+from het_ensembles.evaluation.scoring import CIFAR10_CORRUPTED, CORRUPTED
 
 
 def cli_main(argv):
@@ -62,9 +62,12 @@ def _parser():
     parser.add_argument(
         "--corruptions",
         default=None,
-        help="also evaluate ImageNet-C: 'all' (15 benchmark corruptions) or a comma list",
+        help="also evaluate corrupted sets: 'all' (the 15 benchmark corruptions) or a comma "
+        "list; ImageNet-C, or CIFAR-10-C with --suite cifar10 (TFDS names)",
     )
-    parser.add_argument("--severities", default="1,2,3,4,5", help="ImageNet-C severities")
+    parser.add_argument(
+        "--severities", default="1,2,3,4,5", help="severities of --corruptions (1..5)"
+    )
     parser.add_argument(
         "--ensemble_size",
         type=int,
@@ -89,14 +92,16 @@ def _parser():
 
 
 def _datasets(args):
-    """The datasets to evaluate: --dataset, then --suite's, then --corruptions' ImageNet-C sets.
+    """The datasets to evaluate: --dataset, then --suite's, then --corruptions' sets (of the
+    suite's corrupted family: CIFAR-10-C with --suite cifar10, else ImageNet-C).
 
     Raises:
       ValueError: for bad --severities, or when no dataset is named.
     """
     datasets = list(args.dataset)
-    if args.suite:  # --corruptions, when given, picks the ImageNet-C sets instead of all 75
-        suite = [n for n in SUITES[args.suite] if not (args.corruptions and n == CORRUPTED)]
+    family = CIFAR10_CORRUPTED if args.suite == "cifar10" else CORRUPTED
+    if args.suite:  # --corruptions, when given, picks the corrupted sets instead of all 75
+        suite = [n for n in SUITES[args.suite] if not (args.corruptions and n == family)]
         datasets += [name for name in suite if name not in datasets]
     if args.corruptions:
         corruptions = "all" if args.corruptions == "all" else args.corruptions.split(",")
@@ -107,7 +112,7 @@ def _datasets(args):
                 "--severities must be comma-separated integers in 1..5. "
                 f"Received: --severities={args.severities!r}"
             ) from None
-        datasets += corrupted_datasets(corruptions, severities)
+        datasets += corrupted_datasets(corruptions, severities, family=family)
     if not datasets:
         raise ValueError(
             "No dataset. Received: --dataset=[]; allowed: one or more names, or --suite"

@@ -78,23 +78,35 @@ class EvalDataset:
         return digest.hexdigest()
 
 
-def corrupted_datasets(corruptions="all", severities=SEVERITIES):
-    """`imagenet2012_corrupted/<corruption>_<severity>` names.
+def corrupted_datasets(corruptions="all", severities=SEVERITIES, *, family=CORRUPTED):
+    """`<family>/<corruption>_<severity>` names: ImageNet-C or CIFAR-10-C sets.
 
     Args:
-      corruptions: "all" (the 15 benchmark corruptions) or a list of corruption names.
+      corruptions: "all" (the family's 15 benchmark corruptions) or a list of corruption names.
       severities: severities in 1..5.
+      family: `imagenet2012_corrupted` (ImageNet-C) or `cifar10_corrupted` (CIFAR-10-C, TFDS
+        corruption names).
 
     Returns:
       A list of dataset names, corruption-major.
     """
-    if corruptions == "all":
-        corruptions = CORRUPTIONS
-    corruptions = list(corruptions)
+    names_of = {
+        CORRUPTED: (tfds_sets.corrupted_names, CORRUPTIONS),
+        CIFAR10_CORRUPTED: (
+            tfds_sets.cifar10_corrupted_names,
+            tfds_sets.CIFAR10_C_BENCHMARK_CORRUPTIONS,
+        ),
+    }
+    if family not in names_of:
+        raise ValueError(
+            f"Unknown corrupted family. Received: family={family!r}; allowed: {list(names_of)}"
+        )
+    names, benchmark = names_of[family]
+    corruptions = list(benchmark if corruptions == "all" else corruptions)
     bad = [s for s in severities if s not in SEVERITIES]
     if bad:
         raise ValueError(f"Unknown severity. Received: severities={bad}; allowed: {SEVERITIES}")
-    return tfds_sets.corrupted_names(corruptions, severities)
+    return names(corruptions, severities)
 
 
 def parse_datasets(datasets):
@@ -148,9 +160,9 @@ def _named_datasets(entry):
     elif name.startswith(CORRUPTED + "/") and not re.search(r"_\d+$", name):  # no severity
         names = corrupted_datasets([name.split("/", 1)[1]])
     elif name == CIFAR10_CORRUPTED:
-        names = tfds_sets.cifar10_corrupted_names()
+        names = corrupted_datasets(family=CIFAR10_CORRUPTED)
     elif name.startswith(CIFAR10_CORRUPTED + "/") and not re.search(r"_\d+$", name):
-        names = tfds_sets.cifar10_corrupted_names([name.split("/", 1)[1]])
+        names = corrupted_datasets([name.split("/", 1)[1]], family=CIFAR10_CORRUPTED)
     else:
         names = [name]
     return [EvalDataset(n + suffix, n, split) for n in names]

@@ -409,16 +409,18 @@ def test_evaluate_imagenet_suite(baseline_members):
 def test_evaluate_cifar10_leaderboard(baseline_members):
     from het_ensembles.evaluation import leaderboard
 
-    # `--suite cifar10` is cifar10 + all 95 CIFAR-10-C sets (~2 minutes here on mock data) and
-    # `--corruptions` only picks ImageNet-C sets: the same table from one corrupted set.
+    # `--corruptions` picks the suite's CIFAR-10-C sets (all 75 take ~2 minutes on mock data).
     console.run(
         [
             "evaluate",
             "--members",
             "runs/cifar/*/*",
-            "--dataset",
+            "--suite",
             "cifar10",
-            "cifar10_corrupted/gaussian_noise_1",
+            "--corruptions",
+            "gaussian_noise",
+            "--severities",
+            "1",
             "--output_dir",
             "runs/eval_cifar",
         ],
@@ -427,6 +429,7 @@ def test_evaluate_cifar10_leaderboard(baseline_members):
     )
     out = baseline_members / "runs" / "eval_cifar"
     results = _read_json(out / "metrics.json")
+    assert set(results) == {"cifar10", "cifar10_corrupted/gaussian_noise_1", "cifar10_corrupted"}
     assert results["cifar10"]["ensemble"]["ensemble_size"] == 2
     assert results["cifar10"]["ensemble"]["num_examples"] == 8
     rows = _leaderboard_rows((out / "leaderboard.md").read_text(), leaderboard.CIFAR_HEADER)

@@ -665,3 +665,20 @@ def test_cifar_rows_with_the_cifar10_c_summary(tmp_path):
     nll, accuracy, ece = cells[4].split(" / ")
     assert float(nll) == pytest.approx(summary["nll"], rel=5e-3)
     assert accuracy == f"{100 * summary['accuracy']:.1f}%" and ece == f"{summary['ece']:.3f}"
+
+
+def test_corrupted_datasets_name_tfds_configs_of_either_family():
+    from tensorflow_datasets.image_classification import cifar10_corrupted, imagenet2012_corrupted
+
+    cifar = evaluation.corrupted_datasets(family="cifar10_corrupted")
+    tfds_cifar = {c.name for c in cifar10_corrupted.Cifar10Corrupted.BUILDER_CONFIGS}
+    assert [n.split("/")[1] for n in cifar] == [
+        f"{c}_{s}" for c in cifar10_corrupted.BENCHMARK_CORRUPTIONS for s in range(1, 6)
+    ]
+    assert {n.split("/")[1] for n in cifar} <= tfds_cifar
+    imagenet = evaluation.corrupted_datasets(["snow", "fog"], [2, 5])
+    assert imagenet == [f"imagenet2012_corrupted/{c}_{s}" for c in ("snow", "fog") for s in (2, 5)]
+    tfds_imagenet = {c.name for c in imagenet2012_corrupted.Imagenet2012Corrupted.BUILDER_CONFIGS}
+    assert {n.split("/")[1] for n in imagenet} <= tfds_imagenet
+    with pytest.raises(ValueError, match="family='svhn'"):
+        evaluation.corrupted_datasets(family="svhn")
