@@ -590,3 +590,47 @@ def test_one_canonical_imagenet_evaluate_command():
     with open(os.path.join(REPO, "docs", "evaluation.md")) as f:
         evaluation_page = " ".join(f.read().replace("`", " ").split())
     assert " ".join(commands[0].split()) in evaluation_page
+
+
+def _anchors(path):
+    """GitHub's anchors of the headings of a markdown file."""
+    with open(path) as f:
+        headings = [line.lstrip("#").strip() for line in f if line.startswith("#")]
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_links_resolve(page):
+    # Relative links point at files of this repository, and their anchors at real headings.
+    with open(os.path.join(REPO, page)) as f:
+        text = f.read()
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)  # code is not a link
+    text = re.sub(r"`[^`]*`", "", text)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"^[a-z]+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        full = os.path.normpath(os.path.join(REPO, os.path.dirname(page), path) if path else
+                                os.path.join(REPO, page))
+        assert full.startswith(REPO + os.sep) and os.path.exists(full), f"{page}: {target}"
+        if anchor:
+            assert anchor in _anchors(full), f"{page}: no heading for #{anchor}"
+
+
+def test_readme_and_migration_page_name_every_layer_class():
+    import ast
+
+    with open(os.path.join(REPO, "het_ensembles", "layers", "__init__.py")) as f:
+        tree = ast.parse(f.read())
+    exported = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "__all__"
+    )
+    classes = [name for name in exported if name[0].isupper() and not name.isupper()]
+    assert len(classes) >= 9, classes
+    for page in ("README.md", "docs/migrating_from_edward2.md", "docs/api.md"):
+        with open(os.path.join(REPO, page)) as f:
+            text = f.read()
+        missing = [name for name in classes if f"`{name}`" not in text]
+        assert not missing, f"{page} does not name {missing}"
