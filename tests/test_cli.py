@@ -60,3 +60,11 @@ def test_help_starts_no_tensorflow():
     done = _run(code=code)
     assert done.returncode == 0, done.stderr
     assert "--config." in done.stdout and done.stdout.strip().splitlines()[-1] == "TF False"
+
+
+def test_help_of_a_subcommand_that_imports_tensorflow_prints_no_startup_noise(tmp_path):
+    import console
+
+    done = console.run(["evaluate", "--help"], tmp_path)
+    assert "--members" in done.stdout
+    assert [line for line in done.stderr.splitlines() if line.strip()] == []

@@ -54,11 +54,13 @@ STARTUP_NOISE = (
 
 
 @contextlib.contextmanager
-def _without_startup_noise():
-    """Loads TensorFlow and its devices with `STARTUP_NOISE` lines removed from stderr.
+def _without_startup_noise(*, load_tensorflow=True):
+    """Runs the body (importing a subcommand's module) with `STARTUP_NOISE` lines removed from
+    stderr, first loading TensorFlow and its devices if `load_tensorflow`.
 
     The C++ runtime writes to file descriptor 2 directly, so it is captured there; every other
-    line is passed on once TensorFlow has started.
+    line is passed on once the body has run. `--help` does not load TensorFlow itself, but a
+    subcommand whose module imports it prints the same lines, so they are filtered too.
     """
     if "tensorflow" in sys.modules:
         yield
@@ -68,15 +70,16 @@ def _without_startup_noise():
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
+            if load_tensorflow:
+                import tensorflow as tf
 
-            tf.config.list_physical_devices()  # the CUDA platform probe happens here
+                tf.config.list_physical_devices()  # the CUDA platform probe happens here
+            yield
         finally:
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
             sys.stderr.write(drop_startup_noise(captured.read().decode(errors="replace")))
-    yield
 
 
 def drop_startup_noise(text):
@@ -110,6 +113,6 @@ def main(argv=None):
         parsed = _parser().parse_args(argv)
         command, rest = parsed.command, parsed.args
     wants_help = bool({"-h", "--help", "--helpshort", "--helpfull"} & set(rest))
-    with contextlib.nullcontext() if wants_help else _without_startup_noise():
+    with _without_startup_noise(load_tensorflow=not wants_help):
         module = importlib.import_module(SUBCOMMANDS[command][0])
     return module.cli_main(rest)
