@@ -1,9 +1,11 @@
 """The package from a wheel, outside the clone: what `pip install .` users get.
 
 A wheel built from this working tree (copied out first, so the build leaves nothing in the
-clone) is installed with `--no-deps` into a fresh venv with `--system-site-packages`
-(TensorFlow and the other dependencies come from the Python running the tests). The base
-Python's editable install must not shadow it. Then, in a fresh directory outside the repo, the
+clone) is installed with `--no-deps` into a fresh venv whose only other entries on `sys.path`
+are the site-packages of the Python running the tests (TensorFlow and the other dependencies
+come from there, also when that Python is itself a venv, which `--system-site-packages` would
+skip). Those entries are added as plain paths, so their `.pth` files, the clone's editable
+install among them, do not run: the wheel cannot be shadowed. Then, in a fresh directory outside the repo, the
 venv's `het-ensembles` runs the README's commands: train with the documented
 `--config=configs/noisy_digits/heteroscedastic.py` (found among the wheel's configs under
 `<venv>/share/het-ensembles/configs`), evaluate and covariance of that member, and a missing
@@ -14,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import site
 import subprocess
 import sys
 
@@ -45,8 +48,11 @@ def venv(tmp_path_factory):
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
     console.run_command([*pip_wheel, "-w", wheels, source], root)
     (wheel,) = wheels.glob("het_ensembles-*.whl")
-    console.run_command([sys.executable, "-m", "venv", "--system-site-packages", venv], root)
+    console.run_command([sys.executable, "-m", "venv", venv], root)
     python = venv / "bin" / "python"
+    (site_packages,) = venv.glob("lib/python*/site-packages")
+    dependencies = [*site.getsitepackages(), site.getusersitepackages()]
+    (site_packages / "test_dependencies.pth").write_text("\n".join(dependencies) + "\n")
     pip_install = [python, "-m", "pip", "install", "--no-deps", "--no-index"]
     console.run_command([*pip_install, "--force-reinstall", wheel], root)
     return venv
