@@ -76,11 +76,20 @@ SMOKE = [
     (r"^het-ensembles train --config=configs/imagenet/", _SMALL_IMAGES + _MC, MOCK),
     (
         r"^het-ensembles train --config=configs/cifar/",
-        [*_SMALL_IMAGES, *_MC, "--config.model=wide_resnet", "--config.model_kwargs.depth=10",
-         "--config.model_kwargs.width_multiplier=1"],
+        [
+            *_SMALL_IMAGES,
+            *_MC,
+            "--config.model=wide_resnet",
+            "--config.model_kwargs.depth=10",
+            "--config.model_kwargs.width_multiplier=1",
+        ],
         MOCK,
     ),
-    (r"^het-ensembles train --config=configs/noisy_digits/", ["--config.train_epochs=1"] + _MC, None),
+    (
+        r"^het-ensembles train --config=configs/noisy_digits/",
+        ["--config.train_epochs=1"] + _MC,
+        None,
+    ),
     (
         r"^het-ensembles evaluate .*--suite imagenet",
         ["--corruptions", "gaussian_noise", "--severities", "1", "--no_progress"],
@@ -94,7 +103,7 @@ SMOKE = [
 
 # The demo's smoke run: its own pipeline on the shipped noisy_digits configs, 2 epochs, 16 MC
 # samples (its --quick takes 5 epochs and 100 samples: over a minute here).
-_DEMO_CONFIG = '''\
+_DEMO_CONFIG = """\
 from het_ensembles import training
 
 
@@ -106,7 +115,7 @@ def get_config():
     config.train_mc_samples = 16
     config.test_mc_samples = 16
     return config
-'''
+"""
 
 
 def demo_configs():
@@ -119,7 +128,7 @@ def demo_configs():
     return path
 
 
-_SUBSET_SITECUSTOMIZE = '''\
+_SUBSET_SITECUSTOMIZE = """\
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -138,7 +147,7 @@ def _as_dataset(builder, split, **kwargs):
 
 MOCK = tfds.testing.mock_data(as_dataset_fn=_as_dataset)  # kept: collecting it undoes the mock
 MOCK.__enter__()
-'''
+"""
 
 
 # --- Collecting the blocks -----------------------------------------------------------------
@@ -281,8 +290,9 @@ def run_bash(block, cwd):
     (the README's Quick start and its demo section) runs there, where its output is shown."""
     outcome = Outcome(cwd=cwd)
     for command, variables in commands_of(block):
-        last = LAST_RUNS.get((block.page, command.split("&&")[-1].strip(),
-                              tuple(sorted(variables.items()))))
+        last = LAST_RUNS.get(
+            (block.page, command.split("&&")[-1].strip(), tuple(sorted(variables.items())))
+        )
         if last is not None and last.line != block.line:
             result = f"not run: the same command runs at {last.id}"
             if command.startswith("pip install"):
@@ -317,7 +327,7 @@ def _run_one(command, variables, cwd):
 
 def run_python(block, base):
     if "import edward2" in block.text and importlib.util.find_spec("edward2") is None:
-        return Outcome(skipped="needs edward2 (pip install -e \".[reference]\")")
+        return Outcome(skipped='needs edward2 (pip install -e ".[reference]")')
     cwd = tempfile.mkdtemp(prefix=f"python_{block.line}_", dir=base)
     path = os.path.join(cwd, "block.py")
     with open(path, "w") as f:
@@ -408,8 +418,10 @@ def _check_demo_output(shown, outcome):
             name = line[6:].split(":")[0]
             assert any(p[6:].startswith(name + ":") for p in printed if p.startswith("  [")), name
         elif line.startswith("Time: "):
-            assert any(re.match(r"^Time: \d+ s \(\d+ s training the noisy_digits members\)$", p)
-                       for p in printed)
+            assert any(
+                re.match(r"^Time: \d+ s \(\d+ s training the noisy_digits members\)$", p)
+                for p in printed
+            )
 
 
 def _check_lines_printed(shown, outcome):
@@ -567,13 +579,18 @@ def test_bash_commands_have_smoke_entries():
 
 
 def test_commands_of_expands_loops_and_continuations():
-    block = Block("x", 1, "bash", textwrap.dedent("""\
+    block = Block(
+        "x",
+        1,
+        "bash",
+        textwrap.dedent("""\
         for seed in 0 1; do
           het-ensembles train --a=$seed \\
             --b=1   # comment
         done
         het-ensembles evaluate --members 'runs/*'
-        """))
+        """),
+    )
     assert commands_of(block) == [
         ("het-ensembles train --a=$seed --b=1", {"seed": "0"}),
         ("het-ensembles train --a=$seed --b=1", {"seed": "1"}),
@@ -610,8 +627,9 @@ def test_links_resolve(page):
         if re.match(r"^[a-z]+://", target):
             continue
         path, _, anchor = target.partition("#")
-        full = os.path.normpath(os.path.join(REPO, os.path.dirname(page), path) if path else
-                                os.path.join(REPO, page))
+        full = os.path.normpath(
+            os.path.join(REPO, os.path.dirname(page), path) if path else os.path.join(REPO, page)
+        )
         assert full.startswith(REPO + os.sep) and os.path.exists(full), f"{page}: {target}"
         if anchor:
             assert anchor in _anchors(full), f"{page}: no heading for #{anchor}"
