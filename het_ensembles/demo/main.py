@@ -153,8 +153,9 @@ def _print_report(rows, spread, cov, targets, summary, synthetic_result, output_
         print(line)
     print()
     print(
-        f"Wrote {output_dir}/{report.LEADERBOARD_FILE}, metrics.json, {report.RELIABILITY_DIAGRAM_FILE}, "
-        f"correlation_heatmap.png (evaluator outputs in {output_dir}/eval/)"
+        f"Wrote {output_dir}/{report.LEADERBOARD_FILE}, metrics.json, "
+        f"{report.RELIABILITY_DIAGRAM_FILE}, correlation_heatmap.png (evaluator outputs in "
+        f"{output_dir}/eval/)"
     )
     print(
         f"Time: {seconds['total']:.0f} s ({seconds['training']:.0f} s training the {DATASET} members)"

@@ -21,8 +21,8 @@ def cli_main(argv):
         return 2
     print(report.summary(results))
     print(
-        f"Wrote {os.path.join(args.output_dir, 'metrics.json')}, leaderboard.md and "
-        "reliability_diagram.png"
+        f"Wrote {os.path.join(args.output_dir, 'metrics.json')}, {report.LEADERBOARD_FILE} and "
+        f"{report.RELIABILITY_DIAGRAM_FILE}"
     )
     return 0
 
