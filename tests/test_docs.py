@@ -34,6 +34,7 @@ import tempfile
 import textwrap
 
 import console
+import mock_sets
 import pytest
 
 REPO = console.REPO
@@ -68,7 +69,7 @@ _SMALL_IMAGES = [
     "--config.use_bfloat16=False",
 ]
 MOCK = {"num_examples": 8}
-SUBSET_MOCK = "subset"  # mock data whose labels lie in ImageNet-A's and -R's 200 classes
+SUBSET_MOCK = mock_sets.IMAGENET_SUBSET_MOCK  # labels in ImageNet-A's and -R's 200 classes
 
 # (regular expression on the documented command, flags appended, TFDS mock or None)
 SMOKE = [
@@ -126,28 +127,6 @@ def demo_configs():
         with open(os.path.join(path, "noisy_digits", f"{name}.py"), "w") as f:
             f.write(_DEMO_CONFIG.format(shipped=shipped))
     return path
-
-
-_SUBSET_SITECUSTOMIZE = """\
-import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
-from het_ensembles.data import class_subsets
-
-_labels = sorted(set(class_subsets.IMAGENET_A_INDICES) & set(class_subsets.IMAGENET_R_INDICES))
-_rng = np.random.default_rng(0)
-_images = [tf.io.encode_jpeg(_rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).numpy()
-           for _ in range(6)]
-
-
-def _as_dataset(builder, split, **kwargs):
-    return tf.data.Dataset.from_tensor_slices(
-        {"image": _images, "label": np.array(_labels[:6], np.int64)})
-
-
-MOCK = tfds.testing.mock_data(as_dataset_fn=_as_dataset)  # kept: collecting it undoes the mock
-MOCK.__enter__()
-"""
 
 
 # --- Collecting the blocks -----------------------------------------------------------------
@@ -263,14 +242,6 @@ def _smoke(command):
     raise AssertionError(f"no SMOKE entry for {command!r}: add one (or [] to run it as is)")
 
 
-def _subset_mock_env():
-    path = os.path.join(tempfile.gettempdir(), f"het_ensembles_docs_mock_{os.getpid()}")
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "sitecustomize.py"), "w") as f:
-        f.write(_SUBSET_SITECUSTOMIZE)
-    return {"PYTHONPATH": path}
-
-
 def _last_runs():
     """{(page, command, loop variables): the last bash block of the page that has it}."""
     last = {}
@@ -319,10 +290,7 @@ def _run_one(command, variables, cwd):
     assert args[0] == "het-ensembles", f"only het-ensembles commands are run: {command}"
     flags, mock = _smoke(command)
     flags = [f.format(demo_configs=demo_configs()) for f in flags]
-    extra_env = None
-    if mock == SUBSET_MOCK:
-        mock, extra_env = None, _subset_mock_env()
-    return console.run(args[1:] + flags, cwd, mock_tfds=mock, env=extra_env)
+    return console.run(args[1:] + flags, cwd, mock_tfds=mock)
 
 
 def run_python(block, base):

@@ -15,20 +15,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from baseline_smoke import CIFAR, COMMON, HET, IMAGENET
 
 import het_ensembles  # noqa: F401  (registers the layers model.keras needs)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMMON = [
-    "--config.seed=3",
-    "--config.per_core_batch_size=2",
-    "--config.train_epochs=2",
-    "--config.steps_per_epoch=2",
-    "--config.eval_steps=2",
-]
-IMAGENET = ["--config.model=small_cnn", "--config.image_size=16", "--config.use_bfloat16=False"]
-CIFAR = ["--config.model_kwargs.depth=10", "--config.model_kwargs.width_multiplier=1"]
-HET = ["--config.train_mc_samples=16", "--config.test_mc_samples=16"]
 
 # script -> (overrides, expected config.json fields, head layer class, num_classes)
 SCRIPTS = {

@@ -18,7 +18,9 @@ import math
 import os
 import sys
 
+import baseline_smoke
 import console
+import mock_sets
 import numpy as np
 import pytest
 from scipy import special
@@ -26,31 +28,7 @@ from scipy import special
 CONFIGS = os.path.join(console.REPO, "configs", "noisy_digits")
 HET_SMOKE = ["--config.train_mc_samples=16", "--config.test_mc_samples=64"]
 MOCK = {"num_examples": 8}
-IMAGENET_MOCK = {
-    "as_dataset_fn": os.path.join(os.path.dirname(__file__), "mock_sets.py")
-    + ":imagenet_subset_labels"
-}
-# tests/baselines/test_scripts.py's size overrides: small CNN / WRN-10-1, 2 steps per epoch.
-BASELINE_COMMON = [
-    "--config.seed=3",
-    "--config.per_core_batch_size=2",
-    "--config.train_epochs=2",
-    "--config.steps_per_epoch=2",
-    "--config.eval_steps=2",
-]
-BASELINES = {
-    "imagenet/deterministic": ["--config.model=small_cnn", "--config.image_size=16"],
-    "imagenet/heteroscedastic": ["--config.model=small_cnn", "--config.image_size=16"],
-    "cifar/deterministic": [
-        "--config.model_kwargs.depth=10",
-        "--config.model_kwargs.width_multiplier=1",
-    ],
-    "cifar/heteroscedastic": [
-        "--config.model_kwargs.depth=10",
-        "--config.model_kwargs.width_multiplier=1",
-    ],
-}
-BASELINE_HET = ["--config.train_mc_samples=16", "--config.test_mc_samples=16"]
+IMAGENET_MOCK = mock_sets.IMAGENET_SUBSET_MOCK
 
 
 def _parallel(function, items, workers=2):
@@ -323,12 +301,12 @@ def test_study_one_variant(members):
 
 def _train_baselines(workdir):
     """Each baselines script, run as `python <script> ...` under TFDS mock data, in turn."""
-    for script in sorted(BASELINES):
-        overrides = BASELINES[script] + (BASELINE_HET if script.endswith("heteroscedastic") else [])
+    for script in sorted(baseline_smoke.SCRIPTS):
+        overrides = baseline_smoke.SCRIPTS[script]
         command = [
             sys.executable,
             os.path.join(console.REPO, "baselines", f"{script}.py"),
-            *BASELINE_COMMON,
+            *baseline_smoke.COMMON,
             *overrides,
             f"--output_dir=runs/{script}/3",
         ]
@@ -341,7 +319,7 @@ def baseline_members(background, workdir):
     return workdir
 
 
-@pytest.mark.parametrize("script", sorted(BASELINES))
+@pytest.mark.parametrize("script", sorted(baseline_smoke.SCRIPTS))
 def test_baselines_script_leaves_a_member(script, baseline_members):
     path = baseline_members / "runs" / script / "3"
     assert {"model.keras", "config.json", "metrics.json", "checkpoints"} <= set(os.listdir(path))

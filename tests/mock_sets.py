@@ -1,7 +1,15 @@
 """`as_dataset_fn`s for `console.run(..., mock_tfds=dict(as_dataset_fn="<this file>:<name>"))`.
 
 Loaded by the subprocess's sitecustomize from this file's path, not imported by the tests.
+`IMAGENET_SUBSET_MOCK` is the `mock_tfds` argument that uses `imagenet_subset_labels`.
 """
+
+import os
+
+IMAGENET_SUBSET_MOCK = {
+    "as_dataset_fn": os.path.join(os.path.dirname(os.path.abspath(__file__)), "mock_sets.py")
+    + ":imagenet_subset_labels"
+}
 
 IMAGES = 8
 
