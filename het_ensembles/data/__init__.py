@@ -322,6 +322,6 @@ def _check_no_label_field(name, label_field):
 
 # The embedded sets register themselves at import (written by the demo helper; imported only
 # once their modules exist so that this package works before they land).
-for _module in ("noisy_digits", "synthetic"):
+for _module in ("noisy_digits", "synthetic", "multilabel_digits"):
     if importlib.util.find_spec(f"het_ensembles.data.{_module}") is not None:
         importlib.import_module(f"het_ensembles.data.{_module}")
