@@ -7,7 +7,8 @@ matched-frequency; `imagenet_v2/<variant>` for the others), `cifar10`, `cifar100
 sets have a "test" split only and 1000-class ImageNet (or 10-class CIFAR) labels; ImageNet-A
 and ImageNet-R use 200 of the classes (`class_subsets`).
 
-Preprocessing follows uncertainty-baselines (`datasets/resnet_preprocessing.py`, `cifar.py`):
+Preprocessing follows uncertainty-baselines (`datasets/resnet_preprocessing.py`, `cifar.py`;
+the ImageNet part lives in `image_preprocessing`, shared with the streaming sets):
 
 - ImageNet train: Inception-style random crop (area 8%-100%, aspect ratio 3/4-4/3, decoded
   straight from the JPEG crop window), bicubic resize to `image_size`, random left-right flip.
@@ -50,14 +51,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from het_ensembles.data import class_subsets, pipeline
+from het_ensembles.data import class_subsets, image_preprocessing, pipeline
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # uncertainty-baselines datasets/imagenet.py
-IMAGENET_STDDEV = (0.229, 0.224, 0.225)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # uncertainty-baselines datasets/cifar.py
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_IMAGE_SIZE = 224
-EVAL_CROP_FRACTION = 224 / 256  # resnet_preprocessing: image_size / (image_size + CROP_PADDING)
 IMAGENET_SHUFFLE_BUFFER = 16384  # uncertainty-baselines ImageNetDataset default
 
 # tensorflow_datasets imagenet2012_corrupted BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS.
@@ -358,9 +356,11 @@ def load(
 
         def preprocess(example, example_seed):
             if dataset_spec.decode_any_format:  # a test-only set: no training crop
-                image = _imagenet_eval_image_any_format(example["image"], size)
+                image = image_preprocessing.imagenet_image_any_format(example["image"], size, False)
             else:
-                image = _imagenet_image(example["image"], size, is_training, example_seed)
+                image = image_preprocessing.imagenet_image(
+                    example["image"], size, is_training, example_seed
+                )
             return image, tf.cast(example[label_key], tf.int32)
 
         shuffle_buffer = IMAGENET_SHUFFLE_BUFFER
@@ -409,55 +409,6 @@ def holdout_split(dataset_spec, split, num_validation):
     tfds_train = dataset_spec.splits["train"][0]
     kept = dataset_spec.num_examples["train"] - num_validation
     return f"{tfds_train}[:{kept}]" if split == "train" else f"{tfds_train}[{kept}:]"
-
-
-def _imagenet_image(image_bytes, image_size, is_training, seed):
-    """JPEG bytes -> normalised float32 [image_size, image_size, 3] (resnet_preprocessing)."""
-    shape = tf.image.extract_jpeg_shape(image_bytes)  # [3]
-    if is_training:
-        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-            shape,
-            bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, [1, 1, 4]),
-            seed=crop_seed,
-            min_object_covered=0.1,
-            aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
-            area_range=(0.08, 1.0),
-            max_attempts=10,
-            use_image_if_no_bounding_boxes=True,
-        )
-        # All 10 attempts failed -> the whole image comes back; then use the eval crop.
-        failed = tf.reduce_all(tf.equal(crop_size[:2], shape[:2]))
-        window = tf.cond(
-            failed,
-            lambda: _center_crop_window(shape),
-            lambda: tf.stack([begin[0], begin[1], crop_size[0], crop_size[1]]),
-        )
-    else:
-        window = _center_crop_window(shape)
-    image = tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
-    image = tf.image.resize(image, [image_size, image_size], method="bicubic")
-    if is_training:
-        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-    image = tf.reshape(image, [image_size, image_size, 3]) / 255.0
-    return (image - IMAGENET_MEAN) / IMAGENET_STDDEV
-
-
-def _imagenet_eval_image_any_format(image_bytes, image_size):
-    """Encoded image (JPEG, PNG, ...) -> the eval crop of `_imagenet_image`, normalised."""
-    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    top, left, crop, _ = tf.unstack(_center_crop_window(tf.shape(image)))
-    image = image[top : top + crop, left : left + crop]
-    image = tf.image.resize(image, [image_size, image_size], method="bicubic")
-    image = tf.reshape(image, [image_size, image_size, 3]) / 255.0
-    return (image - IMAGENET_MEAN) / IMAGENET_STDDEV
-
-
-def _center_crop_window(shape):
-    """[offset_y, offset_x, size, size] of the central 224/256 square of the shorter side."""
-    height, width = shape[0], shape[1]
-    crop = tf.cast(EVAL_CROP_FRACTION * tf.cast(tf.minimum(height, width), tf.float32), tf.int32)
-    return tf.stack([(height - crop + 1) // 2, (width - crop + 1) // 2, crop, crop])
 
 
 def _cifar_image(image, native_size, image_size, is_training, seed):
