@@ -273,9 +273,9 @@ class TestEnsembleMetrics:
         result = accumulator.result()
         assert result["nll"] == pytest.approx(expected_nll)
         assert result["kl_to_ensemble"] == pytest.approx(np.mean(np.sum(bernoulli_kl, axis=2)))
-        assert result["accuracy"] == pytest.approx(
-            np.mean(targets[np.arange(40), np.argmax(mean_p, axis=1)])
-        )
+        hits = targets[np.arange(40), np.argmax(mean_p, axis=1)]
+        has_positive = targets.max(axis=1) > 0  # prec@1 leaves out examples without a positive
+        assert result["prec@1"] == pytest.approx(np.mean(hits[has_positive]))
 
     def test_streaming_ensemble_metrics(self):
         labels, member_log_probs = _random_problem(10, num_examples=100, num_members=4)

@@ -27,8 +27,19 @@ batches gives exactly the result over the whole array. The trainer uses `Classif
         test_metrics.update_state(y, metrics.log_probs_from_logits(logits, multilabel=...))
     test_metrics.result()  # {"accuracy", "top5_accuracy", "nll", "ece", "brier", "num_examples"}
 
-Modules: `classification` (one model), `ensemble` (ensembles and diversity), `numerics` (the input
-checks and log-space helpers they share).
+Multi-label (sigmoid) models report `{"gap", "map", "prec@1", "nll", "ece", "brier",
+"num_examples"}` instead (`ClassificationMetrics(multilabel=True)`): global average precision as
+YouTube-8M's `calculate_gap` (top 20 classes per example), mean per-class average precision,
+precision@1 as uncertainty-baselines' JFT scripts, the per-example sum of the labels' binary
+cross-entropies, and the ECE over all (example, class) pairs. The functions take
+`(probs, labels)` in YouTube-8M's and uncertainty-baselines' order:
+
+    metrics.global_average_precision(probs, labels, top_k=20)
+    metrics.mean_average_precision(probs, labels)
+    metrics.precision_at_1(probs, labels)
+
+Modules: `classification` (one model), `multilabel` (the multi-label metrics), `ensemble`
+(ensembles and diversity), `numerics` (the input checks and log-space helpers they share).
 """
 
 from het_ensembles.metrics.classification import (
@@ -54,25 +65,47 @@ from het_ensembles.metrics.ensemble import (
     gibbs_nll,
     kl_to_ensemble,
 )
+from het_ensembles.metrics.multilabel import (
+    GAP_TOP_K,
+    GlobalAveragePrecision,
+    MeanAveragePrecision,
+    MultilabelCalibrationError,
+    PrecisionAtOne,
+    average_precision_per_class,
+    global_average_precision,
+    mean_average_precision,
+    multilabel_calibration_error,
+    precision_at_1,
+)
 
 __all__ = [
     "DEFAULT_NUM_BINS",
+    "GAP_TOP_K",
     "Accuracy",
     "BrierScore",
     "ClassificationMetrics",
     "EnsembleMetrics",
     "ExpectedCalibrationError",
+    "GlobalAveragePrecision",
+    "MeanAveragePrecision",
+    "MultilabelCalibrationError",
     "NegativeLogLikelihood",
+    "PrecisionAtOne",
     "SubEnsembleMetrics",
     "WeightedMean",
     "accuracy",
+    "average_precision_per_class",
     "brier",
     "disagreement",
     "ensemble_log_probs",
     "ensemble_nll",
     "expected_calibration_error",
     "gibbs_nll",
+    "global_average_precision",
     "kl_to_ensemble",
     "log_probs_from_logits",
+    "mean_average_precision",
+    "multilabel_calibration_error",
     "nll",
+    "precision_at_1",
 ]

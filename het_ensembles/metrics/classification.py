@@ -167,11 +167,13 @@ class ExpectedCalibrationError:
         self._update(labels, probs, example_weights(sample_weight, len(probs)))
 
     def _update(self, labels, probs, weights):
-        confidence = np.max(probs, axis=1)
+        self._add_to_bins(np.max(probs, axis=1), top_k_correct(labels, probs, 1), weights)
+
+    def _add_to_bins(self, confidence, correct, weights):
+        """Bins predictions: confidence [n] in [0, 1], correct [n] 0/1, weights [n]."""
         with np.errstate(invalid="ignore"):  # a nan confidence lands in bin 0; the ECE is nan
             bins = np.floor(confidence * self.num_bins).astype(np.int64)
         bins = np.clip(bins, 0, self.num_bins - 1)
-        correct = top_k_correct(labels, probs, 1)
         self.bin_counts += np.bincount(bins, weights=weights, minlength=self.num_bins)
         self.bin_correct += np.bincount(bins, weights=weights * correct, minlength=self.num_bins)
         self.bin_confidence += np.bincount(
@@ -191,29 +193,60 @@ class ExpectedCalibrationError:
 class ClassificationMetrics:
     """Everything the trainer and the evaluator report for one model, from log-probabilities.
 
+    Softmax models: `{"accuracy", "top5_accuracy", "nll", "ece", "brier", "num_examples"}`.
+    Multi-label (sigmoid) models: `{"gap", "map", "prec@1", "nll", "ece", "brier",
+    "num_examples"}` (`metrics.multilabel`): the ranking metrics replace the accuracies
+    (`prec@1` is the multi-hot top-1 accuracy over examples with a positive), `ece` is over all
+    (example, class) pairs and `brier` is the sum over labels of (p_k - y_k)^2.
+
     Args:
       multilabel: whether `log_probs` are per-label sigmoid log-probabilities.
       num_bins: ECE bins.
-      top_k: k of the second accuracy (`top{k}_accuracy`; 1.0 when k >= K).
-
-    `result()` returns `{"accuracy", "top5_accuracy", "nll", "ece", "brier", "num_examples"}`.
+      top_k: k of the second accuracy (`top{k}_accuracy`; 1.0 when k >= K); softmax only.
+      gap_top_k: classes kept per example for `gap` (multi-label only).
+      rank_metrics: multi-label only: compute `gap` and `map` here, keeping N x gap_top_k and
+        N x K scores (`map` is None past `multilabel.MAP_MAX_VALUES` of them); False: both are
+        None, for callers that compute them with bounded memory (the evaluator, per model
+        over its prediction cache).
     """
 
-    def __init__(self, *, multilabel=False, num_bins=DEFAULT_NUM_BINS, top_k=5):
+    def __init__(
+        self,
+        *,
+        multilabel=False,
+        num_bins=DEFAULT_NUM_BINS,
+        top_k=5,
+        gap_top_k=None,
+        rank_metrics=True,
+    ):
+        # Imported here: metrics.multilabel builds on this module's classes.
+        from het_ensembles.metrics import multilabel as multilabel_lib
+
         self.multilabel = bool(multilabel)
         self.top_k = int(top_k)
-        self.accuracy = Accuracy(1)
-        self.top_k_accuracy = Accuracy(top_k)
         self.nll = NegativeLogLikelihood(multilabel=multilabel)
-        self.ece = ExpectedCalibrationError(num_bins)
         self.brier = BrierScore()
+        self._check_targets = multilabel_lib.check_multilabel if self.multilabel else None
+        if self.multilabel:
+            self.ece = multilabel_lib.MultilabelCalibrationError(num_bins)
+            top_k = multilabel_lib.GAP_TOP_K if gap_top_k is None else gap_top_k
+            self.ranking = {
+                "gap": multilabel_lib.GlobalAveragePrecision(top_k, keep=rank_metrics),
+                "map": multilabel_lib.MeanAveragePrecision(
+                    multilabel_lib.MAP_MAX_VALUES if rank_metrics else 0
+                ),
+                "prec@1": multilabel_lib.PrecisionAtOne(),
+            }
+        else:
+            self.ece = ExpectedCalibrationError(num_bins)
+            self.ranking = {"accuracy": Accuracy(1), f"top{self.top_k}_accuracy": Accuracy(top_k)}
 
     def reset_state(self):
         for metric in self._metrics():
             metric.reset_state()
 
     def update_state(self, labels, log_probs, sample_weight=None):
-        """Adds a batch: labels [B] or [B, K], log_probs [B, K]."""
+        """Adds a batch: labels [B] or [B, K] (multi-label: 0/1 [B, K]), log_probs [B, K]."""
         labels, log_probs = check_labels_and_values(
             labels, log_probs, "log_probs", kind="log_probs"
         )
@@ -223,15 +256,16 @@ class ClassificationMetrics:
 
     def _update(self, labels, probs, log_lik, weights):
         """Checked inputs: probs [B, K], log_lik = log p(y | x) [B], weights [B]."""
-        for metric in (self.accuracy, self.top_k_accuracy, self.ece, self.brier):
+        if self._check_targets is not None:
+            self._check_targets(labels, probs, "probs")
+        for metric in (*self.ranking.values(), self.ece, self.brier):
             metric._update(labels, probs, weights)
         self.nll._add(-log_lik, weights)
 
     def result(self):
         count = self.nll.count
         return {
-            "accuracy": self.accuracy.result(),
-            f"top{self.top_k}_accuracy": self.top_k_accuracy.result(),
+            **{name: metric.result() for name, metric in self.ranking.items()},
             "nll": self.nll.result(),
             "ece": self.ece.result(),
             "brier": self.brier.result(),
@@ -239,7 +273,7 @@ class ClassificationMetrics:
         }
 
     def _metrics(self):
-        return (self.accuracy, self.top_k_accuracy, self.nll, self.ece, self.brier)
+        return (*self.ranking.values(), self.nll, self.ece, self.brier)
 
 
 def accuracy(labels, probs, *, k=1):

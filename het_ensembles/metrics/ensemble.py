@@ -55,14 +55,17 @@ class SubEnsembleMetrics:
       subsets: a list of member-index tuples, each non-empty and without repeats.
       multilabel: whether member log-probs are per-label sigmoid log-probabilities.
       num_bins: ECE bins.
-      top_k: k of the second accuracy.
+      top_k: k of the second accuracy (softmax members).
+      rank_metrics: multi-label members: see `ClassificationMetrics`.
 
     Attributes:
       ensembles: one `ClassificationMetrics` per subset, for the ensemble's own metrics
         (its ECE bins feed reliability diagrams).
     """
 
-    def __init__(self, subsets, *, multilabel=False, num_bins=DEFAULT_NUM_BINS, top_k=5):
+    def __init__(
+        self, subsets, *, multilabel=False, num_bins=DEFAULT_NUM_BINS, top_k=5, rank_metrics=True
+    ):
         subsets = [tuple(int(i) for i in subset) for subset in subsets]
         if not subsets or any(
             not subset or len(set(subset)) != len(subset) or min(subset) < 0 for subset in subsets
@@ -73,7 +76,12 @@ class SubEnsembleMetrics:
             )
         self.subsets = subsets
         self.multilabel = bool(multilabel)
-        self._options = {"multilabel": multilabel, "num_bins": num_bins, "top_k": top_k}
+        self._options = {
+            "multilabel": multilabel,
+            "num_bins": num_bins,
+            "top_k": top_k,
+            "rank_metrics": rank_metrics,
+        }
         self.reset_state()
 
     def reset_state(self):
@@ -160,11 +168,17 @@ class EnsembleMetrics:
     Args:
       multilabel: whether member log-probs are per-label sigmoid log-probabilities.
       num_bins: ECE bins.
-      top_k: k of the second accuracy.
+      top_k: k of the second accuracy (softmax members).
+      rank_metrics: multi-label members: see `ClassificationMetrics`.
     """
 
-    def __init__(self, *, multilabel=False, num_bins=DEFAULT_NUM_BINS, top_k=5):
-        self._options = {"multilabel": multilabel, "num_bins": num_bins, "top_k": top_k}
+    def __init__(self, *, multilabel=False, num_bins=DEFAULT_NUM_BINS, top_k=5, rank_metrics=True):
+        self._options = {
+            "multilabel": multilabel,
+            "num_bins": num_bins,
+            "top_k": top_k,
+            "rank_metrics": rank_metrics,
+        }
         self.reset_state()
 
     def reset_state(self):

@@ -90,8 +90,9 @@ class EvalPass:
         self.runner = predict.ModelRunner(model, multilabel=multilabel, strategy=strategy)
 
     def __call__(self):
-        """`{"<prefix>/<metric>": value}`: accuracy, top5_accuracy, nll, ece, brier, num_examples,
-        ms_per_example."""
+        """`{"<prefix>/<metric>": value}`: `metrics.ClassificationMetrics`' keys (softmax:
+        accuracy, top5_accuracy; multi-label: gap, map, prec@1; both: nll, ece, brier,
+        num_examples) and ms_per_example."""
         accumulator = metrics.ClassificationMetrics(
             multilabel=self.multilabel, num_bins=self.num_bins
         )
@@ -192,17 +193,18 @@ class EpochEnd(keras.callbacks.Callback):
         write_scalars(run.writer, results, step=epoch + 1)
         self.results = results
         prefix = run.eval_pass.prefix
+        top1 = "prec@1" if run.eval_pass.multilabel else "accuracy"
         # The split's name goes into the message, not the arguments: the demo's progress bar
         # reads the arguments by position (`training.progress.EpochProgress`).
         logging.info(
-            f"Epoch %d/%d: train loss %.4f, accuracy %.4f; {prefix} nll %.4f, accuracy %.4f, "
+            f"Epoch %d/%d: train loss %.4f, accuracy %.4f; {prefix} nll %.4f, {top1} %.4f, "
             "ece %.4f",
             epoch + 1,
             run.config.train_epochs,
             results["train/loss"],
             results["train/accuracy"],
             results[f"{prefix}/nll"],
-            results[f"{prefix}/accuracy"],
+            results[f"{prefix}/{top1}"],
             results[f"{prefix}/ece"],
         )
         if run.best is not None and run.best.update(epoch + 1, results["val/nll"]):
