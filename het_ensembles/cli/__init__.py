@@ -32,6 +32,10 @@ SUBCOMMANDS = {
         "het_ensembles.experiments.compare",
         "two or more configs, N seeds each: spread and paired bootstrap intervals",
     ),
+    "report": (
+        "het_ensembles.experiments.report",
+        "groups of members as the paper's tables: mean +- std over seeds, t-test daggers",
+    ),
     "study": (
         "het_ensembles.experiments.study",
         "two configs on random held-out variants of an embedded dataset: how often B wins",
