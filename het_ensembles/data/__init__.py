@@ -14,6 +14,12 @@ the evaluator and the demo never special-case one. Names:
 - Embedded (no download): `noisy_digits`, `synthetic`.
 - Bring your own: `npz:<path>` with arrays `x_train, y_train, x_test, y_test` (optional
   `y_test_clean`, `class_names`).
+- Streaming, from files, never loaded into memory (`streaming`; options after `?`, see
+  `spec_options`): `folder:<dir>` (one sub-folder per class under `train/` and `test/`),
+  `tfrecord:<dir>` (TF-slim / TPU ImageNet shards, single- or multi-label),
+  `tfds:<name>[/<config>]` (any TFDS image classification set), `webvision:<root>`
+  (WebVision 1.0's own layout), e.g. `tfrecord:/data/in21k?label_offset=1&test_fraction=0.04`.
+  `test_fraction` carves a test split out of a set that has only train.
 
 Embedded and npz sets share one in-memory path (`arrays`); `register_arrays(name, fn)` adds one.
 The shared tf.data stages (shuffle, repeat, augmentation seeds, batching, prefetch, per-replica
@@ -26,7 +32,8 @@ passed to `get_info` and `load` (the same value to both): `validation_size(num_t
 examples (uncertainty-baselines' `int(num_train * validation_percent)`), and `train` keeps the
 rest. TFDS sets hold out the last examples of the TFDS train split (`train[:n]` /
 `train[n:]`, as uncertainty-baselines' `train_proportion`); in-memory sets a random subset
-fixed by `validation_seed` (a permutation of the train arrays). Either way the two are
+fixed by `validation_seed` (a permutation of the train arrays; streaming sets: of the train
+positions left after any test carve-out). Either way the two are
 disjoint, their union is the original train split, and the same arguments give the same split
 in every run. Validation labels are the training labels (for `cifar10_n` the noisy
 `label_field`; for `noisy_digits` the noisy labels). Batches are `(x, y)`: x float32, y int32 [B] (or multi-hot [B, K] for
@@ -43,6 +50,7 @@ import importlib.util
 import numbers
 
 from het_ensembles.data import arrays as _arrays
+from het_ensembles.data import streaming as _streaming
 from het_ensembles.data import tfds_sets as _tfds_sets
 from het_ensembles.data.class_subsets import IMAGENET_A_INDICES as IMAGENET_A_INDICES
 from het_ensembles.data.class_subsets import IMAGENET_R_INDICES as IMAGENET_R_INDICES
@@ -65,6 +73,9 @@ class DatasetInfo:
       multilabel: whether labels are multi-hot [K] instead of one integer.
       class_subset: None, or the sorted class indices the labels can take when the set uses
         only some of the K classes (ImageNet-A / ImageNet-R: 200 of 1000).
+      skip_corrupt: a streaming set named with `skip_corrupt=true`: corrupt images are
+        skipped, so a split may yield fewer examples than `num_examples`; callers report the
+        difference as `num_skipped`.
     """
 
     name: str
@@ -74,6 +85,7 @@ class DatasetInfo:
     class_names: tuple | None = None
     multilabel: bool = False
     class_subset: tuple | None = None
+    skip_corrupt: bool = False
 
 
 def register_arrays(name, fn):
@@ -105,11 +117,15 @@ def known_names():
         "cifar100",
         "cifar10_n",
         "npz:<path>",
+        *_streaming.KNOWN_PATTERNS,
         *_arrays.registered_names(),
     ]
 
 
 def _check_name(name):
+    if isinstance(name, str) and _streaming.is_streaming_name(name):
+        _streaming.spec_options.parse(name)  # checks the options
+        return
     if not isinstance(name, str) or not (_tfds_sets.is_tfds_name(name) or _arrays.is_known(name)):
         raise ValueError(f"Unknown dataset. Received: name={name!r}; allowed: {known_names()}")
     if _tfds_sets.is_tfds_name(name):
@@ -151,7 +167,8 @@ def get_info(name, *, data_dir=None, label_field=None, image_size=None, validati
 
     Args:
       name: a dataset name (see module docstring).
-      data_dir: TFDS data directory (unused: sizes are the published ones).
+      data_dir: TFDS data directory, read by `tfds:` names (the fixed TFDS names use the
+        published sizes).
       label_field: for `cifar10_n`, the noisy training label field.
       image_size: the `image_size` that will be passed to `load` (sets `input_shape`).
       validation_fraction: the fraction of `train` held out as `validation` (see the module
@@ -166,9 +183,13 @@ def get_info(name, *, data_dir=None, label_field=None, image_size=None, validati
         `validation_fraction` (or one for a set without a train split), or malformed arrays of
         an in-memory set.
     """
-    del data_dir
     _check_name(name)
     _check_image_size(image_size)
+    if _streaming.is_streaming_name(name):
+        _check_no_label_field(name, label_field)
+        fields = _streaming.info_fields(name, data_dir=data_dir, image_size=image_size)
+        fields["num_examples"] = _with_validation(name, fields["num_examples"], validation_fraction)
+        return DatasetInfo(name=name, **fields)
     if _tfds_sets.is_tfds_name(name):
         _tfds_sets.check_label_field(name, label_field)
         spec = _tfds_sets.spec(name)
@@ -233,8 +254,8 @@ def load(
         per-replica batches (`keras.Model.fit` accepts it).
       validation_fraction: the fraction of `train` held out as `validation`; with it, `train`
         reads only the rest (see the module docstring). Pass the same value for both splits.
-      validation_seed: non-negative int; which examples of an in-memory set are held out
-        (TFDS sets hold out the last ones, whatever the seed).
+      validation_seed: non-negative int; which examples of an in-memory or streaming set are
+        held out (the fixed TFDS names hold out the last ones, whatever the seed).
 
     Returns:
       A `tf.data.Dataset` (or distributed dataset) of `(x float32 [B, ...], y int32 [B])`.
@@ -262,7 +283,7 @@ def load(
             f"replicas ({strategy.num_replicas_in_sync}). Received: batch_size={batch_size}"
         )
     available = get_info(
-        name, label_field=label_field, validation_fraction=validation_fraction
+        name, data_dir=data_dir, label_field=label_field, validation_fraction=validation_fraction
     ).num_examples
     if split not in available:
         hint = " (pass validation_fraction > 0 for one)" if split == "validation" else ""
@@ -286,6 +307,8 @@ def load(
     }
     if _tfds_sets.is_tfds_name(name):
         return _tfds_sets.load(name, split, data_dir=data_dir, label_field=label_field, **common)
+    if _streaming.is_streaming_name(name):
+        return _streaming.load(name, split, data_dir=data_dir, **common)
     return _arrays.load(name, split, **common)
 
 

@@ -34,6 +34,8 @@ def build(
     shuffle_buffer,
     strategy=None,
     cache_source=False,
+    shards_source=False,
+    skip_errors=False,
 ):
     """Builds the batched pipeline, per replica when a `tf.distribute` strategy is given.
 
@@ -51,6 +53,11 @@ def build(
       shuffle_buffer: shuffle buffer size (training only).
       strategy: optional `tf.distribute.Strategy`.
       cache_source: cache the raw examples in memory after the first pass (small sets).
+      shards_source: `make_source` takes `(shard_index, num_shards)` and returns only that
+        input pipeline's examples (the streaming sets shard at file level that way); by default
+        the examples are sharded here, one per pipeline in turn.
+      skip_errors: drop examples whose `preprocess` fails (`skip_corrupt=true` sets) instead of
+        stopping with the error.
 
     Returns:
       A `tf.data.Dataset`, or with a strategy a distributed dataset from
@@ -64,6 +71,8 @@ def build(
         "drop_remainder": drop_remainder,
         "shuffle_buffer": shuffle_buffer,
         "cache_source": cache_source,
+        "shards_source": shards_source,
+        "skip_errors": skip_errors,
     }
     if strategy is None:
         return _pipeline(batch_size=batch_size, shard_index=0, num_shards=1, **kwargs)
@@ -89,13 +98,15 @@ def _pipeline(
     drop_remainder,
     shuffle_buffer,
     cache_source,
+    shards_source,
+    skip_errors,
     shard_index,
     num_shards,
 ):
-    dataset = make_source()
+    dataset = make_source(shard_index, num_shards) if shards_source else make_source()
     if cache_source:
         dataset = dataset.cache()
-    if num_shards > 1:
+    if num_shards > 1 and not shards_source:
         # One shard per host (input pipeline): every example is seen by exactly one host, so
         # multi-host evaluation counts each example once.
         dataset = dataset.shard(num_shards, shard_index)
@@ -114,6 +125,8 @@ def _pipeline(
         return preprocess(example, tf.random.experimental.stateless_fold_in(augment_key, position))
 
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if skip_errors:
+        dataset = dataset.ignore_errors()
     dataset = dataset.batch(
         batch_size,
         drop_remainder=drop_remainder,

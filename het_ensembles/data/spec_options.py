@@ -1,0 +1,129 @@
+"""The names of the streaming sets: `<kind>:<location>[?<option>=<value>&...]`.
+
+Kinds: `folder:DIR`, `tfrecord:DIR`, `tfds:NAME[/CONFIG]`, `webvision:ROOT`. Options follow the
+location as a URL-style query, e.g. `tfrecord:/data/in21k?label_offset=1&test_fraction=0.04`.
+The options are part of the name, so they travel with it wherever the name goes: a member's
+config.json, the evaluator's cache key and its metrics.json keys.
+
+Options (`OPTIONS` says which kind takes which):
+
+- `test_fraction` (float in (0, 1)): carve a test split out of a set that has only train.
+- `skip_corrupt` (true / false, default false): skip truncated, corrupt or non-image files and
+  count them instead of stopping with an error that names the file.
+- `num_classes` (int >= 1): K, instead of max label + 1 (for TFRecord: no label scan).
+- `label_offset` (int >= 0): subtracted from every stored label (1 for TF-slim ImageNet).
+- `multilabel` (true / false): a TFRecord label list is multi-hot (default: when some example
+  has other than one label, found by the label scan).
+- `image_key`, `label_key`: the TFDS features to read (default: the builder's only image and
+  only ClassLabel or Sequence(ClassLabel) feature).
+"""
+
+import dataclasses
+
+KINDS = ("folder", "tfrecord", "tfds", "webvision")
+_COMMON = ("test_fraction", "skip_corrupt")
+OPTIONS = {
+    "folder": _COMMON,
+    "tfrecord": (*_COMMON, "num_classes", "label_offset", "multilabel"),
+    "tfds": (*_COMMON, "image_key", "label_key"),
+    "webvision": (*_COMMON, "num_classes"),
+}
+_BOOLEANS = {"true": True, "false": False}
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0 < value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _integer(minimum):
+    def parse(text):
+        value = int(text)
+        if value < minimum:
+            raise ValueError(text)
+        return value
+
+    return parse
+
+
+def _boolean(text):
+    return _BOOLEANS[text.lower()]
+
+
+def _key(text):
+    if not text:
+        raise ValueError(text)
+    return text
+
+
+# option -> (parser of its text, what is allowed)
+_PARSERS = {
+    "test_fraction": (_fraction, "a float in (0, 1)"),
+    "skip_corrupt": (_boolean, "true or false"),
+    "num_classes": (_integer(1), "an integer >= 1"),
+    "label_offset": (_integer(0), "an integer >= 0"),
+    "multilabel": (_boolean, "true or false"),
+    "image_key": (_key, "a feature name"),
+    "label_key": (_key, "a feature name"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A parsed streaming-set name.
+
+    Attributes:
+      name: the name as given.
+      kind: one of `KINDS`.
+      location: the directory (folder, tfrecord, webvision) or TFDS `NAME[/CONFIG]`.
+      options: `{option: parsed value}` for the options given.
+    """
+
+    name: str
+    kind: str
+    location: str
+    options: dict
+
+    def get(self, option, default=None):
+        return self.options.get(option, default)
+
+
+def is_streaming_name(name):
+    return isinstance(name, str) and name.partition(":")[0] in KINDS and ":" in name
+
+
+def parse(name):
+    """The `Spec` of a streaming-set name.
+
+    Raises:
+      ValueError: for an empty location, a malformed query, an option the kind does not take
+        or a bad value, naming the option and what is allowed.
+    """
+    kind, _, rest = name.partition(":")
+    location, _, query = rest.partition("?")
+    if kind not in KINDS or not location:
+        raise ValueError(
+            f"Expected '<kind>:<location>[?option=value&...]' with kind in {list(KINDS)}. "
+            f"Received: name={name!r}"
+        )
+    options = {}
+    for item in filter(None, query.split("&")):
+        option, equals, value = item.partition("=")
+        if option not in OPTIONS[kind] or not equals:
+            raise ValueError(
+                f"Unknown option {item!r} in dataset name {name!r}; {kind}: takes "
+                f"{', '.join(o + '=...' for o in OPTIONS[kind])}"
+            )
+        if option in options:
+            raise ValueError(f"Option {option} given twice in dataset name {name!r}")
+        parser, allowed = _PARSERS[option]
+        try:
+            options[option] = parser(value)
+        except (KeyError, ValueError) as error:
+            raise ValueError(
+                f"Bad value for option {option} in dataset name {name!r}. Received: "
+                f"{option}={value!r}; allowed: {allowed}"
+            ) from error
+    return Spec(name=name, kind=kind, location=location, options=options)
