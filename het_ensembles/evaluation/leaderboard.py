@@ -4,7 +4,9 @@ Where it sits: ... -> evaluator (`metrics.json`) -> **leaderboard** -> `leaderbo
 
 The tables are those of uncertainty-baselines' `baselines/imagenet/README.md` (ResNet-50) and
 `baselines/cifar/README.md` (Wide ResNet 28-10), header and `---` line character for character;
-any other dataset gets a generic table in the same style. Input is the evaluator's metrics
+any other dataset gets a generic table in the same style, and multi-label members (rows with
+`gap`) a multi-label table, `| Method | gAP | mAP | prec@1 | NLL | ECE | ... |` (each column
+prefixed with its dataset when there are several). Input is the evaluator's metrics
 dict (`het_ensembles.evaluation.evaluate`): `{dataset: {"ensemble": {...}, "member_mean": {...}, ...}}` where
 each inner dict holds `nll`, `accuracy`, `ece` (fractions, not percent), and for a corruption
 summary (`imagenet2012_corrupted`, `cifar10_corrupted`) the means over its sets plus `mce`.
@@ -15,6 +17,7 @@ published Heteroscedastic and SNGP rows come out unchanged):
 - NLL: 3 significant figures (`0.898`, `3.20`, `7.94`);
 - accuracy: percent with 1 decimal, 2 below 1% (`77.5%`, `0.96%`); mCE likewise;
 - ECE: 3 decimals (`0.033`);
+- gAP, mAP, prec@1 (multi-label): percent as accuracy (the paper's Table 3 prints gAP 47.0);
 - ImageNet columns `NLL / acc% / ECE`, ImageNet-C `cNLL / cA% / cECE (mCE%)`,
   ImageNet-Vid-Robust / YTBB-Robust / ObjectNet accuracy only; CIFAR `Test NLL`, `Test
   Accuracy`, `Test Cal. Error` and `cNLL / cA% / cCE`;
@@ -43,7 +46,7 @@ Usage:
 import math
 import numbers
 
-FAMILIES = ("imagenet", "cifar", "generic")
+FAMILIES = ("imagenet", "cifar", "generic", "multilabel")
 STATISTICS = ("ensemble", "member_mean", "ensemble_subsets")
 
 # baselines/imagenet/README.md, "## ResNet-50" table (google/uncertainty-baselines).
@@ -96,10 +99,13 @@ def family_of(datasets):
       datasets: a dataset name, or an iterable of them (a metrics dict gives its keys).
 
     Returns:
+      "multilabel" for a metrics dict of multi-label members (rows with `gap`), else
       "imagenet" if any name is an ImageNet set (`imagenet2012`, `imagenet2012_corrupted/...`,
       `imagenet_a`, `imagenet_r`, `imagenet_v2`, ...), else "cifar" if any is a CIFAR set
       (`cifar10`, `cifar100`, `cifar10_n`, `cifar10_corrupted/...`), else "generic".
     """
+    if isinstance(datasets, dict) and any(_is_multilabel(entry) for entry in datasets.values()):
+        return "multilabel"
     names = [datasets] if isinstance(datasets, str) else list(datasets)
     if any(name.startswith("imagenet") for name in names):
         return "imagenet"
@@ -118,8 +124,9 @@ def header(family, datasets=None):
     """The table's two header lines (column names, then the `---` line).
 
     Args:
-      family: "imagenet", "cifar" or "generic".
-      datasets: for "generic", the dataset names of its columns (see `generic_datasets`).
+      family: "imagenet", "cifar", "generic" or "multilabel".
+      datasets: for "generic" and "multilabel", the dataset names of its columns (see
+        `generic_datasets`).
 
     Returns:
       A list of two strings.
@@ -133,7 +140,12 @@ def header(family, datasets=None):
     if family == "cifar":
         return list(CIFAR_HEADER)
     datasets = _check_datasets(datasets)
-    names = ["Method", *datasets, "Train Runtime (hours)"]
+    if family == "multilabel":
+        prefixes = [f"{d} " if len(datasets) > 1 else "" for d in datasets]
+        columns = [f"{p}{name}" for p in prefixes for _, name, _ in MULTILABEL_COLUMNS]
+    else:
+        columns = datasets
+    names = ["Method", *columns, "Train Runtime (hours)"]
     first = "| " + " | ".join(names) + " | Test Runtime (ms / example)| # Parameters |"
     second = "| " + " | ".join(["-----------"] * (len(names) + 2)) + " |"
     return [first, second]
@@ -157,11 +169,12 @@ def row(
     Args:
       method: the Method cell, verbatim (e.g. "[Heteroscedastic](heteroscedastic.py)").
       metrics: the evaluator's metrics dict `{dataset: {statistic: {"nll": ..., ...}}}`.
-      family: "imagenet", "cifar" or "generic"; default `family_of(metrics)`.
+      family: "imagenet", "cifar", "generic" or "multilabel"; default `family_of(metrics)`.
       statistic: which entry of each dataset's result to print: "ensemble", "member_mean"
         (the single-model row) or "ensemble_subsets" (its "mean"); None when `metrics` maps
         each dataset straight to its metric dict.
-      datasets: for "generic", the column datasets (default `generic_datasets(metrics)`).
+      datasets: for "generic" and "multilabel", the column datasets (default
+        `generic_datasets(metrics)`).
       train_hours: training time in hours (None: `-`).
       train_devices: e.g. "32 TPUv2 cores", printed after the training time.
       test_ms: test time in ms per example; default the clean set's `ms_per_example` (else
@@ -216,7 +229,10 @@ def row(
         datasets = _check_datasets(generic_datasets(metrics) if datasets is None else datasets)
         picked = [pick(dataset) for dataset in datasets]
         clean = picked[0]
-        cells = [_nll_acc_ece(entry) for entry in picked]
+        if family == "multilabel":
+            cells = [_value(e, k, fmt) for e in picked for k, _, fmt in MULTILABEL_COLUMNS]
+        else:
+            cells = [_nll_acc_ece(entry) for entry in picked]
     # Costs from the clean set, else from the first set evaluated (e.g. ImageNet-C alone).
     cost = clean if clean is not None else next((e for e in picked if e is not None), None)
     if test_ms is None and cost is not None:
@@ -325,6 +341,19 @@ def _accuracy(entry):
 
 
 _CELLS = {"nll_acc_ece": _nll_acc_ece, "corrupted": _corrupted, "accuracy": _accuracy}
+# The multi-label table's columns per dataset: (metrics.json key, column name, format).
+MULTILABEL_COLUMNS = (
+    ("gap", "gAP", _percent),
+    ("map", "mAP", _percent),
+    ("prec@1", "prec@1", _percent),
+    ("nll", "NLL", _nll),
+    ("ece", "ECE", _ece),
+)
+
+
+def _is_multilabel(entry):
+    """Whether a dataset's result (`{"ensemble": {...}, ...}`) holds multi-label rows."""
+    return isinstance(entry, dict) and "gap" in (entry.get("ensemble") or {})
 
 
 def _runtime(value, devices, fmt):

@@ -19,7 +19,8 @@ def leaderboard_text(results, members, *, method, ensemble_size, test_devices=No
     """leaderboard.md: uncertainty-baselines' table for the datasets' family, then notes.
 
     Two rows, ready to paste under the published table (ImageNet or CIFAR, header and `---`
-    line verbatim; a generic table in the same style for other datasets): the single model (mean
+    line verbatim; a generic table in the same style for other datasets, a multi-label table of
+    gAP / mAP / prec@1 / NLL / ECE for multi-label members): the single model (mean
     over the members) and the ensemble (the mean over sub-ensembles with `ensemble_size`).
     Train runtime: the members' `train/hours` (mean for the single model, sum for the
     ensemble) with their devices; test runtime: `ms_per_example` with `test_devices`.
@@ -32,7 +33,8 @@ def leaderboard_text(results, members, *, method, ensemble_size, test_devices=No
       test_devices: where the test runtime was measured, e.g. "2 CPU cores".
     """
     family = leaderboard.family_of(results)
-    datasets = leaderboard.generic_datasets(results) if family == "generic" else None
+    tabled = family in ("generic", "multilabel")
+    datasets = leaderboard.generic_datasets(results) if tabled else None
     hours = [(m.metrics or {}).get("train/hours") for m in members]
     devices = {(m.metrics or {}).get("train/devices") for m in members}
     train_devices = devices.pop() if len(devices) == 1 else None
@@ -115,11 +117,23 @@ def _notes(results, members, family):
     clean = next((k for k in results if "/" not in k and "@" not in k), None)
     if clean and len(members) > 1:
         std = results[clean]["member_std"]
+        top1 = (
+            f"gAP {100 * std['gap']:.1f}%"
+            if family == "multilabel"
+            else f"accuracy {100 * std['accuracy']:.1f}%"
+        )
         notes.append(
             f"Single-model row: mean over {len(members)} members (std on {clean}: NLL "
-            f"{std['nll']:.3f}, accuracy {100 * std['accuracy']:.1f}%, ECE {std['ece']:.4f}). "
+            f"{std['nll']:.3f}, {top1}, ECE {std['ece']:.4f}). "
             "Ensemble: mean of the member probabilities; its test runtime, train runtime and "
             "# parameters are the members' sums."
+        )
+    if family == "multilabel":
+        notes.append(
+            "Multi-label: gAP as YouTube-8M's calculate_gap (top 20 classes per example), mAP "
+            "the mean per-class average precision over classes with a positive, prec@1 over "
+            "examples with a positive, NLL the summed binary cross-entropy, ECE over all "
+            "(example, class) pairs; the ensemble averages each label's probability."
         )
     return [line for note in notes for line in (note, "")]
 
@@ -129,20 +143,24 @@ def _cell(row):
 
 
 def summary(results):
-    lines = [f"{'dataset':<44} {'row':<14} {'nll':>8} {'accuracy':>9} {'ece':>8}"]
+    """The console table: NLL, accuracy (multi-label: gAP) and ECE of each dataset's rows."""
+    top1 = "gap" if leaderboard.family_of(results) == "multilabel" else "accuracy"
+    lines = [f"{'dataset':<44} {'row':<14} {'nll':>8} {top1:>9} {'ece':>8}"]
     for key, result in results.items():
         if scoring.corruption_summary_of(key) is not None:
             continue
         for row in ("member_mean", "ensemble"):
             r = result[row]
-            lines.append(
-                f"{key:<44} {row:<14} {r['nll']:>8.4f} {r['accuracy']:>9.4f} {r['ece']:>8.4f}"
-            )
+            lines.append(f"{key:<44} {row:<14} {r['nll']:>8.4f} {r[top1]:>9.4f} {r['ece']:>8.4f}")
     return "\n".join(lines)
 
 
 def write_reliability_diagram(path, rows):
-    """Accuracy vs confidence per bin, a panel per clean dataset: members thin, ensemble bold."""
+    """Accuracy vs confidence per bin, a panel per clean dataset: members thin, ensemble bold.
+
+    Multi-label rows (with `gap`) plot their label-wise ECE bins: the fraction of positive
+    labels against the label probability, over all (example, class) pairs.
+    """
     keys = [k for k, r in rows.items() if not r.is_corrupted] or list(rows)[:1]
     columns = min(3, len(keys))
     fig = figure.Figure(figsize=(4.2 * columns, 4.2 * math.ceil(len(keys) / columns)))
@@ -168,7 +186,12 @@ def write_reliability_diagram(path, rows):
                     else f"member {name} (ECE {rows[key].members[name]['ece']:.3f})"
                 ),
             )
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=key)
+        if "gap" in rows[key].ensemble:
+            axes = {"xlabel": "label probability", "ylabel": "fraction positive"}
+            title = f"{key} (all example-class pairs)"
+        else:
+            axes, title = {"xlabel": "confidence", "ylabel": "accuracy"}, key
+        ax.set(xlim=(0, 1), ylim=(0, 1), title=title, **axes)
         handles, labels = ax.get_legend_handles_labels()
         if len(handles) > 6:  # many members: one legend entry for them
             keep = [0, len(handles) - 1, 1]

@@ -14,6 +14,7 @@ import numpy as np
 from het_ensembles import metrics
 from het_ensembles.data import class_subsets
 from het_ensembles.data.tfds_sets import SEVERITIES  # noqa: F401  (re-exported)
+from het_ensembles.metrics import multilabel as multilabel_metrics
 
 CORRUPTED = "imagenet2012_corrupted"
 CIFAR10_CORRUPTED = "cifar10_corrupted"
@@ -86,11 +87,14 @@ def subsets_of(num_members, ensemble_size, max_subsets):
 def compute_rows(cache, members, subsets, multilabel, num_bins, *, class_subset=None):
     """Metrics of every member, the ensemble and the sub-ensembles over one cached dataset.
 
+    Multi-label members: the streaming pass gives prec@1, NLL, ECE and Brier; gAP and mAP
+    (which rank every example) are computed after it, one model at a time (`ranking_metrics`).
+
     Args:
       class_subset: score on these classes only (ImageNet-A / -R as their authors do): the
         log-probabilities are renormalised over them and labels mapped into the subset.
     """
-    labels = np.load(cache.labels_path)
+    labels = np.load(cache.labels_path, mmap_mode="r")
     if class_subset is not None:
         labels = class_subsets.subset_labels(labels, class_subset)
     loaded = [cache.load(m) for m in members]
@@ -102,6 +106,8 @@ def compute_rows(cache, members, subsets, multilabel, num_bins, *, class_subset=
             f"{[a.shape for a in arrays]}, labels {labels.shape}"
         )
     kwargs = {"multilabel": multilabel, "num_bins": num_bins, "top_k": TOP_ACCURACY_K}
+    if multilabel:
+        kwargs["rank_metrics"] = False  # gAP and mAP below, with bounded memory
     member_metrics = [metrics.ClassificationMetrics(**kwargs) for _ in members]
     # The full ensemble first, then the sub-ensembles, sharing the per-member work.
     ensembles = metrics.SubEnsembleMetrics([tuple(range(len(members))), *subsets], **kwargs)
@@ -133,6 +139,11 @@ def compute_rows(cache, members, subsets, multilabel, num_bins, *, class_subset=
         return row
 
     ensemble_result, *subset_results = ensembles.result()
+    if multilabel:
+        models = [(i,) for i in range(len(members))] + [tuple(range(len(members))), *subsets]
+        scored = [*member_rows.values(), ensemble_result, *subset_results]
+        for row, (gap, map_) in zip(scored, ranking_metrics(arrays, labels, models)):
+            row["gap"], row["map"] = gap, map_
     ensemble_row = with_costs(ensemble_result, range(len(members)))
     subset_rows = [with_costs(r, s) for r, s in zip(subset_results, subsets)]
     for row in [*member_rows.values(), ensemble_row, *subset_rows]:
@@ -146,6 +157,48 @@ def compute_rows(cache, members, subsets, multilabel, num_bins, *, class_subset=
         member_bins={name: _bins(a.ece) for name, a in zip(member_rows, member_metrics)},
         ensemble_bins=_bins(ensembles.ensembles[0].ece),
     )
+
+
+def ranking_metrics(arrays, labels, models):
+    """gAP and mAP of each model over cached multi-label predictions, with bounded memory.
+
+    gAP streams over row chunks (keeping each example's top `metrics.GAP_TOP_K` scores); mAP
+    ranks each class over column chunks of the (memory-mapped) arrays.
+
+    Args:
+      arrays: the members' cached log-probabilities, M arrays [N, K].
+      labels: 0/1 targets [N, K].
+      models: tuples of member indices; each model predicts its members' mean probability.
+
+    Returns:
+      A list of `(gap, map)` per model.
+    """
+    num_examples, num_classes = arrays[0].shape
+    out = []
+    for model in models:
+
+        def mean_probs(rows, columns, model=model):
+            stacked = np.stack([np.asarray(arrays[i][rows, columns], np.float64) for i in model])
+            return np.mean(np.exp(stacked), axis=0)
+
+        # Several [n, k] temporaries per chunk: a smaller chunk than the streaming pass's.
+        budget = METRICS_CHUNK_VALUES // max(8, len(model))
+        gap = metrics.GlobalAveragePrecision()
+        step = max(1, budget // num_classes)
+        for start in range(0, num_examples, step):
+            rows = slice(start, start + step)
+            gap.update_state(labels[rows], mean_probs(rows, slice(None)))
+        step = max(1, budget // max(1, num_examples))
+        per_class = [
+            metrics.average_precision_per_class(
+                mean_probs(slice(None), slice(c, c + step)), labels[:, c : c + step]
+            )
+            for c in range(0, num_classes, step)
+        ]
+        out.append(
+            (gap.result(), multilabel_metrics.mean_of_present_classes(np.concatenate(per_class)))
+        )
+    return out
 
 
 def _bins(ece):
