@@ -5,17 +5,29 @@ constructor arguments, outputs and `get_weights()` order (docs/migrating_from_ed
 edward2's base class name, `MCSoftmaxOutputLayerBase`. Every layer has
 `noise_distribution(x)` (the latent logits' distribution, a TFP distribution) and
 `covariance(x)` (its covariance, [B, K, K]).
+
+SNGP (Liu et al. 2020) in Keras 3, edward2's names: `SpectralNormalization` and
+`SpectralNormalizationConv2D` for the backbone, `RandomFeatureGaussianProcess` (with
+`LaplaceRandomFeatureCovariance`, `RandomFourierFeatures`, `OrthogonalRandomFeatures`) as the
+output layer, `mean_field_logits` at inference, and `HeteroscedasticSNGPLayer` (HetSNGP).
 """
 
 from het_ensembles.layers.base import MIN_SCALE, MCHeteroscedasticBase
 from het_ensembles.layers.ensemble_heteroscedastic_outputs import EnsembleHeteroscedasticOutputs
 from het_ensembles.layers.exact_sigmoid_dense import ExactSigmoidDense
+from het_ensembles.layers.laplace_random_feature_covariance import LaplaceRandomFeatureCovariance
 from het_ensembles.layers.mc_sigmoid_dense_fa import MCSigmoidDenseFA
 from het_ensembles.layers.mc_softmax_dense import MCSoftmaxDense
 from het_ensembles.layers.mc_softmax_dense_fa import MCSoftmaxDenseFA
 from het_ensembles.layers.mc_softmax_dense_fa_custom_layers import MCSoftmaxDenseFACustomLayers
 from het_ensembles.layers.mc_softmax_dense_fa_segmentation import MCSoftmaxDenseFASegmentation
+from het_ensembles.layers.mean_field import MEAN_FIELD_FACTOR, mean_field_logits
 from het_ensembles.layers.multi_head_mc_softmax_dense_fa import MultiHeadMCSoftmaxDenseFA
+from het_ensembles.layers.orthogonal_random_features import OrthogonalRandomFeatures
+from het_ensembles.layers.random_feature_gaussian_process import RandomFeatureGaussianProcess
+from het_ensembles.layers.random_fourier_features import RandomFourierFeatures
+from het_ensembles.layers.spectral_normalization import SpectralNormalization
+from het_ensembles.layers.spectral_normalization_conv2d import SpectralNormalizationConv2D
 
 # edward2's name for the base of its MC layers, so `isinstance(layer, MCSoftmaxOutputLayerBase)`
 # ports as it is. A subclass implements `noise_params` (loc, diag scale, factors), not edward2's
@@ -23,9 +35,11 @@ from het_ensembles.layers.multi_head_mc_softmax_dense_fa import MultiHeadMCSoftm
 MCSoftmaxOutputLayerBase = MCHeteroscedasticBase
 
 __all__ = [
+    "MEAN_FIELD_FACTOR",
     "MIN_SCALE",
     "EnsembleHeteroscedasticOutputs",
     "ExactSigmoidDense",
+    "LaplaceRandomFeatureCovariance",
     "MCHeteroscedasticBase",
     "MCSigmoidDenseFA",
     "MCSoftmaxDense",
@@ -34,4 +48,10 @@ __all__ = [
     "MCSoftmaxDenseFASegmentation",
     "MCSoftmaxOutputLayerBase",
     "MultiHeadMCSoftmaxDenseFA",
+    "OrthogonalRandomFeatures",
+    "RandomFeatureGaussianProcess",
+    "RandomFourierFeatures",
+    "SpectralNormalization",
+    "SpectralNormalizationConv2D",
+    "mean_field_logits",
 ]

@@ -26,8 +26,21 @@ def _layer_classes():
     return [
         obj
         for name, obj in vars(layers).items()
-        if name in layers.__all__ and inspect.isclass(obj) and issubclass(obj, keras.layers.Layer)
+        if name in layers.__all__
+        and inspect.isclass(obj)
+        and issubclass(obj, keras.layers.Layer)
+        and name not in SNGP_BUILDING_BLOCKS
     ]
+
+
+# SNGP's backbone wrappers and GP output pieces: not heteroscedastic heads, no logit noise.
+SNGP_BUILDING_BLOCKS = (
+    "LaplaceRandomFeatureCovariance",
+    "RandomFeatureGaussianProcess",
+    "RandomFourierFeatures",
+    "SpectralNormalization",
+    "SpectralNormalizationConv2D",
+)
 
 
 def _members():
