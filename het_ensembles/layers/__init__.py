@@ -15,6 +15,7 @@ output layer, `mean_field_logits` at inference, and `HeteroscedasticSNGPLayer` (
 from het_ensembles.layers.base import MIN_SCALE, MCHeteroscedasticBase
 from het_ensembles.layers.ensemble_heteroscedastic_outputs import EnsembleHeteroscedasticOutputs
 from het_ensembles.layers.exact_sigmoid_dense import ExactSigmoidDense
+from het_ensembles.layers.heteroscedastic_sngp_layer import HeteroscedasticSNGPLayer
 from het_ensembles.layers.laplace_random_feature_covariance import LaplaceRandomFeatureCovariance
 from het_ensembles.layers.mc_sigmoid_dense_fa import MCSigmoidDenseFA
 from het_ensembles.layers.mc_softmax_dense import MCSoftmaxDense
@@ -39,6 +40,7 @@ __all__ = [
     "MIN_SCALE",
     "EnsembleHeteroscedasticOutputs",
     "ExactSigmoidDense",
+    "HeteroscedasticSNGPLayer",
     "LaplaceRandomFeatureCovariance",
     "MCHeteroscedasticBase",
     "MCSigmoidDenseFA",
