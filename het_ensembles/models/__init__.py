@@ -171,9 +171,9 @@ def build_head(head, *, num_classes, l2, seeds, initializer):
         "logits_only": True,
         "name": HEAD_NAME,
         "dtype": "float32",
-        "kernel_regularizer": regularizer,
-        "bias_regularizer": regularizer,
     }
+    if "kernel_regularizer" in parameters:  # ExactSigmoidDense (as edward2's) takes none
+        defaults.update(kernel_regularizer=regularizer, bias_regularizer=regularizer)
     accepts_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
     if "seed" in parameters or accepts_kwargs:  # the contract's keyword-only `seed`
         defaults["seed"] = _head_seed(seeds)

@@ -19,7 +19,20 @@ import ml_collections
 from ml_collections import config_dict
 
 HEADS = ("deterministic", "heteroscedastic")
-HEAD_CLASSES = ("MCSoftmaxDenseFA", "MCSigmoidDenseFA", "MCSoftmaxDense")
+HEAD_CLASSES = ("MCSoftmaxDenseFA", "MCSigmoidDenseFA", "MCSoftmaxDense", "ExactSigmoidDense")
+# Heteroscedastic heads with per-label sigmoid outputs: they need multilabel=True (binary CE).
+# head="deterministic" with multilabel=True is the third sigmoid head: a Dense layer whose
+# logits are sigmoid-ed.
+SIGMOID_HEAD_CLASSES = ("MCSigmoidDenseFA", "ExactSigmoidDense")
+# Fields that switch on a feature of the Monte Carlo heads; ExactSigmoidDense (closed form, no
+# temperature, no factors) has none of them.
+MC_HEAD_OPTIONS = (
+    "temperature_grid",
+    "learn_temperature",
+    "tune_temperature",
+    "latent_dim",
+    "parameter_efficient",
+)
 # Fields that may change between a killed run and its resumption (infrastructure, not the run).
 RESUMABLE_FIELDS = ("data_dir", "tpu", "checkpoint_interval", "eval_steps")
 # Fields only a heteroscedastic head reads; a deterministic member's config.json leaves them out.
@@ -354,13 +367,25 @@ def _check_heteroscedastic_head(config, num_classes):
     _check_int(config, "test_mc_samples", 1, "an integer >= 1")
     _check_int(config, "mc_chunk_size", 1, "None or int >= 1", optional=True)
     _check_int(config, "mc_memory_budget", 0, "None or an integer >= 0 (MiB)", optional=True)
-    sigmoid = config.head_class == "MCSigmoidDenseFA"
+    sigmoid = config.head_class in SIGMOID_HEAD_CLASSES
     _check(
         config,
         sigmoid == config.multilabel,
         "multilabel",
-        "True exactly when head_class='MCSigmoidDenseFA' (sigmoid head, binary CE)",
+        f"True exactly when head_class is a sigmoid head {list(SIGMOID_HEAD_CLASSES)} "
+        "(per-label binary cross-entropy), False with the softmax heads; head='deterministic' "
+        "takes either (a Dense softmax or sigmoid head)",
     )
+    if config.head_class == "ExactSigmoidDense":
+        for name in MC_HEAD_OPTIONS:
+            _check(
+                config,
+                not config[name],
+                name,
+                f"{default_config()[name]!r} with head_class='ExactSigmoidDense' (its "
+                "predictive is exact: no temperature, samples or factors)",
+            )
+        return
     if config.head_class != "MCSoftmaxDense":
         low = 0 if sigmoid else 1
         upper = "num_classes" if num_classes is None else f"num_classes={num_classes}"
@@ -377,6 +402,8 @@ def head_kwargs(config):
     """The `head` argument of `models.build_model` for `config` (a dict of layer arguments)."""
     if config.head == "deterministic":
         return {"type": "dense"}
+    if config.head_class == "ExactSigmoidDense":  # closed form: none of the MC head's fields
+        return {"type": "ExactSigmoidDense"}
     kwargs = {
         "type": config.head_class,
         "temperature": config.temperature,

@@ -468,7 +468,8 @@ def check_config(config):
     if info.multilabel and not config.multilabel:
         raise ConfigError(
             f"Dataset {config.dataset} has multi-hot labels; it needs a sigmoid head. Received: "
-            "multilabel=False; allowed: multilabel=True with head_class='MCSigmoidDenseFA'"
+            "multilabel=False; allowed: multilabel=True with head='deterministic' (a Dense "
+            "sigmoid head) or head_class='MCSigmoidDenseFA' or 'ExactSigmoidDense'"
         )
     return config, info
 
