@@ -24,7 +24,8 @@ Sigma(x) comes from `model.get_layer("head").covariance(features)` ([B, K, K]).
 
 Command line: `het-ensembles covariance --member runs/demo/het/0 [--dataset noisy_digits]
 [--split test] [--top_k 5]` prints the table and writes `correlation.npy`, `covariance_pairs.json`
-and `correlation.png` to `--output_dir` (default `<member>/covariance`).
+and `correlation.png` to `--output_dir` (default `<member>/covariance`). With
+`--baseline_member HOM_DIR` it runs `where_het_helps` instead (the paper's Figure 2 and Table 5).
 """
 
 import argparse
@@ -103,6 +104,22 @@ def is_softmax_head(head):
     return "Sigmoid" not in type(head).__name__
 
 
+def covariance_head(model):
+    """The model's layer "head", checked to have a `covariance(features)` method.
+
+    Raises:
+      ValueError: if the model has no layer "head" or its head has no `covariance` method.
+    """
+    head = model.get_layer("head") if "head" in [la.name for la in model.layers] else None
+    if head is None or not hasattr(head, "covariance"):
+        kind = "no layer named 'head'" if head is None else f"head {type(head).__name__}"
+        raise ValueError(
+            "The covariance analysis needs a heteroscedastic head (a layer from "
+            f"het_ensembles.layers with a `covariance` method). Received: a model with {kind}"
+        )
+    return head
+
+
 def mean_correlation(model, inputs, *, batch_size=256, max_examples=None, center=None):
     """Average over a dataset of the correlation matrix of the predicted Sigma(x).
 
@@ -121,13 +138,7 @@ def mean_correlation(model, inputs, *, batch_size=256, max_examples=None, center
     Raises:
       ValueError: if the head has no `covariance` method, `batch_size` < 1 or no examples.
     """
-    head = model.get_layer("head") if "head" in [la.name for la in model.layers] else None
-    if head is None or not hasattr(head, "covariance"):
-        kind = "no layer named 'head'" if head is None else f"head {type(head).__name__}"
-        raise ValueError(
-            "The covariance analysis needs a heteroscedastic head (a layer from "
-            f"het_ensembles.layers with a `covariance` method). Received: a model with {kind}"
-        )
+    head = covariance_head(model)
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size}")
     if max_examples is not None and max_examples < 1:
@@ -363,6 +374,8 @@ def write_outputs(result, output_dir, *, title=None):
 
 
 def _parser():
+    from het_ensembles.analysis import where_het_helps  # imports this module
+
     parser = argparse.ArgumentParser(
         prog="het-ensembles covariance",
         description="Top correlated class pairs of a heteroscedastic member's Sigma(x) "
@@ -381,15 +394,40 @@ def _parser():
         help="analyse Sigma(x) as is, without removing the common-mode (all-logits) noise",
     )
     parser.add_argument("--output_dir", default=None, help="default: <member>/covariance")
+    parser.add_argument(
+        "--baseline_member",
+        default=None,
+        help="a deterministic member trained on the same data: instead of the pairs, analyse "
+        "where --member is right and it is wrong (the paper's Figure 2 and Table 5)",
+    )
+    parser.add_argument(
+        "--top_n", type=int, default=16, help="with --baseline_member: examples in Table 5"
+    )
+    parser.add_argument(
+        "--rank_within",
+        choices=where_het_helps.RANK_WITHIN,
+        default="row",
+        help="with --baseline_member: rank |Cov(true, baseline's class)| in the true class's "
+        "row of Sigma(x) (1..K-1) or among all class pairs",
+    )
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     return parser
 
 
 def cli_main(argv):
     """`het-ensembles covariance --member DIR [...]`; returns the exit status."""
     args = _parser().parse_args(argv)
-    for name in ("top_k", "batch_size", "max_examples"):
+    for name in ("top_k", "top_n", "batch_size", "max_examples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             print(f"error: --{name} must be >= 1. Received: {getattr(args, name)}", file=sys.stderr)
+            return 2
+    if args.baseline_member:
+        from het_ensembles.analysis import where_het_helps
+
+        try:
+            return where_het_helps.cli_run(args)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
             return 2
     try:
         result = analyze_member(
