@@ -71,14 +71,13 @@ def get_listing(spec):
     cached = _CACHE.get(root)
     if cached is not None and cached[0] == key:
         return cached[1]
-    train_paths, train_labels = [], []
-    for path in train_lists:
-        paths, labels = _read_list(path, root)
+    lists = {path: _read_list(path, root) for path in train_lists}
+    lists[val_list] = _read_list(val_list, os.path.join(root, VAL_IMAGES))
+    for path, (paths, _) in lists.items():
         listing.check_files_exist(paths, path)
-        train_paths += paths
-        train_labels += labels
-    test_paths, test_labels = _read_list(val_list, os.path.join(root, VAL_IMAGES))
-    listing.check_files_exist(test_paths, val_list)
+    train_paths = [p for path in train_lists for p in lists[path][0]]
+    train_labels = [y for path in train_lists for y in lists[path][1]]
+    test_paths, test_labels = lists[val_list]
     names = None
     if os.path.isfile(synsets):
         with open(synsets) as f:
@@ -88,8 +87,8 @@ def get_listing(spec):
     )
     if names is not None and len(names) != num_classes:
         raise ValueError(f"{synsets} names {len(names)} classes; expected K={num_classes}.")
-    for where, labels in ((" and ".join(train_lists), train_labels), (val_list, test_labels)):
-        listing.check_label_range(labels, num_classes, where)
+    for path, (_, labels) in lists.items():
+        listing.check_label_range(labels, num_classes, path)
     sources = {
         "train": listing.file_list_source(train_paths, train_labels),
         "test": listing.file_list_source(test_paths, test_labels),
