@@ -62,10 +62,12 @@ class EvalDataset:
     @property
     def cache_name(self):
         """Its directory under `<output_dir>/predictions/`."""
-        if self.key.startswith("npz:"):
-            stem = os.path.splitext(os.path.basename(self.key[4:].split(":")[0]))[0]
+        kind = self.key.partition(":")[0]
+        if kind in ("npz", "folder", "tfrecord", "webvision"):  # a path: stem + digest, flat
+            location = self.key[len(kind) + 1 :].split("?")[0].split(":")[0].rstrip("/")
+            stem = os.path.splitext(os.path.basename(location))[0]
             digest = hashlib.sha256(self.key.encode()).hexdigest()[:8]
-            return re.sub(r"[^A-Za-z0-9._-]", "_", f"npz_{stem}_{self.split}_{digest}")
+            return re.sub(r"[^A-Za-z0-9._-]", "_", f"{kind}_{stem}_{self.split}_{digest}")
         name = re.sub(r"[^A-Za-z0-9._/-]", "_", self.key)
         return "/".join(p for p in name.split("/") if p not in ("", ".", ".."))
 
@@ -166,6 +168,16 @@ def _named_datasets(entry):
     else:
         names = [name]
     return [EvalDataset(n + suffix, n, split) for n in names]
+
+
+def num_skipped(dataset, counted):
+    """How many examples a `skip_corrupt=true` set skipped: listed minus `counted`, else None."""
+    if dataset.arrays is not None:
+        return None
+    info = dataset.info()
+    if not info.skip_corrupt:
+        return None
+    return int(info.num_examples[dataset.split]) - int(counted)
 
 
 def check_finite(x, *, dataset, offset=0):

@@ -144,6 +144,12 @@ def _score(caches, members, *, ensemble_size, max_subsets, multilabel, num_bins)
             key = scoring.class_subset_key(cache.dataset.key, indices)
             rows[key] = scoring.compute_rows(*args, class_subset=indices)
     results = {key: scoring.format_rows(r, members, ensemble_size) for key, r in rows.items()}
+    for cache in caches:  # skip_corrupt sets: how many listed images were skipped
+        skipped = datasets_lib.num_skipped(
+            cache.dataset, rows[cache.dataset.key].ensemble["num_examples"]
+        )
+        if skipped is not None:
+            results[cache.dataset.key]["ensemble"]["num_skipped"] = skipped
     for summary in scoring.CORRUPTION_SUMMARIES:
         summary_rows = scoring.corruption_rows(rows, members, summary)
         if summary_rows is not None:

@@ -45,6 +45,7 @@ from het_ensembles.training.config import (
     head_kwargs,
     validate_config,
 )
+from het_ensembles.training.covariance_reset import CovarianceReset
 
 
 def create_model(config, *, input_shape, num_classes):
@@ -147,6 +148,7 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
         progress=progress,
         writer=writer,
     )
+    results = _add_skip_counts(results, config, info)
     if chief:
         member_dir.write_json(files["metrics"], results)
         _save_member_model(model, files["model"])  # last: it marks the member finished
@@ -303,7 +305,7 @@ def _fit(
             epochs=config.train_epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch,
-            callbacks=[callbacks.StopOnNonFiniteLoss(), epoch_end],
+            callbacks=[callbacks.StopOnNonFiniteLoss(), epoch_end, CovarianceReset()],
             shuffle=False,  # the dataset is already shuffled (seeded)
             verbose="auto" if chief else 0,
         )
@@ -492,10 +494,24 @@ def _expected_examples(config, info, strategy, global_batch_size, split):
     """How many examples one evaluation of `split` must count (None: cut by eval_steps)."""
     if config.eval_steps is not None:
         return None
+    if info.skip_corrupt:  # skipped images make the count smaller: _add_skip_counts reports it
+        return None
     expected = info.num_examples[split]
     if distribute.drops_eval_remainder(strategy):
         expected -= expected % global_batch_size
     return expected
+
+
+def _add_skip_counts(results, config, info):
+    """`<prefix>/num_skipped` beside `<prefix>/num_examples` for a `skip_corrupt=true` dataset:
+    the examples listed (`info.num_examples`) minus those counted."""
+    if not info.skip_corrupt or config.eval_steps is not None:
+        return results
+    for split, prefix in callbacks.SPLIT_PREFIXES.items():
+        counted = results.get(f"{prefix}/num_examples")
+        if counted is not None:
+            results[f"{prefix}/num_skipped"] = int(info.num_examples[split]) - int(counted)
+    return results
 
 
 def _check_resumable(record, files):

@@ -1,0 +1,118 @@
+"""Streaming sets through the console script, as users run them: `het-ensembles train` one epoch
+of a tiny CNN on a `folder:` set (with a truncated test image and `skip_corrupt=true`) and on a
+`tfrecord:` set (TF-slim labels from 1, a validation split), then `het-ensembles evaluate` on
+each. Checked against the data written here: steps per epoch, K, examples counted and skipped,
+and the evaluator's cache directory (flat, not the absolute path).
+"""
+
+import concurrent.futures
+import json
+import os
+
+import console
+import image_files
+import pytest
+
+TRAIN, TEST, CLASSES = 24, 6, ("ant", "bee", "cow")
+TINY = [
+    "--config=configs/noisy_digits/heteroscedastic.py",
+    "--config.image_size=16",
+    "--config.train_epochs=1",
+    "--config.warmup_epochs=0",
+    "--config.per_core_batch_size=8",
+    "--config.train_mc_samples=8",
+    "--config.test_mc_samples=8",
+    "--config.model_kwargs.filters=(4, 8)",
+    "--config.model_kwargs.hidden_units=8",
+]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("streaming_cli")
+    image_files.write_folder_split(
+        str(workdir / "imgs" / "train"), {i: CLASSES[i % 3] for i in range(TRAIN)}
+    )
+    image_files.write_folder_split(
+        str(workdir / "imgs" / "test"), {i: CLASSES[i % 3] for i in range(TRAIN, TRAIN + TEST)}
+    )
+    cut = image_files.image_bytes(39, size=(40, 40))
+    (workdir / "imgs" / "test" / "ant" / "cut.jpg").write_bytes(cut[: len(cut) // 2])
+    records = [image_files.example(i, [1 + i % 3]) for i in range(TRAIN + TEST)]
+    image_files.write_shards(str(workdir / "shards"), "train", records[:TRAIN], 3)
+    image_files.write_shards(str(workdir / "shards"), "validation", records[TRAIN:], 1)
+    folder = "folder:imgs?skip_corrupt=true"
+    shards = "tfrecord:shards?label_offset=1"
+    trains = [
+        ["train", *TINY, f"--config.dataset={folder}", "--output_dir=runs/folder"],
+        [
+            "train",
+            *TINY,
+            f"--config.dataset={shards}",
+            "--config.validation_fraction=0.25",
+            "--output_dir=runs/shards",
+        ],
+    ]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda args: console.run(args, workdir), trains))
+    evaluations = [
+        ["evaluate", "--members", "runs/folder", "--dataset", folder, "--output_dir=eval/folder"],
+        [
+            "evaluate",
+            "--members",
+            "runs/shards",
+            "--dataset",
+            shards,
+            f"{shards}:validation",
+            "--output_dir=eval/shards",
+        ],
+    ]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda a: console.run([*a, "--no_progress"], workdir), evaluations))
+
+    def read(*parts):
+        with open(os.path.join(workdir, *parts)) as f:
+            return json.load(f)
+
+    return workdir, folder, shards, read
+
+
+def test_training_sees_the_written_sets(runs):
+    _, _, _, read = runs
+    folder_config, folder_metrics = (
+        read("runs/folder/config.json"),
+        read("runs/folder/metrics.json"),
+    )
+    assert folder_config["num_classes"] == 3
+    assert folder_metrics["train/steps"] == TRAIN // 8  # one epoch of 24 images, batch 8
+    # 7 test files listed, the truncated one skipped and counted.
+    assert folder_metrics["test/num_examples"] == TEST
+    assert folder_metrics["test/num_skipped"] == 1
+    shards_config, shards_metrics = (
+        read("runs/shards/config.json"),
+        read("runs/shards/metrics.json"),
+    )
+    assert shards_config["num_classes"] == 3
+    assert shards_metrics["train/steps"] == (TRAIN - TRAIN // 4) // 8  # 6 held out for validation
+    assert shards_metrics["val/num_examples"] == TRAIN // 4
+    assert shards_metrics["test/num_examples"] == TEST
+    assert "test/num_skipped" not in shards_metrics
+
+
+def test_evaluate_counts_skips_and_keeps_a_flat_cache(runs):
+    workdir, folder, shards, read = runs
+    folder_results = read("eval/folder/metrics.json")
+    assert folder_results[folder]["ensemble"]["num_examples"] == TEST
+    assert folder_results[folder]["ensemble"]["num_skipped"] == 1
+    shards_results = read("eval/shards/metrics.json")
+    assert shards_results[shards]["ensemble"]["num_examples"] == TEST
+    assert shards_results[f"{shards}:validation"]["ensemble"]["num_examples"] == TRAIN // 4
+    for sub in ("folder", "shards"):
+        caches = os.listdir(workdir / "eval" / sub / "predictions")
+        assert all(
+            "/" not in c and c.startswith(("folder_imgs_", "tfrecord_shards_")) for c in caches
+        )
+    assert sorted(c.split("_")[2] for c in os.listdir(workdir / "eval/shards/predictions")) == [
+        "test",
+        "validation",
+    ]
