@@ -186,6 +186,21 @@ def test_summary_counts_planted_pairs_and_names_classes():
     json.dumps(out)  # JSON-ready
 
 
+def test_no_het_right_hom_wrong_example_still_writes_the_json_and_histogram(tmp_path):
+    het, hom = _hand_models()
+    x, y = _hand_data()
+    x[:, 2 * K :] = x[:, :K]  # Hom predicts what Het predicts: never right where Het is wrong
+    result = where_het_helps.where_het_helps(het, hom, [(x, y)])
+    assert result["num_het_right_hom_wrong"] == 0
+    out = where_het_helps.summary(result, class_names=tuple("abcde"))
+    assert out["histogram"] == {} and out["top_examples"] == []
+    assert out["rank_summary"]["mean_rank"] is None and out["num_in_planted_pairs"] is None
+    written = where_het_helps_outputs.write_outputs(out, result["top"].inputs, str(tmp_path))
+    assert written == ["where_het_helps.json", "rank_histogram.png"]
+    assert sorted(os.listdir(tmp_path)) == sorted(written)
+    assert "Het right and Hom wrong: 0" in where_het_helps_outputs.format_report(out)
+
+
 def test_top_examples_keeps_the_largest_magnitudes_across_adds():
     top = where_het_helps.TopExamples(3)
     top.add(np.arange(4), index=np.arange(4), covariance=np.array([0.5, -2.0, 1.0, 0.1]))
