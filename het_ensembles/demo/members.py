@@ -23,8 +23,8 @@ DEFAULT_OUTPUT_DIR = os.path.join("runs", "demo")
 DEFAULT_QUICK_OUTPUT_DIR = os.path.join("runs", "demo_quick")
 
 
-def default_config_dir():
-    """The shipped `configs/` directory that holds the demo's configs
+def default_config_dir(dataset=DATASET):
+    """The shipped `configs/` directory that holds the demo's configs for `dataset`
     (`training.config.shipped_config_dirs`: the checkout's, else a wheel's).
 
     Raises:
@@ -32,10 +32,10 @@ def default_config_dir():
     """
     candidates = training_config.shipped_config_dirs()
     for path in candidates:
-        if os.path.isfile(os.path.join(path, DATASET, "deterministic.py")):
+        if os.path.isfile(os.path.join(path, dataset, "deterministic.py")):
             return path
     raise ValueError(
-        "The demo's configs (configs/noisy_digits/*.py) were not found; pass --config_dir. "
+        f"The demo's configs (configs/{dataset}/*.py) were not found; pass --config_dir. "
         f"Received: looked in {candidates!r}"
     )
 
@@ -52,17 +52,31 @@ def member_config(config_dir, dataset_dir, config_file, *, seed, quick):
     return config
 
 
-def train_members(output_dir, config_dir, *, quick, num_members=NUM_MEMBERS, progress=True):
-    """Trains (or reuses) the Hom and Het members; returns {method key: [member dirs]}."""
+def train_members(
+    output_dir,
+    config_dir,
+    *,
+    quick,
+    num_members=NUM_MEMBERS,
+    progress=True,
+    dataset=DATASET,
+    methods=METHODS,
+):
+    """Trains (or reuses) the members of each method; returns {method key: [member dirs]}.
+
+    Args:
+      dataset: the configs' directory under `config_dir` (the main demo's: noisy_digits).
+      methods: (key, config file, row name) of each method (the main demo's: Hom and Het).
+    """
     members = {}
-    total = len(METHODS) * num_members
+    total = len(methods) * num_members
     index = 0
-    for key, config_file, row in METHODS:
+    for key, config_file, row in methods:
         members[key] = []
         for seed in range(num_members):
             index += 1
             member_dir = os.path.join(output_dir, "members", key, str(seed))
-            config = member_config(config_dir, DATASET, config_file, seed=seed, quick=quick)
+            config = member_config(config_dir, dataset, config_file, seed=seed, quick=quick)
             progress_lib.train_member(
                 config, member_dir, label=f"[{index}/{total}] {row} seed {seed}", progress=progress
             )

@@ -15,16 +15,21 @@ TOP_PAIRS = 5  # class pairs listed from the learned noise correlation (paper Ta
 # Evaluation, Table 7 and the covariance analysis.
 
 
-def evaluate_groups(members, output_dir, *, progress=True):
-    """THE evaluator on each group, noisy and clean test labels; {key: evaluator results}."""
+def evaluate_groups(members, output_dir, *, progress=True, dataset=DATASET, methods=METHODS):
+    """THE evaluator on each group, noisy and clean test labels; {key: evaluator results}.
+
+    Args:
+      dataset: the set whose `test` (noisy) and `test_clean` splits are scored.
+      methods: (key, config file, row name) of each group in `members`.
+    """
     from het_ensembles import evaluation
 
     results = {}
-    for key, _, row in METHODS:
+    for key, _, row in methods:
         say(f"Evaluating {row} members and their ensemble (noisy and clean test labels)")
         results[key] = evaluation.evaluate(
             members[key],
-            [DATASET, CLEAN_SPLIT],
+            [dataset, f"{dataset}:test_clean"],
             os.path.join(output_dir, "eval", key),
             method=row,
             progress=progress,
