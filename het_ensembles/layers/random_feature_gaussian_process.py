@@ -33,6 +33,15 @@ def _serialize(value):
     return keras.saving.serialize_keras_object(value)
 
 
+def _output_argument(key, value):
+    """An argument of the output Dense, its initializer / regularizer configs deserialized."""
+    if key.endswith("_initializer") and value is not None:
+        return keras.initializers.get(value)
+    if key.endswith("_regularizer") and value is not None:
+        return keras.regularizers.get(value)
+    return _deserialize(value)
+
+
 def _deserialize(value):
     return keras.saving.deserialize_keras_object(value) if isinstance(value, dict) else value
 
@@ -160,7 +169,7 @@ class RandomFeatureGaussianProcess(keras.layers.Layer):
         self.logits_only = bool(logits_only)
         self.mean_field_factor = mean_field_factor
         self.seed = random.randint(0, 2**31 - 1) if seed is None else int(seed)
-        self.gp_output_kwargs = {k: _deserialize(v) for k, v in gp_output_kwargs.items()}
+        self.gp_output_kwargs = {k: _output_argument(k, v) for k, v in gp_output_kwargs.items()}
         self._user_dtype = dtype
         self.gp_feature_scale = math.sqrt(2.0 / float(num_inducing))
         self.gp_input_scale = None if gp_kernel_scale is None else 1.0 / math.sqrt(gp_kernel_scale)

@@ -159,7 +159,8 @@ def build_head(head, *, num_classes, l2, seeds, initializer):
             f"{['dense', *sorted(_heteroscedastic_layers())]}"
         )
     parameters = inspect.signature(layer_class).parameters
-    size_argument = "num_outputs" if "num_outputs" in parameters else "num_classes"
+    # The output count's name: the heteroscedastic layers' or the GP layer's (`units`).
+    size_argument = next(a for a in ("num_outputs", "num_classes", "units") if a in parameters)
     for key, required in ((size_argument, num_classes), ("logits_only", True), ("name", HEAD_NAME)):
         if key in kwargs and kwargs[key] != required:
             raise ValueError(
@@ -174,10 +175,26 @@ def build_head(head, *, num_classes, l2, seeds, initializer):
     }
     if "kernel_regularizer" in parameters:  # ExactSigmoidDense (as edward2's) takes none
         defaults.update(kernel_regularizer=regularizer, bias_regularizer=regularizer)
+    feature_type = kwargs.pop("gp_random_feature_type", None)
+    if feature_type is not None:  # uncertainty-baselines' SNGP models' random-feature kernels
+        kwargs["custom_random_features_initializer"] = _random_feature_initializer(
+            feature_type, seeds()
+        )
     accepts_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
     if "seed" in parameters or accepts_kwargs:  # the contract's keyword-only `seed`
         defaults["seed"] = _head_seed(seeds)
     return layer_class(**{**defaults, **kwargs})
+
+
+def _random_feature_initializer(feature_type, seed):
+    """uncertainty-baselines' `make_random_feature_initializer`: "orf" or "rff", stddev 0.05."""
+    from het_ensembles.layers import OrthogonalRandomFeatures
+
+    if feature_type == "orf":
+        return OrthogonalRandomFeatures(stddev=0.05, seed=seed)
+    if feature_type == "rff":
+        return keras.initializers.RandomNormal(stddev=0.05, seed=seed)
+    raise ValueError(f"gp_random_feature_type must be 'orf' or 'rff'. Received: {feature_type!r}")
 
 
 def _head_seed(seeds):

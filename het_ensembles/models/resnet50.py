@@ -19,6 +19,8 @@ import string
 
 import keras
 
+from het_ensembles.layers.spectral_normalization_conv2d import SpectralNormalizationConv2D
+
 BATCH_NORM_DECAY = 0.9  # uncertainty-baselines resnet50_deterministic (PyTorch defaults)
 BATCH_NORM_EPSILON = 1e-5
 STAGES = (  # (filters of the 1x1, 3x3, 1x1 convs, number of blocks, stride of the first block)
@@ -34,7 +36,17 @@ def dense_head_initializer(seed):
     return keras.initializers.RandomNormal(stddev=DENSE_HEAD_STDDEV, seed=seed)
 
 
-def features(inputs, *, l2, seeds, zero_init_residual=True, bn_l2=0.0):
+def features(
+    inputs,
+    *,
+    l2,
+    seeds,
+    zero_init_residual=True,
+    bn_l2=0.0,
+    use_spec_norm=False,
+    spec_norm_iteration=1,
+    spec_norm_bound=6.0,
+):
     """The ResNet-50 trunk up to global average pooling: [B, H, W, C] -> [B, 2048].
 
     Args:
@@ -43,6 +55,11 @@ def features(inputs, *, l2, seeds, zero_init_residual=True, bn_l2=0.0):
       seeds: a `SeedStream` for the initializers.
       zero_init_residual: start the last batch norm gamma of each block at 0.
       bn_l2: L2 coefficient on batch-norm gamma and beta (0 in uncertainty-baselines).
+      use_spec_norm: wrap the convs of every bottleneck block (not conv1) in
+        `SpectralNormalizationConv2D`, as uncertainty-baselines' `resnet50_sngp` /
+        `resnet50_hetsngp`.
+      spec_norm_iteration: its power iterations per step.
+      spec_norm_bound: its norm bound (`norm_multiplier`).
 
     Returns:
       The pooled features [B, 2048].
@@ -50,6 +67,8 @@ def features(inputs, *, l2, seeds, zero_init_residual=True, bn_l2=0.0):
     layers = _Layers(l2, bn_l2, seeds)
     x = keras.layers.ZeroPadding2D(padding=3, name="conv1_pad")(inputs)
     x = layers.conv(64, 7, strides=2, padding="valid", name="conv1")(x)
+    if use_spec_norm:
+        layers.spectral_norm = (spec_norm_iteration, spec_norm_bound)
     x = layers.batch_norm(name="bn_conv1")(x)
     x = keras.layers.Activation("relu")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
@@ -96,9 +115,11 @@ class _Layers:
         self._kernel_regularizer = keras.regularizers.L2(l2) if l2 else None
         self._bn_regularizer = keras.regularizers.L2(bn_l2) if bn_l2 else None
         self._seeds = seeds
+        self.spectral_norm = None  # (iteration, bound) once the blocks are spectrally normalised
 
     def conv(self, filters, kernel_size, *, strides=1, padding="valid", name):
-        return keras.layers.Conv2D(
+        normalised = self.spectral_norm is not None
+        layer = keras.layers.Conv2D(
             filters,
             kernel_size,
             strides=strides,
@@ -106,8 +127,13 @@ class _Layers:
             use_bias=False,
             kernel_initializer=keras.initializers.HeNormal(seed=self._seeds()),
             kernel_regularizer=self._kernel_regularizer,
-            name=name,
+            # edward2's naming: the wrapper takes the conv's name, the conv gets "_spec_norm".
+            name=name + "_spec_norm" if normalised else name,
         )
+        if not normalised:
+            return layer
+        iteration, bound = self.spectral_norm
+        return SpectralNormalizationConv2D(layer, iteration, bound, seed=self._seeds(), name=name)
 
     def batch_norm(self, *, name, gamma_initializer="ones"):
         return keras.layers.BatchNormalization(

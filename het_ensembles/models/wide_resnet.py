@@ -11,6 +11,8 @@ uncertainty-baselines. The final average pooling is global (the same as its 8x8 
 
 import keras
 
+from het_ensembles.layers.spectral_normalization_conv2d import SpectralNormalizationConv2D
+
 BATCH_NORM_DECAY = 0.9
 BATCH_NORM_EPSILON = 1e-5
 
@@ -19,7 +21,20 @@ def dense_head_initializer(seed):
     return keras.initializers.HeNormal(seed=seed)  # uncertainty-baselines wide_resnet
 
 
-def features(inputs, *, l2, seeds, depth=28, width_multiplier=10, version=2):
+def features(
+    inputs,
+    *,
+    l2,
+    seeds,
+    depth=28,
+    width_multiplier=10,
+    version=2,
+    use_spec_norm=False,
+    spec_norm_iteration=1,
+    spec_norm_bound=6.0,
+    dropout_rate=0.0,
+    gp_input_dim=None,
+):
     """The WRN trunk up to global average pooling: [B, H, W, C] -> [B, 64 * k].
 
     Args:
@@ -29,9 +44,17 @@ def features(inputs, *, l2, seeds, depth=28, width_multiplier=10, version=2):
       depth: n in WRN-n-k, 6 * m + 4 (16, 22, 28, 40, ...).
       width_multiplier: k in WRN-n-k.
       version: 1 (post-activation, He et al. 2015) or 2 (pre-activation, He et al. 2016).
+      use_spec_norm: wrap every conv in `SpectralNormalizationConv2D` (SNGP, uncertainty-
+        baselines' `wide_resnet_sngp` / `wide_resnet_hetsngp`).
+      spec_norm_iteration: its power iterations per step.
+      spec_norm_bound: its norm bound (`norm_multiplier`).
+      dropout_rate: filter-wise dropout (one mask per channel) after the first conv and each
+        ReLU inside the blocks, as the SNGP models' `use_filterwise_dropout` (0: none).
+      gp_input_dim: None, or the width of a fixed random projection (Dense, no bias, not
+        trained, random normal 0.05) of the pooled features, the SNGP models' `gp_input_dim`.
 
     Returns:
-      The pooled features [B, 64 * k].
+      The pooled features [B, 64 * k] (or [B, gp_input_dim]).
 
     Raises:
       ValueError: for a depth that is not 6m + 4 or a version other than 1 or 2.
@@ -47,7 +70,7 @@ def features(inputs, *, l2, seeds, depth=28, width_multiplier=10, version=2):
     regularizer = keras.regularizers.L2(l2) if l2 else None
 
     def conv(filters, kernel_size=3, strides=1):
-        return keras.layers.Conv2D(
+        layer = keras.layers.Conv2D(
             filters,
             kernel_size,
             strides=strides,
@@ -56,6 +79,18 @@ def features(inputs, *, l2, seeds, depth=28, width_multiplier=10, version=2):
             kernel_initializer=keras.initializers.HeNormal(seed=seeds()),
             kernel_regularizer=regularizer,
         )
+        if not use_spec_norm:
+            return layer
+        return SpectralNormalizationConv2D(
+            layer, spec_norm_iteration, spec_norm_bound, seed=seeds()
+        )
+
+    def dropout(x):
+        if not dropout_rate:
+            return x
+        return keras.layers.Dropout(
+            dropout_rate, noise_shape=(None, 1, 1, x.shape[-1]), seed=seeds()
+        )(x)
 
     def batch_norm():
         return keras.layers.BatchNormalization(
@@ -68,9 +103,9 @@ def features(inputs, *, l2, seeds, depth=28, width_multiplier=10, version=2):
     def block(x, filters, strides):
         y = x
         if version == 2:
-            y = keras.layers.Activation("relu")(batch_norm()(y))
+            y = dropout(keras.layers.Activation("relu")(batch_norm()(y)))
         y = conv(filters, strides=strides)(y)
-        y = keras.layers.Activation("relu")(batch_norm()(y))
+        y = dropout(keras.layers.Activation("relu")(batch_norm()(y)))
         y = conv(filters)(y)
         if version == 1:
             y = batch_norm()(y)
@@ -82,7 +117,7 @@ def features(inputs, *, l2, seeds, depth=28, width_multiplier=10, version=2):
         return x
 
     blocks_per_group = (depth - 4) // 6
-    x = conv(16)(inputs)
+    x = dropout(conv(16)(inputs))
     if version == 1:
         x = keras.layers.Activation("relu")(batch_norm()(x))
     for filters, strides in ((16, 1), (32, 2), (64, 2)):
@@ -90,4 +125,13 @@ def features(inputs, *, l2, seeds, depth=28, width_multiplier=10, version=2):
             x = block(x, round(filters * width_multiplier), strides if index == 0 else 1)
     if version == 2:
         x = keras.layers.Activation("relu")(batch_norm()(x))
-    return keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    if gp_input_dim:
+        x = keras.layers.Dense(
+            gp_input_dim,
+            use_bias=False,
+            kernel_initializer=keras.initializers.RandomNormal(stddev=0.05, seed=seeds()),
+            trainable=False,
+            name="gp_input_projection",
+        )(x)
+    return x

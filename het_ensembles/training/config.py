@@ -18,7 +18,24 @@ import sys
 import ml_collections
 from ml_collections import config_dict
 
-HEADS = ("deterministic", "heteroscedastic")
+HEADS = ("deterministic", "heteroscedastic", "sngp", "hetsngp")
+# The SNGP heads' fields, named as uncertainty-baselines' sngp.py / hetsngp.py flags (the
+# RandomFeatureGaussianProcess argument each sets in brackets, see head_kwargs).
+GP_FIELDS = (
+    "gp_hidden_dim",  # num_inducing
+    "gp_scale",  # gp_kernel_scale
+    "gp_bias",  # gp_output_bias
+    "gp_input_normalization",  # normalize_input
+    "gp_random_feature_type",  # custom_random_features_initializer: "orf" or "rff", stddev 0.05
+    "gp_cov_ridge_penalty",
+    "gp_cov_discount_factor",  # gp_cov_momentum
+    "gp_mean_field_factor",  # sngp: inference logits / sqrt(1 + factor * var); < 0: none
+    "gp_output_imagenet_initializer",  # output weights RandomNormal(0.01) (the ResNet-50 models)
+    "scale_random_features",
+    "l2_regularization",  # None: the layer's default (GP 0, HetSNGP 1e-6)
+    "sngp_var_weight",
+    "het_var_weight",
+)
 HEAD_CLASSES = ("MCSoftmaxDenseFA", "MCSigmoidDenseFA", "MCSoftmaxDense", "ExactSigmoidDense")
 # Heteroscedastic heads with per-label sigmoid outputs: they need multilabel=True (binary CE).
 # head="deterministic" with multilabel=True is the third sigmoid head: a Dense layer whose
@@ -104,6 +121,20 @@ def default_config():
     config.mc_chunk_size = config_dict.placeholder(int)
     config.mc_memory_budget = config_dict.placeholder(int)  # MiB of kept noise; None: the layer's
     config.multilabel = False  # sigmoid head trained with binary cross-entropy
+    # SNGP / HetSNGP heads (head="sngp" / "hetsngp"; uncertainty-baselines' flag defaults).
+    config.gp_hidden_dim = 1024
+    config.gp_scale = 1.0
+    config.gp_bias = 0.0
+    config.gp_input_normalization = False
+    config.gp_random_feature_type = "orf"
+    config.gp_cov_ridge_penalty = 1.0
+    config.gp_cov_discount_factor = -1.0
+    config.gp_mean_field_factor = 1.0
+    config.gp_output_imagenet_initializer = False
+    config.scale_random_features = True
+    config.l2_regularization = config_dict.placeholder(float)
+    config.sngp_var_weight = 1.0
+    config.het_var_weight = 1.0
 
     # Optimisation: SGD with Nesterov momentum, linear warm-up, then step decay.
     config.per_core_batch_size = 128
@@ -237,6 +268,8 @@ def validate_config(config, *, num_classes=None):
     _check_monitoring(config)
     if config.head == "heteroscedastic":
         _check_heteroscedastic_head(config, num_classes)
+    if config.head in ("sngp", "hetsngp"):
+        _check_gp_head(config, num_classes)
 
 
 # The checks below run in this order (validate_config's): the first failing one is reported.
@@ -398,10 +431,88 @@ def _check_heteroscedastic_head(config, num_classes):
         )
 
 
+def _check_gp_head(config, num_classes):
+    """The SNGP / HetSNGP head's fields (HetSNGP: also its MC fields and num_factors)."""
+    _check_int(config, "gp_hidden_dim", 1, "an integer >= 1")
+    _check_float(config, "gp_scale", 0, math.inf, "a finite float > 0", low_open=True)
+    _check_float(config, "gp_bias", -math.inf, math.inf, "a finite float")
+    _check(
+        config,
+        config.gp_random_feature_type in ("orf", "rff"),
+        "gp_random_feature_type",
+        "'orf' or 'rff'",
+    )
+    _check_float(config, "gp_cov_ridge_penalty", 0, math.inf, "a float > 0", low_open=True)
+    _check_float(
+        config,
+        "gp_cov_discount_factor",
+        -math.inf,
+        1,
+        "< 0 (exact, reset per epoch) or in [0, 1)",
+        high_open=True,
+    )
+    _check_float(config, "gp_mean_field_factor", -math.inf, math.inf, "a finite float")
+    _check(config, not config.multilabel, "multilabel", "False with the SNGP heads (softmax)")
+    if config.head == "hetsngp":
+        _check_float(config, "temperature", 0, math.inf, "a finite float > 0", low_open=True)
+        _check_int(config, "train_mc_samples", 1, "an integer >= 1")
+        _check_int(config, "test_mc_samples", 1, "an integer >= 1")
+        upper = "num_classes" if num_classes is None else f"num_classes={num_classes}"
+        _check(
+            config,
+            _is_int(config.num_factors, 1)
+            and (num_classes is None or config.num_factors <= num_classes),
+            "num_factors",
+            f"an integer in [1, {upper}]",
+        )
+        for name in ("sngp_var_weight", "het_var_weight"):
+            _check_float(config, name, 0, math.inf, "a finite float >= 0")
+
+
+def _gp_head_kwargs(config):
+    """`build_model`'s head for head="sngp" (the GP, mean-field logits at inference) or
+    "hetsngp" (HeteroscedasticSNGPLayer), as uncertainty-baselines' SNGP models build them."""
+    kwargs = {
+        "num_inducing": config.gp_hidden_dim,
+        "gp_kernel_scale": config.gp_scale,
+        "gp_output_bias": config.gp_bias,
+        "normalize_input": config.gp_input_normalization,
+        "gp_cov_momentum": config.gp_cov_discount_factor,
+        "gp_cov_ridge_penalty": config.gp_cov_ridge_penalty,
+        "scale_random_features": config.scale_random_features,
+        "use_custom_random_features": True,
+        "gp_random_feature_type": config.gp_random_feature_type,  # build_model's initializer
+    }
+    if config.l2_regularization is not None:
+        kwargs["l2_regularization"] = config.l2_regularization
+    if config.gp_output_imagenet_initializer:
+        kwargs["kernel_initializer"] = {"class_name": "RandomNormal", "config": {"stddev": 0.01}}
+    if config.head == "sngp":
+        return {
+            "type": "RandomFeatureGaussianProcess",
+            "mean_field_factor": config.gp_mean_field_factor,
+            **kwargs,
+        }
+    return {
+        "type": "HeteroscedasticSNGPLayer",
+        "num_factors": config.num_factors,
+        "temperature": config.temperature,
+        "train_mc_samples": config.train_mc_samples,
+        "test_mc_samples": config.test_mc_samples,
+        "share_samples_across_batch": config.share_samples_across_batch,
+        "sngp_var_weight": config.sngp_var_weight,
+        "het_var_weight": config.het_var_weight,
+        "mc_chunk_size": config.mc_chunk_size,
+        **kwargs,
+    }
+
+
 def head_kwargs(config):
     """The `head` argument of `models.build_model` for `config` (a dict of layer arguments)."""
     if config.head == "deterministic":
         return {"type": "dense"}
+    if config.head in ("sngp", "hetsngp"):
+        return _gp_head_kwargs(config)
     if config.head_class == "ExactSigmoidDense":  # closed form: none of the MC head's fields
         return {"type": "ExactSigmoidDense"}
     kwargs = {
