@@ -513,6 +513,13 @@ FILES_WRITTEN = {
     ("docs/training.md", _NOISY_DIGITS_SEED_0): [
         "runs/noisy_digits/het_tuning/temperature_choice.json",
     ],
+    (
+        "docs/evaluation.md",
+        "het-ensembles train --config=configs/noisy_digits/deterministic.py --config.seed=0",
+    ): [
+        "runs/table5/het/0/covariance/where_het_helps.json",
+        "runs/table5/het/0/covariance/rank_histogram.png",
+    ],
 }
 
 
