@@ -350,7 +350,8 @@ def analyze_members(
       progress: show a progress bar.
 
     Returns:
-      The JSON summary (see `summary`), plus "selected" (the per-example arrays).
+      The JSON summary (see `summary`) with "files" (those written), plus "selected" (the
+      per-example arrays) and "output_dir".
     """
     from het_ensembles.evaluation import datasets, members
 
@@ -399,7 +400,7 @@ def analyze_members(
     output_dir = os.path.join(het.path, "covariance") if output_dir is None else output_dir
     if output_dir:
         out["files"] = outputs.write_outputs(out, result["top"].inputs, output_dir)
-    return {**out, "selected": result["selected"]}
+    return {**out, "selected": result["selected"], "output_dir": output_dir}
 
 
 def summary(result, *, class_names, planted_pairs=None, dataset=None, split=None, members=None):
@@ -453,8 +454,6 @@ def summary(result, *, class_names, planted_pairs=None, dataset=None, split=None
 def cli_run(args):
     """`het-ensembles covariance --member HET --baseline_member HOM [...]` (parsed by
     `covariance`); returns the exit status."""
-    if not isinstance(args.top_n, int) or args.top_n < 1:
-        raise ValueError(f"--top_n must be >= 1. Received: {args.top_n}")
     out = analyze_members(
         args.member,
         args.baseline_member,
@@ -469,11 +468,8 @@ def cli_run(args):
         progress=not args.no_progress,
     )
     print(outputs.format_report(out))
-    output_dir = (
-        os.path.join(args.member, "covariance") if args.output_dir is None else args.output_dir
-    )
-    if output_dir:
-        print(f"Wrote {', '.join(out['files'])} to {output_dir}")
+    if out["output_dir"]:
+        print(f"Wrote {', '.join(out['files'])} to {out['output_dir']}")
     return 0
 
 

@@ -235,6 +235,14 @@ def test_members_that_differ_are_refused_by_name(tmp_path, het_config, hom_confi
         where_het_helps.analyze_members(het, hom, output_dir="")
 
 
+def test_cli_rejects_a_bad_top_n_before_loading_anything(tmp_path, capsys):
+    from het_ensembles.analysis import covariance
+
+    args = ["--member", str(tmp_path), "--baseline_member", str(tmp_path), "--top_n", "0"]
+    assert covariance.cli_main(args) == 2
+    assert "--top_n must be >= 1. Received: 0" in capsys.readouterr().err
+
+
 def test_plots_are_pngs_written_atomically(tmp_path):
     hist = tmp_path / "h" / "rank_histogram.png"
     where_het_helps_outputs.plot_rank_histogram({"1": 5, "3": 2}, 9, str(hist), title="t")
