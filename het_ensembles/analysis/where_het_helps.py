@@ -356,7 +356,17 @@ def analyze_members(
     from het_ensembles.evaluation import datasets, members
 
     paths = [os.path.abspath(het_dir), os.path.abspath(hom_dir)]
-    het, hom = (read_member(p, name=n) for p, n in zip(paths, member_names(paths)))
+    if paths[0] == paths[1]:
+        raise ValueError(
+            f"The baseline must be another member. Received: member=baseline_member={het_dir!r}"
+        )
+    read = []
+    for argument, path, name in zip(("member", "baseline_member"), paths, member_names(paths)):
+        try:
+            read.append(read_member(path, name=name))
+        except ValueError as error:
+            raise ValueError(f"--{argument}: {error}") from error
+    het, hom = read
     check_pair(het, hom)
     config = het.config
     dataset = dataset or config.get("dataset")

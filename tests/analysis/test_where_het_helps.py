@@ -235,6 +235,14 @@ def test_members_that_differ_are_refused_by_name(tmp_path, het_config, hom_confi
         where_het_helps.analyze_members(het, hom, output_dir="")
 
 
+def test_missing_or_repeated_members_are_named(tmp_path):
+    het = _fake_member(str(tmp_path / "het" / "0"))
+    with pytest.raises(ValueError, match=r"--baseline_member: Not a member directory.*det/9"):
+        where_het_helps.analyze_members(het, str(tmp_path / "det" / "9"), output_dir="")
+    with pytest.raises(ValueError, match="The baseline must be another member"):
+        where_het_helps.analyze_members(het, het, output_dir="")
+
+
 def test_cli_rejects_a_bad_top_n_before_loading_anything(tmp_path, capsys):
     from het_ensembles.analysis import covariance
 
