@@ -25,6 +25,13 @@ pairs swap, which image feature drives the flip rate (`FEATURES`: `ink`, `top_he
 `rate`, the logistic's `sharpness` and the noise `seed`; omitted keys keep the values above.
 `random_spec(rng)` draws a variant, so anyone can make held-out sets nothing was tuned on.
 
+Class subsets, for out-of-distribution detection: `classes=0+1+2+3+4+5+6+7` keeps only those
+classes, relabelled 0..len-1 in the order given (an example is kept when both its clean and its
+noisy label are among them, so no label falls outside), and `classes=8+9` gives the two
+held-out digits, an OOD set for members trained on the first:
+`het-ensembles evaluate --dataset noisy_digits:classes=0+1+2+3+4+5+6+7
+--ood_dataset noisy_digits:classes=8+9 ...`.
+
 Splits through `het_ensembles.data.load("noisy_digits", split)`: `train` (noisy labels), `test`
 (noisy labels, what a model trained on this data is scored against) and `test_clean` (the same
 test images with their true labels). Images are float32 [8, 8, 1] in [0, 1].
@@ -108,6 +115,7 @@ class NoiseSpec:
     rate: float = MAX_FLIP_PROBABILITY
     sharpness: float = INK_SHARPNESS
     seed: int = NOISE_SEED
+    classes: tuple = tuple(range(NUM_CLASSES))  # the classes kept, relabelled in this order
 
     def __post_init__(self):
         classes = [c for pair in self.pairs for c in pair]
@@ -133,6 +141,15 @@ class NoiseSpec:
             )
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise ValueError(f"seed must be an integer >= 0. Received: seed={self.seed!r}")
+        if (
+            not self.classes
+            or any(not isinstance(c, int) or not 0 <= c < NUM_CLASSES for c in self.classes)
+            or len(set(self.classes)) != len(self.classes)
+        ):
+            raise ValueError(
+                "classes must be distinct classes in 0..9, e.g. classes=0+1+2. Received: "
+                f"classes={self.classes!r}"
+            )
 
     @classmethod
     def parse(cls, text):
@@ -147,6 +164,7 @@ class NoiseSpec:
             "rate": float,
             "sharpness": float,
             "seed": int,
+            "classes": _parse_classes,
         }
         return cls(**_arrays_lib.parse_spec(NAME, text, parsers))
 
@@ -156,12 +174,19 @@ class NoiseSpec:
         pairs = "+".join(f"{a}-{b}" for a, b in self.pairs)
         fields = {"pairs": pairs, "feature": self.feature, "rate": self.rate}
         fields.update(sharpness=self.sharpness, seed=self.seed)
+        if self.classes != tuple(range(NUM_CLASSES)):
+            fields["classes"] = "+".join(str(c) for c in self.classes)
         return _arrays_lib.spec_name(NAME, fields)
 
 
 def _parse_pairs(text):
     """`"1-7+3-8"` -> ((1, 7), (3, 8))."""
     return tuple(tuple(int(c) for c in pair.split("-")) for pair in text.split("+"))
+
+
+def _parse_classes(text):
+    """`"0+1+2"` -> (0, 1, 2)."""
+    return tuple(int(c) for c in text.split("+"))
 
 
 def random_spec(rng):
@@ -287,9 +312,28 @@ def load_arrays():
 
 
 def _registered_arrays(spec=None):
-    arrays = make_arrays(spec or NoiseSpec())
+    spec = spec or NoiseSpec()
+    arrays = make_arrays(spec)
     keys = ("x_train", "y_train", "x_test", "y_test", "y_test_clean", "class_names")
-    return {key: arrays[key] for key in keys}
+    out = {key: arrays[key] for key in keys}
+    if spec.classes != tuple(range(NUM_CLASSES)):
+        out = _class_subset(out, arrays["y_train_clean"], spec.classes)
+    return out
+
+
+def _class_subset(arrays, y_train_clean, classes):
+    """`arrays` restricted to examples whose clean and noisy labels are in `classes`, both
+    relabelled to their position in `classes`."""
+    relabel = np.full(NUM_CLASSES, -1, dtype=np.int32)
+    relabel[list(classes)] = np.arange(len(classes), dtype=np.int32)
+    out = {"class_names": tuple(CLASS_NAMES[c] for c in classes)}
+    for split, clean in (("train", y_train_clean), ("test", arrays["y_test_clean"])):
+        keep = (relabel[clean] >= 0) & (relabel[arrays[f"y_{split}"]] >= 0)
+        out[f"x_{split}"] = arrays[f"x_{split}"][keep]
+        out[f"y_{split}"] = relabel[arrays[f"y_{split}"][keep]]
+        if split == "test":
+            out["y_test_clean"] = relabel[clean[keep]]
+    return out
 
 
 register_arrays(NAME, _registered_arrays)

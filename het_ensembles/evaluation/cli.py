@@ -87,6 +87,14 @@ def _parser():
     parser.add_argument(
         "--max_subsets", type=int, default=100, help="cap on the number of sub-ensembles"
     )
+    parser.add_argument(
+        "--ood_dataset",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="out-of-distribution set(s), detected against the first --dataset: AUROC, AUPRC, "
+        "FPR@95%%TPR by max probability and entropy (metrics.json 'ood/<name>')",
+    )
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
     return parser
 
@@ -134,5 +142,6 @@ def _run(args, datasets):
         label_field=args.label_field,
         method=args.method,
         max_subsets=args.max_subsets,
+        ood_datasets=args.ood_dataset,
         progress=not args.no_progress,
     )

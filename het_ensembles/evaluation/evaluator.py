@@ -17,6 +17,7 @@ from het_ensembles.data import class_subsets
 from het_ensembles.evaluation import cache as cache_lib
 from het_ensembles.evaluation import datasets as datasets_lib
 from het_ensembles.evaluation import members as members_lib
+from het_ensembles.evaluation import ood as ood_lib
 from het_ensembles.evaluation import predict, report, scoring
 
 
@@ -33,6 +34,7 @@ def evaluate(
     label_field=None,
     method=None,
     max_subsets=100,
+    ood_datasets=None,
     progress=True,
 ):
     """Evaluates members and their ensemble; writes metrics.json, leaderboard.md and a plot.
@@ -59,12 +61,17 @@ def evaluate(
       label_field: passed to `data.load` (cifar10_n).
       method: the leaderboard row name (default from the members' `head`).
       max_subsets: cap on the number of sub-ensembles.
+      ood_datasets: dataset names (as `datasets`; their labels are not used) to detect as
+        out of distribution against the first of `datasets` (`evaluation.ood`): AUROC, AUPRC
+        and FPR at 95% TPR of every member and the ensemble, under metrics.json's
+        `"ood/<name>"`.
       progress: show tqdm progress bars.
 
     Returns:
       The contents of metrics.json: `{dataset: {"ensemble": {...}, "member_mean": {...},
       "member_std": {...}, "members": {name: {...}}, ["ensemble_subsets": {...}]}}`, plus an
-      `"imagenet2012_corrupted"` summary entry when ImageNet-C sets were evaluated.
+      `"imagenet2012_corrupted"` summary entry when ImageNet-C sets were evaluated, and an
+      `"ood/<name>"` entry per OOD set.
 
     Raises:
       ValueError: for bad arguments or members (see `member_dir.find_members`), members that
@@ -89,6 +96,7 @@ def evaluate(
     eval_datasets = _with_validation(datasets_lib.parse_datasets(datasets), members)
     for dataset in eval_datasets:
         _check_dataset_classes(dataset, num_classes, multilabel, label_field)
+    ood_sets = _ood_datasets(ood_datasets, eval_datasets)
     member_dir.check_writable_dir(output_dir)
 
     predictor = _CachePredictor(
@@ -100,9 +108,11 @@ def evaluate(
         image_size=image_size,
         label_field=label_field,
         progress=progress,
+        unlabelled={d.key for d in ood_sets},
     )
     caches = [predictor.cache(output_dir, d) for d in eval_datasets]
-    _fill_caches(predictor, caches, members)
+    ood_caches = [predictor.cache(output_dir, d) for d in ood_sets]
+    _fill_caches(predictor, caches + ood_caches, members)
     rows, results = _score(
         caches,
         members,
@@ -111,8 +121,28 @@ def evaluate(
         multilabel=multilabel,
         num_bins=num_bins,
     )
-    _write_report(output_dir, results, rows, members, method=method, ensemble_size=ensemble_size)
-    return results
+    ood = ood_lib.ood_results(caches[0], ood_caches, members, multilabel=multilabel)
+    _write_report(
+        output_dir, results, rows, members, method=method, ensemble_size=ensemble_size, ood=ood
+    )
+    return {**results, **ood}
+
+
+def _ood_datasets(ood_datasets, eval_datasets):
+    """The parsed OOD sets; ValueError if one is also an in-distribution set."""
+    if not ood_datasets:
+        return []
+    parsed = datasets_lib.parse_datasets(ood_datasets)
+    both = {d.key for d in parsed} & {d.key for d in eval_datasets}
+    if both:
+        raise ValueError(
+            f"A dataset cannot be both evaluated and out of distribution. Received: "
+            f"{sorted(both)} in datasets and ood_datasets"
+        )
+    collide = {d.cache_name for d in parsed} & {d.cache_name for d in eval_datasets}
+    if collide:
+        raise ValueError(f"OOD datasets collide with the datasets' caches: {sorted(collide)}")
+    return parsed
 
 
 def _fill_caches(predictor, caches, members):
@@ -157,19 +187,23 @@ def _score(caches, members, *, ensemble_size, max_subsets, multilabel, num_bins)
     return rows, results
 
 
-def _write_report(output_dir, results, rows, members, *, method, ensemble_size):
-    """Writes metrics.json, leaderboard.md and the reliability diagram to `output_dir`."""
-    member_dir.write_json(os.path.join(output_dir, "metrics.json"), results, sort_keys=False)
-    member_dir.write_text(
-        os.path.join(output_dir, report.LEADERBOARD_FILE),
-        report.leaderboard_text(
-            results,
-            members,
-            method=method or members_lib.default_method(members),
-            ensemble_size=ensemble_size,
-            test_devices=predict.device_description(),
-        ),
+def _write_report(output_dir, results, rows, members, *, method, ensemble_size, ood):
+    """Writes metrics.json (with the `ood` entries), leaderboard.md (the OOD table below the
+    leaderboard rows and notes) and the reliability diagram to `output_dir`."""
+    member_dir.write_json(
+        os.path.join(output_dir, "metrics.json"), {**results, **ood}, sort_keys=False
     )
+    text = report.leaderboard_text(
+        results,
+        members,
+        method=method or members_lib.default_method(members),
+        ensemble_size=ensemble_size,
+        test_devices=predict.device_description(),
+    )
+    ood_table = ood_lib.table_lines(ood)
+    if ood_table:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(ood_table)
+    member_dir.write_text(os.path.join(output_dir, report.LEADERBOARD_FILE), text)
     report.write_reliability_diagram(
         os.path.join(output_dir, report.RELIABILITY_DIAGRAM_FILE), rows
     )
@@ -263,8 +297,11 @@ class _CachePredictor:
         image_size=None,
         label_field=None,
         progress=False,
+        unlabelled=(),
     ):
+        """`unlabelled`: keys of datasets whose labels need not fit the members (OOD sets)."""
         self.members = members
+        self.unlabelled = set(unlabelled)
         self.models = models
         self.multilabel = multilabel
         self.batch_size = batch_size
@@ -353,7 +390,8 @@ class _CachePredictor:
                 self._check_classes(member, batch_log_probs)
                 out.append(batch_log_probs)
         labels = np.concatenate(labels)
-        self._check_labels(dataset, labels)
+        if dataset.key not in self.unlabelled:
+            self._check_labels(dataset, labels)
         return labels, [
             (np.concatenate(out), runner.ms_per_example()) for out, runner in zip(outputs, runners)
         ]

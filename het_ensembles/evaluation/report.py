@@ -7,7 +7,7 @@ from matplotlib import figure
 from matplotlib.backends import backend_agg
 
 from het_ensembles import member_dir
-from het_ensembles.evaluation import leaderboard, scoring
+from het_ensembles.evaluation import leaderboard, ood, scoring
 from het_ensembles.evaluation.scoring import CORRUPTED, CORRUPTIONS, SEVERITIES
 
 # The files an evaluation (and the demo, which reports the same way) writes beside metrics.json.
@@ -147,12 +147,13 @@ def summary(results):
     top1 = "gap" if leaderboard.family_of(results) == "multilabel" else "accuracy"
     lines = [f"{'dataset':<44} {'row':<14} {'nll':>8} {top1:>9} {'ece':>8}"]
     for key, result in results.items():
-        if scoring.corruption_summary_of(key) is not None:
+        if scoring.corruption_summary_of(key) is not None or ood.is_ood_key(key):
             continue
         for row in ("member_mean", "ensemble"):
             r = result[row]
             lines.append(f"{key:<44} {row:<14} {r['nll']:>8.4f} {r[top1]:>9.4f} {r['ece']:>8.4f}")
-    return "\n".join(lines)
+    ood_table = ood.table_lines(results)
+    return "\n".join(lines + ([""] + ood_table[:-1] if ood_table else []))
 
 
 def write_reliability_diagram(path, rows):

@@ -39,7 +39,8 @@ cross-entropies, and the ECE over all (example, class) pairs. The functions take
     metrics.precision_at_1(probs, labels)
 
 Modules: `classification` (one model), `multilabel` (the multi-label metrics), `ensemble`
-(ensembles and diversity), `numerics` (the input checks and log-space helpers they share).
+(ensembles and diversity), `ood` (out-of-distribution detection: AUROC, AUPRC, FPR@95TPR),
+`numerics` (the input checks and log-space helpers they share).
 """
 
 from het_ensembles.metrics.classification import (

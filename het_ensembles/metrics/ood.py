@@ -18,6 +18,7 @@ specificity, 1 - FPR (its `ood_utils.py` names the same number `(1-fpr)@95tpr`).
 
 import numpy as np
 
+from het_ensembles.metrics.multilabel import average_precision_per_class
 from het_ensembles.metrics.numerics import check_values, log1mexp, logsumexp, xlogy
 
 DEFAULT_TPR = 0.95  # Hendrycks & Gimpel 2017; uncertainty-baselines' `tpr_list=(0.95,)`
@@ -52,13 +53,8 @@ def ood_scores(log_probs, *, multilabel=False):
     return {"msp": np.exp(np.max(log_probs, axis=1)), "entropy": neg_entropy}
 
 
-def _ranked(is_in_distribution, scores):
-    """Counts of positives and negatives above each distinct threshold, highest score first.
-
-    Returns:
-      `(tps, fps)`: cumulative true and false positives [T] at each of the T distinct scores,
-      taking every example with a score >= that threshold as in distribution.
-    """
+def _checked(is_in_distribution, scores):
+    """The inputs as arrays, [N] 0/1 labels and [N] float64 scores; ValueError if malformed."""
     labels = np.asarray(is_in_distribution)
     scores = np.asarray(scores, dtype=np.float64)
     if labels.ndim != 1 or scores.shape != labels.shape:
@@ -78,8 +74,19 @@ def _ranked(is_in_distribution, scores):
             "OOD metrics need both in- and out-of-distribution examples. Received: "
             f"{positives} in distribution of {len(labels)}"
         )
+    return labels.astype(np.float64), scores
+
+
+def _ranked(is_in_distribution, scores):
+    """Counts of positives and negatives above each distinct threshold, highest score first.
+
+    Returns:
+      `(tps, fps)`: cumulative true and false positives [T] at each of the T distinct scores,
+      taking every example with a score >= that threshold as in distribution.
+    """
+    labels, scores = _checked(is_in_distribution, scores)
     order = np.argsort(-scores, kind="stable")
-    scores, labels = scores[order], labels[order].astype(np.float64)
+    scores, labels = scores[order], labels[order]
     last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
     tps = np.cumsum(labels)[last_of_tie]
     fps = (last_of_tie + 1) - tps
@@ -107,10 +114,9 @@ def auprc(is_in_distribution, scores):
     `sum_t (R_t - R_{t-1}) P_t` over distinct thresholds t, as
     `sklearn.metrics.average_precision_score`.
     """
-    tps, fps = _ranked(is_in_distribution, scores)
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    labels, scores = _checked(is_in_distribution, scores)
+    per_class = average_precision_per_class(scores[:, None], labels[:, None])
+    return float(per_class[0])
 
 
 def fpr_at_tpr(is_in_distribution, scores, tpr=DEFAULT_TPR):
