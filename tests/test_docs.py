@@ -74,6 +74,11 @@ SUBSET_MOCK = mock_sets.IMAGENET_SUBSET_MOCK  # labels in ImageNet-A's and -R's 
 # (regular expression on the documented command, flags appended, TFDS mock or None)
 SMOKE = [
     (r"^het-ensembles demo$", ["--config_dir", "{demo_configs}", "--no_progress"], None),
+    (
+        r"^het-ensembles demo --multilabel$",
+        ["--config_dir", "{demo_configs}", "--no_progress"],
+        None,
+    ),
     (r"^het-ensembles train --config=configs/imagenet/", _SMALL_IMAGES + _MC, MOCK),
     (
         r"^het-ensembles train --config=configs/cifar/",
@@ -122,11 +127,18 @@ def get_config():
 
 def demo_configs():
     path = os.path.join(tempfile.gettempdir(), f"het_ensembles_docs_demo_{os.getpid()}")
-    os.makedirs(os.path.join(path, "noisy_digits"), exist_ok=True)
-    for name in ("deterministic", "heteroscedastic"):
-        shipped = os.path.join(REPO, "configs", "noisy_digits", f"{name}.py")
-        with open(os.path.join(path, "noisy_digits", f"{name}.py"), "w") as f:
-            f.write(_DEMO_CONFIG.format(shipped=shipped))
+    for dataset, names in (
+        ("noisy_digits", ("deterministic", "heteroscedastic")),
+        ("multilabel_digits", ("deterministic", "heteroscedastic_diag", "heteroscedastic")),
+    ):
+        os.makedirs(os.path.join(path, dataset), exist_ok=True)
+        for name in names:
+            shipped = os.path.join(REPO, "configs", dataset, f"{name}.py")
+            text = _DEMO_CONFIG.format(shipped=shipped)
+            if dataset == "multilabel_digits":  # 9 members: a few steps each
+                text = text.replace("    return", "    config.steps_per_epoch = 4\n    return")
+            with open(os.path.join(path, dataset, f"{name}.py"), "w") as f:
+                f.write(text)
     return path
 
 
@@ -393,6 +405,19 @@ def _check_demo_output(shown, outcome):
             )
 
 
+def _check_multilabel_demo_output(shown, outcome):
+    # docs/multilabel.md shows a real full run; the test runs tiny configs: the same report.
+    printed = [p.rstrip() for p in outcome.stdout.splitlines()]
+    for line in shown.splitlines():
+        if line.startswith(("==", "noisy test labels", "clean test labels", "---")):
+            assert line.rstrip() in printed, line
+        elif re.match(r"^(Hom|Het diag|Het)( ens3)? +\|", line):
+            assert any(p.startswith(line[:21]) for p in printed), line
+        elif line.startswith("  ["):
+            name = line[6:].split(":")[0]
+            assert any(p[6:].startswith(name + ":") for p in printed if p.startswith("  [")), name
+
+
 def _check_lines_printed(shown, outcome):
     printed = {" ".join(p.split()) for p in outcome.stdout.splitlines()}
     for line in shown.splitlines():
@@ -426,6 +451,10 @@ IMAGENET_HEADER = (
 # (page, first line of the text block) -> check(shown text, outcome of the block before it)
 TEXT_CHECKS = {
     ("README.md", "== Table 7 shape: noisy_digits, 4 members per method =="): _check_demo_output,
+    (
+        "docs/multilabel.md",
+        "== Table 3 shape: multilabel_digits (sigmoid heads), 3 seeds per method ==",
+    ): _check_multilabel_demo_output,
     ("docs/training.md", "  --config.checkpoint_interval=25"): _check_lines_printed,
     ("docs/studies.md", "  --family {noisy_digits,synthetic}"): _check_lines_printed,
     ("docs/evaluation.md", IMAGENET_HEADER): _check_exact,
@@ -484,6 +513,13 @@ _NOISY_DIGITS_SEED_0 = (
     "het-ensembles train --config=configs/noisy_digits/heteroscedastic.py --config.seed=0"
 )
 FILES_WRITTEN = {
+    ("docs/multilabel.md", "het-ensembles demo --multilabel"): [
+        "runs/demo_multilabel/leaderboard.md",
+        "runs/demo_multilabel/metrics.json",
+        "runs/demo_multilabel/multilabel_bars.png",
+        "runs/demo_multilabel/members/het_diag/2/model.keras",
+        "runs/demo_multilabel/eval",
+    ],
     ("README.md", "het-ensembles demo"): [
         "runs/demo/leaderboard.md",
         "runs/demo/metrics.json",
