@@ -95,6 +95,8 @@ class SpectralNormalization(keras.layers.Wrapper):
       ValueError: for a layer that is not Dense, `iteration` < 1 or `norm_multiplier` <= 0.
     """
 
+    LAYER_TYPE = keras.layers.Dense
+
     def __init__(
         self,
         layer,
@@ -108,7 +110,7 @@ class SpectralNormalization(keras.layers.Wrapper):
         **kwargs,
     ):
         self.seed = check_spectral_arguments(
-            layer, iteration, norm_multiplier, seed, keras.layers.Dense
+            layer, iteration, norm_multiplier, seed, self.LAYER_TYPE
         )
         if inhere_layer_name:
             kwargs["name"] = layer.name
@@ -121,17 +123,22 @@ class SpectralNormalization(keras.layers.Wrapper):
 
     def build(self, input_shape):
         build_with_aggregation(self.layer, input_shape, self.aggregation)
-        units = self.layer.kernel.shape[-1]
-        rows = int(np.prod(self.layer.kernel.shape[:-1]))
-        for name, size, offset in (("v", rows, 0), ("u", units, 1)):
+        v_shape, u_shape = self.vector_shapes(input_shape)
+        for name, shape, offset in (("v", v_shape, 0), ("u", u_shape, 1)):
             weight = self.add_weight(
-                shape=(1, size),
+                shape=shape,
                 initializer=keras.initializers.RandomNormal(seed=self.seed + offset),
                 trainable=False,
                 aggregation=self.aggregation,
                 name=name,
             )
             setattr(self, name, weight)
+
+    def vector_shapes(self, input_shape):
+        """Shapes of v and u: [1, rows] and [1, units] of the kernel reshaped to [rows, units]."""
+        del input_shape  # the kernel's shape decides
+        rows = int(np.prod(self.layer.kernel.shape[:-1]))
+        return (1, rows), (1, self.layer.kernel.shape[-1])
 
     def call(self, inputs, training=None):
         training = self.do_power_iteration if training is None else training
@@ -145,18 +152,28 @@ class SpectralNormalization(keras.layers.Wrapper):
           sigma, the spectral norm estimate of the kernel before rescaling (a scalar).
         """
         kernel = tf.convert_to_tensor(self.layer.kernel)
-        w = tf.reshape(kernel, [-1, kernel.shape[-1]])  # [rows, units]
-        u = tf.convert_to_tensor(self.u)  # [1, units]
-        v = tf.convert_to_tensor(self.v)  # [1, rows]
+        u = tf.convert_to_tensor(self.u)
+        v = tf.convert_to_tensor(self.v)
         if training:
             for _ in range(self.iteration):
-                v = tf.math.l2_normalize(tf.matmul(u, w, transpose_b=True))
-                u = tf.math.l2_normalize(tf.matmul(v, w))
-        sigma = tf.reshape(tf.matmul(tf.matmul(v, w), u, transpose_b=True), [])
+                u, v = self.power_step(kernel, u, v)
+        sigma = self.singular_value(kernel, u, v)
         self.u.assign(u)
         self.v.assign(v)
         self.layer.kernel.assign(bounded_kernel(kernel, sigma, self.norm_multiplier))
         return sigma
+
+    def power_step(self, kernel, u, v):
+        """One power iteration on W [rows, units]: v <- normalize(u W^T), u <- normalize(v W)."""
+        del v  # recomputed from u
+        w = tf.reshape(kernel, [-1, kernel.shape[-1]])
+        v = tf.math.l2_normalize(tf.matmul(u, w, transpose_b=True))  # [1, rows]
+        return tf.math.l2_normalize(tf.matmul(v, w)), v  # [1, units], [1, rows]
+
+    def singular_value(self, kernel, u, v):
+        """sigma = v W u^T, the estimate of W's largest singular value."""
+        w = tf.reshape(kernel, [-1, kernel.shape[-1]])
+        return tf.reshape(tf.matmul(tf.matmul(v, w), u, transpose_b=True), [])
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)

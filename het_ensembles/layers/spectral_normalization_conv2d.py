@@ -13,16 +13,15 @@ by `norm_multiplier / sigma` when that is < 1, as in `SpectralNormalization`.
 import keras
 import tensorflow as tf
 
-from het_ensembles.layers.spectral_normalization import (
-    bounded_kernel,
-    build_with_aggregation,
-    check_spectral_arguments,
-)
+from het_ensembles.layers.spectral_normalization import SpectralNormalization
 
 
 @keras.saving.register_keras_serializable(package="het_ensembles")
-class SpectralNormalizationConv2D(keras.layers.Wrapper):
+class SpectralNormalizationConv2D(SpectralNormalization):
     """Spectral normalisation of a Conv2D layer (edward2's `SpectralNormalizationConv2D`).
+
+    Shares `SpectralNormalization`'s state, call and rescaling; the power iteration is the
+    convolution's.
 
     Args:
       layer: the `keras.layers.Conv2D` to normalise (its input height and width must be known).
@@ -42,6 +41,8 @@ class SpectralNormalizationConv2D(keras.layers.Wrapper):
         or an input whose height or width is unknown.
     """
 
+    LAYER_TYPE = keras.layers.Conv2D
+
     def __init__(
         self,
         layer,
@@ -53,79 +54,43 @@ class SpectralNormalizationConv2D(keras.layers.Wrapper):
         seed=None,
         **kwargs,
     ):
-        self.seed = check_spectral_arguments(
-            layer, iteration, norm_multiplier, seed, keras.layers.Conv2D
+        kwargs.pop("inhere_layer_name", None)  # the Dense wrapper's argument, not edward2's here
+        super().__init__(
+            layer, iteration, norm_multiplier, training, aggregation, seed=seed, **kwargs
         )
-        super().__init__(layer, **kwargs)
-        self.iteration = int(iteration)
-        self.norm_multiplier = float(norm_multiplier)
-        self.do_power_iteration = bool(training)
-        self.aggregation = aggregation
 
-    def build(self, input_shape):
+    def vector_shapes(self, input_shape):
+        """v: one input [1, H, W, C_in]; u: one output [1, H', W', C_out] (SAME padding)."""
         if input_shape[1] is None or input_shape[2] is None:
             raise ValueError(
                 "SpectralNormalizationConv2D needs the input height and width. "
                 f"Received: input_shape={tuple(input_shape)}"
             )
-        build_with_aggregation(self.layer, input_shape, self.aggregation)
-        kernel_shape = self.layer.kernel.shape  # [kh, kw, C_in, C_out]
         strides = self.layer.strides
-        # SAME padding: ceil(size / stride) (edward2 writes size // stride, equal for even sizes).
+        # ceil(size / stride) (edward2 writes size // stride, equal for even sizes).
         out_height = -(-input_shape[1] // strides[0])
         out_width = -(-input_shape[2] // strides[1])
-        self.in_shape = (1, input_shape[1], input_shape[2], kernel_shape[2])
-        self.out_shape = (1, out_height, out_width, kernel_shape[3])
-        for name, shape, offset in (("v", self.in_shape, 0), ("u", self.out_shape, 1)):
-            weight = self.add_weight(
-                shape=shape,
-                initializer=keras.initializers.RandomNormal(seed=self.seed + offset),
-                trainable=False,
-                aggregation=self.aggregation,
-                name=name,
-            )
-            setattr(self, name, weight)
+        self.in_shape = (1, input_shape[1], input_shape[2], self.layer.kernel.shape[2])
+        self.out_shape = (1, out_height, out_width, self.layer.kernel.shape[3])
+        return self.in_shape, self.out_shape
 
-    def call(self, inputs, training=None):
-        training = self.do_power_iteration if training is None else training
-        self.update_weights(training=training)
-        return self.layer(inputs)
-
-    def update_weights(self, *, training=True):
-        """Power iteration on the conv operator (when `training`), then the bounded kernel.
-
-        Returns:
-          sigma, the operator norm estimate before rescaling (a scalar).
-        """
-        kernel = tf.convert_to_tensor(self.layer.kernel)
+    def power_step(self, kernel, u, v):
+        """v <- normalize(conv2d_transpose(u, W)), u <- normalize(conv2d(v, W))."""
+        del v  # recomputed from u
         strides = self.layer.strides
-        u = tf.convert_to_tensor(self.u)
-        v = tf.convert_to_tensor(self.v)
-        if training:
-            for _ in range(self.iteration):
-                v = tf.nn.conv2d_transpose(
-                    u, kernel, output_shape=self.in_shape, strides=strides, padding="SAME"
-                )
-                v = tf.reshape(tf.math.l2_normalize(tf.reshape(v, [1, -1])), self.in_shape)
-                u = tf.nn.conv2d(v, kernel, strides=strides, padding="SAME")
-                u = tf.reshape(tf.math.l2_normalize(tf.reshape(u, [1, -1])), self.out_shape)
-        v_w = tf.nn.conv2d(v, kernel, strides=strides, padding="SAME")
-        sigma = tf.reduce_sum(v_w * u)
-        self.u.assign(u)
-        self.v.assign(v)
-        self.layer.kernel.assign(bounded_kernel(kernel, sigma, self.norm_multiplier))
-        return sigma
+        v = tf.nn.conv2d_transpose(
+            u, kernel, output_shape=self.in_shape, strides=strides, padding="SAME"
+        )
+        v = tf.reshape(tf.math.l2_normalize(tf.reshape(v, [1, -1])), self.in_shape)
+        u = tf.nn.conv2d(v, kernel, strides=strides, padding="SAME")
+        return tf.reshape(tf.math.l2_normalize(tf.reshape(u, [1, -1])), self.out_shape), v
 
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
+    def singular_value(self, kernel, u, v):
+        """sigma = <conv2d(v, W), u>, the estimate of the convolution's operator norm."""
+        v_w = tf.nn.conv2d(v, kernel, strides=self.layer.strides, padding="SAME")
+        return tf.reduce_sum(v_w * u)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            iteration=self.iteration,
-            norm_multiplier=self.norm_multiplier,
-            training=self.do_power_iteration,
-            aggregation=self.aggregation,
-            seed=self.seed,
-        )
+        config.pop("inhere_layer_name")
         return config
