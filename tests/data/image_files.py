@@ -107,3 +107,35 @@ def all_indices(dataset):
         indices.append(indices_of(x))
         labels.append(np.asarray(y))
     return np.concatenate(indices), np.concatenate(labels)
+
+
+WEBVISION_SYNSETS = (
+    "n01440764 tench, Tinca tinca",
+    "n01443537 goldfish",
+    "n01484850 great white shark",
+)
+
+
+def write_webvision(root, *, synsets=True):
+    """A miniature WebVision 1.0 layout under `root` (a pathlib.Path): 10 train images in
+    google/ and flickr/, 4 validation images; returns {image index: label}."""
+    info = root / "info"
+    info.mkdir(parents=True, exist_ok=True)
+    lists = {"train_filelist_google.txt": range(6), "train_filelist_flickr.txt": range(6, 10)}
+    labels = {i: (i * 2) % 3 for i in range(14)}
+    for list_name, indices in lists.items():
+        source = list_name.split("_")[-1][:-4]
+        lines = []
+        for i in indices:
+            relative = f"{source}/q{labels[i]:04d}/{i:06d}.jpg"
+            write_file(str(root / relative), i, **{**variety(i), "fmt": "JPEG"})
+            lines.append(f"{relative} {labels[i]}\n")
+        (info / list_name).write_text("".join(lines))
+    val_lines = []
+    for i in range(10, 14):
+        write_file(str(root / "val_images_256" / f"val{i:06d}.jpg"), i, fmt="JPEG")
+        val_lines.append(f"val{i:06d}.jpg {labels[i]}\n")
+    (info / "val_filelist.txt").write_text("".join(val_lines))
+    if synsets:
+        (info / "synsets.txt").write_text("\n".join(WEBVISION_SYNSETS) + "\n")
+    return labels

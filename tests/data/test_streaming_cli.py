@@ -1,7 +1,7 @@
 """Streaming sets through the console script, as users run them: `het-ensembles train` one epoch
-of a tiny CNN on a `folder:` set (with a truncated test image and `skip_corrupt=true`) and on a
-`tfrecord:` set (TF-slim labels from 1, a validation split), then `het-ensembles evaluate` on
-each. Checked against the data written here: steps per epoch, K, examples counted and skipped,
+of a tiny CNN on a `folder:` set (with a truncated test image and `skip_corrupt=true`), on a
+`tfrecord:` set (TF-slim labels from 1, a validation split), on `tfds:mnist` (under
+`tfds.testing.mock_data`) and on a `webvision:` layout, then `het-ensembles evaluate` on each. Checked against the data written here: steps per epoch, K, examples counted and skipped,
 and the evaluator's cache directory (flat, not the absolute path).
 """
 
@@ -14,6 +14,7 @@ import image_files
 import pytest
 
 TRAIN, TEST, CLASSES = 24, 6, ("ant", "bee", "cow")
+MOCK = {"num_examples": 16}  # tfds:mnist: 16 mock examples per split
 TINY = [
     "--config=configs/noisy_digits/heteroscedastic.py",
     "--config.image_size=16",
@@ -41,21 +42,36 @@ def runs(tmp_path_factory):
     records = [image_files.example(i, [1 + i % 3]) for i in range(TRAIN + TEST)]
     image_files.write_shards(str(workdir / "shards"), "train", records[:TRAIN], 3)
     image_files.write_shards(str(workdir / "shards"), "validation", records[TRAIN:], 1)
+    webvision_labels = image_files.write_webvision(workdir / "webvision")
     folder = "folder:imgs?skip_corrupt=true"
     shards = "tfrecord:shards?label_offset=1"
     trains = [
-        ["train", *TINY, f"--config.dataset={folder}", "--output_dir=runs/folder"],
-        [
-            "train",
-            *TINY,
-            f"--config.dataset={shards}",
-            "--config.validation_fraction=0.25",
-            "--output_dir=runs/shards",
-        ],
+        (["train", *TINY, f"--config.dataset={folder}", "--output_dir=runs/folder"], None),
+        (
+            [
+                "train",
+                *TINY,
+                f"--config.dataset={shards}",
+                "--config.validation_fraction=0.25",
+                "--output_dir=runs/shards",
+            ],
+            None,
+        ),
+        (["train", *TINY, "--config.dataset=tfds:mnist", "--output_dir=runs/mnist"], MOCK),
+        (["train", *TINY, "--config.dataset=webvision:webvision", "--output_dir=runs/web"], None),
     ]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda args: console.run(args, workdir), trains))
+        list(pool.map(lambda job: console.run(job[0], workdir, mock_tfds=job[1]), trains))
     evaluations = [
+        ["evaluate", "--members", "runs/mnist", "--dataset", "tfds:mnist", "--output_dir=eval/mn"],
+        [
+            "evaluate",
+            "--members",
+            "runs/web",
+            "--dataset",
+            "webvision:webvision",
+            "--output_dir=eval/web",
+        ],
         ["evaluate", "--members", "runs/folder", "--dataset", folder, "--output_dir=eval/folder"],
         [
             "evaluate",
@@ -68,17 +84,21 @@ def runs(tmp_path_factory):
         ],
     ]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda a: console.run([*a, "--no_progress"], workdir), evaluations))
+        list(
+            pool.map(
+                lambda a: console.run([*a, "--no_progress"], workdir, mock_tfds=MOCK), evaluations
+            )
+        )
 
     def read(*parts):
         with open(os.path.join(workdir, *parts)) as f:
             return json.load(f)
 
-    return workdir, folder, shards, read
+    return workdir, folder, shards, read, webvision_labels
 
 
 def test_training_sees_the_written_sets(runs):
-    _, _, _, read = runs
+    _, _, _, read, _ = runs
     folder_config, folder_metrics = (
         read("runs/folder/config.json"),
         read("runs/folder/metrics.json"),
@@ -100,7 +120,7 @@ def test_training_sees_the_written_sets(runs):
 
 
 def test_evaluate_counts_skips_and_keeps_a_flat_cache(runs):
-    workdir, folder, shards, read = runs
+    workdir, folder, shards, read, _ = runs
     folder_results = read("eval/folder/metrics.json")
     assert folder_results[folder]["ensemble"]["num_examples"] == TEST
     assert folder_results[folder]["ensemble"]["num_skipped"] == 1
@@ -116,3 +136,16 @@ def test_evaluate_counts_skips_and_keeps_a_flat_cache(runs):
         "test",
         "validation",
     ]
+
+
+def test_tfds_and_webvision_sets_train_and_evaluate(runs):
+    _, _, _, read, webvision_labels = runs
+    mnist_config, mnist_metrics = read("runs/mnist/config.json"), read("runs/mnist/metrics.json")
+    assert mnist_config["num_classes"] == 10  # from the builder's ClassLabel
+    assert mnist_metrics["train/steps"] == MOCK["num_examples"] // 8
+    assert read("eval/mn/metrics.json")["tfds:mnist"]["ensemble"]["num_examples"] == 16
+    web_config, web_metrics = read("runs/web/config.json"), read("runs/web/metrics.json")
+    assert web_config["num_classes"] == 3 == max(webvision_labels.values()) + 1
+    assert web_metrics["train/steps"] == 10 // 8  # 10 listed train images, batch 8
+    web_eval = read("eval/web/metrics.json")["webvision:webvision"]["ensemble"]
+    assert web_eval["num_examples"] == 4  # the val_filelist.txt images
