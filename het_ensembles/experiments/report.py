@@ -40,8 +40,24 @@ METRICS = {
     "nll": (-1, "NLL", False),
     "ece": (-1, "ECE", False),
     "brier": (-1, "Brier", False),
+    # Out-of-distribution detection (`evaluation.ood`), by max probability and by entropy.
+    "auroc_msp": (1, "AUROC", False),
+    "auprc_msp": (1, "AUPRC", False),
+    "fpr@95tpr_msp": (-1, "FPR@95", False),
+    "auroc_entropy": (1, "AUROC (entropy)", False),
+    "auprc_entropy": (1, "AUPRC (entropy)", False),
+    "fpr@95tpr_entropy": (-1, "FPR@95 (entropy)", False),
 }
-DEFAULT_METRICS = ("accuracy", "top5_accuracy", "gap", "nll", "ece")
+DEFAULT_METRICS = (
+    "accuracy",
+    "top5_accuracy",
+    "gap",
+    "nll",
+    "ece",
+    "auroc_msp",
+    "auprc_msp",
+    "fpr@95tpr_msp",
+)
 REPORT_FILES = ("report.md", "report.tex", "report.json")
 
 
@@ -79,7 +95,15 @@ def group_statistics(values_by_group, metric, *, alpha=ALPHA):
 
 
 def paper_report(
-    groups, datasets, output_dir, *, metrics=None, alpha=ALPHA, batch_size=256, progress=True
+    groups,
+    datasets,
+    output_dir,
+    *,
+    ood_datasets=None,
+    metrics=None,
+    alpha=ALPHA,
+    batch_size=256,
+    progress=True,
 ):
     """Evaluates each group of members and writes report.md, report.tex and report.json.
 
@@ -87,10 +111,13 @@ def paper_report(
       groups: `{name: members}` in table order; `members` as `evaluation.evaluate` takes them
         (glob patterns or member directories), one member per seed.
       datasets: dataset names for the evaluator (see `evaluation.evaluate`).
+      ood_datasets: out-of-distribution sets detected against the first of `datasets`
+        (`evaluation.evaluate`'s `ood_datasets`); each is a column group `ood/<set>` with the
+        AUROC, AUPRC and FPR@95%TPR of the max-probability score by default.
       output_dir: gets `eval/<group>/` (the evaluator's outputs and prediction cache, reused by
         later reports) and the three report files.
-      metrics: metric keys (of `METRICS`) for the columns; default: those of `DEFAULT_METRICS`
-        the evaluator reports for the datasets.
+      metrics: metric keys (of `METRICS`) for the columns, each shown for every dataset that
+        has it; default: those of `DEFAULT_METRICS` the evaluator reports for each dataset.
       alpha: significance level of the daggers, in (0, 1).
       batch_size: the evaluator's prediction batch size.
       progress: show the evaluator's progress bars.
@@ -113,28 +140,32 @@ def paper_report(
             os.path.join(output_dir, "eval", name),
             method=name,
             batch_size=batch_size,
+            ood_datasets=ood_datasets,
             progress=progress,
         )
         for name, members in groups.items()
     }
     report = {"alpha": alpha, "groups": list(groups), "datasets": {}}
+    reported = set()
     for dataset in next(iter(results.values())):
         rows = {name: results[name][dataset]["members"] for name in groups}
         available = set.intersection(*(set(r) for m in rows.values() for r in m.values()))
         chosen = [m for m in (metrics or DEFAULT_METRICS) if m in available]
-        if metrics and len(chosen) < len(metrics):
-            missing = sorted(set(metrics) - available)
-            raise ValueError(
-                f"The evaluator reports no {missing} for dataset {dataset}. Received: "
-                f"metrics={list(metrics)}; allowed here: {sorted(available & set(METRICS))}"
-            )
+        reported.update(chosen)
         entry = {"best": {}, "metrics": {}}
         for metric in chosen:
             values = {name: [row[metric] for row in rows[name].values()] for name in groups}
             entry["best"][metric], entry["metrics"][metric] = group_statistics(
                 values, metric, alpha=alpha
             )
-        report["datasets"][dataset] = entry
+        if chosen:
+            report["datasets"][dataset] = entry
+    missing = sorted(set(metrics or ()) - reported)
+    if missing:
+        raise ValueError(
+            f"The evaluator reports no {missing} for these datasets. Received: "
+            f"metrics={list(metrics)}"
+        )
     member_dir.write_text(os.path.join(output_dir, "report.md"), markdown_table(report))
     member_dir.write_text(os.path.join(output_dir, "report.tex"), latex_table(report))
     member_dir.write_json(os.path.join(output_dir, "report.json"), report, sort_keys=False)
@@ -256,6 +287,12 @@ def cli_main(argv):
     parser.add_argument(
         "--dataset", nargs="+", required=True, help="one or more dataset names, as evaluate's"
     )
+    parser.add_argument(
+        "--ood_dataset",
+        nargs="+",
+        default=None,
+        help="out-of-distribution set(s), detected against the first --dataset",
+    )
     parser.add_argument("--output_dir", required=True, help="eval/<group>/ and the report files")
     parser.add_argument("--metrics", default=None, help=f"comma-separated, of {', '.join(METRICS)}")
     parser.add_argument("--alpha", type=float, default=ALPHA, help="t-test level (0.05)")
@@ -267,6 +304,7 @@ def cli_main(argv):
             parse_groups(args.groups),
             args.dataset,
             args.output_dir,
+            ood_datasets=args.ood_dataset,
             metrics=args.metrics.split(",") if args.metrics else None,
             alpha=args.alpha,
             batch_size=args.batch_size,

@@ -7,7 +7,7 @@ import pytest
 import scipy.special
 import scipy.stats
 from console import run
-from tiny_training import tiny_config
+from tiny_training import make_arrays, tiny_config
 
 from het_ensembles.experiments import report
 from het_ensembles.training import trainer
@@ -171,3 +171,34 @@ def test_tables_mark_best_in_bold_and_significant_groups_with_a_dagger():
     tex = report.latex_table(data).splitlines()
     assert tex[4] == r"Hom & $70.0 \pm 0.8^\dagger$ \\"
     assert tex[5] == r"Het & $\mathbf{76.0 \pm 0.8}$ \\"
+
+
+def test_report_with_an_ood_set_tabulates_detection_per_group(members, tmp_path):
+    arrays = make_arrays(seed=1)
+    ood = tmp_path / "shifted.npz"
+    np.savez(ood, **{k: v + 3.0 if k.startswith("x") else v for k, v in arrays.items()})
+    run(
+        [
+            "report",
+            f"Hom={members / 'deterministic'}/*",
+            f"Het={members / 'heteroscedastic'}/*",
+            "--dataset",
+            _dataset(members),
+            "--ood_dataset",
+            f"npz:{ood}",
+            "--output_dir",
+            "out",
+            "--no_progress",
+        ],
+        tmp_path,
+    )
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    key = f"ood/npz:{ood}"
+    assert sorted(data["datasets"][key]["metrics"]) == ["auprc_msp", "auroc_msp", "fpr@95tpr_msp"]
+    assert "auroc_msp" not in data["datasets"][_dataset(members)]["metrics"]
+    for group in ("Hom", "Het"):
+        evaluated = json.loads((tmp_path / "out" / "eval" / group / "metrics.json").read_text())
+        aurocs = [row["auroc_msp"] for row in evaluated[key]["members"].values()]
+        stat = data["datasets"][key]["metrics"]["auroc_msp"][group]
+        assert stat["n"] == SEEDS and stat["mean"] == pytest.approx(np.mean(aurocs))
+    assert "AUROC" in (tmp_path / "out" / "report.md").read_text().splitlines()[0]
