@@ -104,6 +104,9 @@ def default_config():
     # Model.
     config.model = "resnet50"
     config.model_kwargs = ml_collections.ConfigDict()  # e.g. depth, width_multiplier
+    # Fine-tuning: a finished member directory whose backbone weights initialise the model (the
+    # config's head stays new: training/init_from_member.py). None: train from scratch.
+    config.init_from_member = config_dict.placeholder(str)
     config.head = "deterministic"
     config.head_class = "MCSoftmaxDenseFA"
     config.num_factors = 15
@@ -142,6 +145,7 @@ def default_config():
     config.base_learning_rate = 0.1  # per `base_batch_size` examples
     config.base_batch_size = 256  # lr = base_learning_rate * global_batch / base_batch_size
     config.one_minus_momentum = 0.1
+    config.nesterov = True  # uncertainty-baselines' SGD; BiT fine-tuning uses plain momentum
     config.l2 = 1e-4
     config.warmup_epochs = 5
     config.lr_decay_epochs = (30, 60, 80)  # of `lr_decay_base_epochs`, scaled to train_epochs
@@ -323,6 +327,13 @@ def _check_run(config):
     )
     _check(config, config.model in models.ARCHITECTURES, "model", sorted(models.ARCHITECTURES))
     _check(config, config.head in HEADS, "head", list(HEADS))
+    _check(
+        config,
+        config.init_from_member is None
+        or (isinstance(config.init_from_member, str) and config.init_from_member),
+        "init_from_member",
+        "None or a finished member directory (its backbone initialises the model)",
+    )
     _check(config, config.head_class in HEAD_CLASSES, "head_class", list(HEAD_CLASSES))
     _check_int(config, "image_size", 1, "None or an integer >= 1", optional=True)
     _check_int(config, "steps_per_epoch", 1, "None or an int >= 1", optional=True)
@@ -343,6 +354,7 @@ def _check_optimisation(config):
         "a float in (0, 1] (momentum = 1 - one_minus_momentum)",
         low_open=True,
     )
+    _check(config, isinstance(config.nesterov, bool), "nesterov", "True or False")
     _check_float(config, "l2", 0, math.inf, "a finite float >= 0")
     _check_float(config, "warmup_epochs", 0, math.inf, "a float >= 0")
     _check_int(config, "lr_decay_base_epochs", 1, "an integer >= 1")

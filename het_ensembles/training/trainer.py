@@ -9,7 +9,9 @@ What a run does, in order (uncertainty-baselines' ImageNet recipe, on Keras' `fi
    `keras.utils.set_random_seed(config.seed)`;
 2. builds the model (`models.build_model`, dense or heteroscedastic head, L2 on kernels and
    biases, optionally `mixed_bfloat16` with a float32 head) and SGD with Nesterov momentum
-   `1 - one_minus_momentum` on `WarmUpPiecewiseConstantSchedule`;
+   `1 - one_minus_momentum` (plain momentum with `nesterov=False`) on
+   `WarmUpPiecewiseConstantSchedule`; with `init_from_member`, copies that member's backbone
+   weights into the new model (`init_from_member.py`; the head stays new);
 3. restores the latest checkpoint in `output_dir/checkpoints` if there is one (a re-run of a
    killed command continues where it stopped: same step and epoch counters);
 4. trains with `keras.Model.fit` (progress bar), and after every epoch evaluates with
@@ -35,7 +37,14 @@ from absl import logging
 from het_ensembles import data, member_dir, models
 from het_ensembles.data import pipeline
 from het_ensembles.evaluation import predict
-from het_ensembles.training import callbacks, checkpoints, distribute, losses, schedule
+from het_ensembles.training import (
+    callbacks,
+    checkpoints,
+    distribute,
+    init_from_member,
+    losses,
+    schedule,
+)
 from het_ensembles.training.config import (
     RESUMABLE_FIELDS,
     ConfigError,
@@ -95,6 +104,8 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
     model = _build_compiled_model(
         config, info, strategy, steps_per_epoch=steps_per_epoch, global_batch_size=global_batch_size
     )
+    if config.init_from_member and not checkpoints.checkpoint_prefixes(files["checkpoints"]):
+        _initialise_from_member(model, config, strategy)
     progress = _new_progress()
     manager = _restore_or_start(model, progress, files["checkpoints"], strategy)
     chief = distribute.is_chief(strategy)
@@ -209,6 +220,15 @@ def _build_compiled_model(config, info, strategy, *, steps_per_epoch, global_bat
             global_batch_size=global_batch_size,
         )
     return model
+
+
+def _initialise_from_member(model, config, strategy):
+    """Copies the backbone of `config.init_from_member` into `model` (a fresh run only: a
+    resumed one restores its checkpoints, which hold the copied, then trained, weights)."""
+    member = init_from_member.check_member(config)
+    with strategy.scope():
+        copied = init_from_member.initialise_backbone(model, member)
+    logging.info("Initialised %d backbone weight arrays from %s.", copied, member.path)
 
 
 def _new_progress():
@@ -384,7 +404,7 @@ def compile_model(model, config, *, num_classes, steps_per_epoch, global_batch_s
             config, steps_per_epoch=steps_per_epoch, global_batch_size=global_batch_size
         ),
         momentum=1.0 - config.one_minus_momentum,
-        nesterov=True,
+        nesterov=config.nesterov,
     )
     nll = losses.CrossEntropy(num_classes, multilabel=config.multilabel)
     model.compile(
@@ -454,6 +474,9 @@ def check_config(config):
     """
     config = complete_config(config)
     validate_config(config)
+    if config.init_from_member is not None:
+        config.init_from_member = init_from_member.normalised_path(config.init_from_member)
+        init_from_member.check_member(config)
     try:
         info = data.get_info(
             config.dataset,
