@@ -1,4 +1,4 @@
-"""uncertainty-baselines' ImageNet preprocessing of encoded images, and checks that name bad files.
+"""uncertainty-baselines' ImageNet and CIFAR preprocessing, and checks that name bad files.
 
 One home for the crop, resize and normalisation that every ImageNet-style set uses: the TFDS
 ImageNet family (`tfds_sets`) and the streaming sets read from files (`folder:`, `tfrecord:`,
@@ -10,6 +10,13 @@ ImageNet family (`tfds_sets`) and the streaming sets read from files (`folder:`,
   the eval crop), bicubic resize to `image_size`, random left-right flip;
 - eval: central crop of 224/256 of the shorter side, bicubic resize to `image_size`;
 - then scale to [0, 1] and normalise with the ImageNet mean / std.
+
+CIFAR (`cifar_image`, uncertainty-baselines `datasets/cifar.py`): train pads 4 pixels, takes a
+random crop of the native size and flips; both scale to [0, 1], resize to `image_size` when it
+differs and normalise with the CIFAR-10 mean / std (used for CIFAR-100 and for out-of-
+distribution sets scored against CIFAR models too, as uncertainty-baselines'
+`normalize_by_cifar`). `cifar_image_any_format` first decodes and resizes an encoded image of
+any size to the native size.
 
 JPEG takes the fast path (`decode_and_crop_jpeg` decodes only the crop window); any other
 format (PNG, BMP, GIF: its first frame) is decoded whole and then cropped, which gives the same
@@ -25,6 +32,9 @@ import tensorflow as tf
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # uncertainty-baselines datasets/imagenet.py
 IMAGENET_STDDEV = (0.229, 0.224, 0.225)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # uncertainty-baselines datasets/cifar.py
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+CIFAR_IMAGE_SIZE = 32
 EVAL_CROP_FRACTION = 224 / 256  # resnet_preprocessing: image_size / (image_size + CROP_PADDING)
 
 # How far from the end a JPEG's end-of-image marker (FF D9) may sit: some cameras and editors
@@ -176,3 +186,28 @@ def imagenet_image_any_format(image_bytes, image_size, is_training, seed=None):
         lambda: imagenet_image(image_bytes, image_size, is_training, seed),
         other_format,
     )
+
+
+def cifar_image(image, native_size, image_size, is_training, seed):
+    """uint8 [native, native, 3] -> normalised float32 [image_size, image_size, 3] (cifar.py)."""
+    if is_training:
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        image = tf.image.resize_with_crop_or_pad(image, native_size + 4, native_size + 4)
+        image = tf.image.stateless_random_crop(image, (native_size, native_size, 3), seed=crop_seed)
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    image = tf.cast(image, tf.float32) / 255.0
+    if image_size != native_size:
+        image = tf.image.resize(image, [image_size, image_size], method="bilinear")
+    image = tf.ensure_shape(image, [image_size, image_size, 3])
+    return (image - CIFAR10_MEAN) / CIFAR10_STD
+
+
+def cifar_image_any_format(image_bytes, image_size, is_training, seed=None):
+    """Encoded bytes of any size -> `cifar_image` at `CIFAR_IMAGE_SIZE` native pixels.
+
+    Images of another size are resized (bilinear, whole image: CIFAR has no crop) to 32x32 first.
+    """
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    native = CIFAR_IMAGE_SIZE
+    image = tf.cast(tf.image.resize(image, [native, native], method="bilinear"), tf.uint8)
+    return cifar_image(image, native, image_size, is_training, seed)

@@ -16,12 +16,18 @@ Options (`OPTIONS` says which kind takes which):
   has other than one label, found by the label scan).
 - `image_key`, `label_key`: the TFDS features to read (default: the builder's only image and
   only ClassLabel or Sequence(ClassLabel) feature).
+- `preprocessing` (imagenet / cifar, default imagenet): uncertainty-baselines' ImageNet crops at
+  224 (`image_preprocessing.imagenet_image_any_format`), or its CIFAR pipeline at 32x32 with the
+  CIFAR-10 statistics (`cifar_image_any_format`) — e.g. `tfds:svhn_cropped?preprocessing=cifar`
+  as an out-of-distribution set for CIFAR members, as uncertainty-baselines normalises its OOD
+  sets "by CIFAR".
 """
 
 import dataclasses
 
 KINDS = ("folder", "tfrecord", "tfds", "webvision")
-_COMMON = ("test_fraction", "skip_corrupt")
+_COMMON = ("test_fraction", "skip_corrupt", "preprocessing")
+PREPROCESSING = ("imagenet", "cifar")
 OPTIONS = {
     "folder": _COMMON,
     "tfrecord": (*_COMMON, "num_classes", "label_offset", "multilabel"),
@@ -52,6 +58,12 @@ def _boolean(text):
     return _BOOLEANS[text.lower()]
 
 
+def _preprocessing(text):
+    if text not in PREPROCESSING:
+        raise ValueError(text)
+    return text
+
+
 def _key(text):
     if not text:
         raise ValueError(text)
@@ -67,6 +79,7 @@ _PARSERS = {
     "multilabel": (_boolean, "true or false"),
     "image_key": (_key, "a feature name"),
     "label_key": (_key, "a feature name"),
+    "preprocessing": (_preprocessing, " or ".join(PREPROCESSING)),
 }
 
 

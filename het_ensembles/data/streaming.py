@@ -43,6 +43,11 @@ from het_ensembles.data import (
 )
 
 DEFAULT_IMAGE_SIZE = 224
+# `preprocessing` option -> (encoded image -> model input, default image size).
+PREPROCESSING = {
+    "imagenet": (image_preprocessing.imagenet_image_any_format, DEFAULT_IMAGE_SIZE),
+    "cifar": (image_preprocessing.cifar_image_any_format, image_preprocessing.CIFAR_IMAGE_SIZE),
+}
 TEST_CARVE_SEED = 20210604  # fixed: the test carve-out never depends on a run's seeds
 TRAIN_SHUFFLE_BUFFER = 16384  # uncertainty-baselines ImageNetDataset default (encoded examples)
 
@@ -137,7 +142,8 @@ def split_positions(source_sizes, split, *, test_fraction, holdout, name="the se
 def info_fields(name, *, data_dir, image_size):
     """The `DatasetInfo` fields of a streaming set (`num_examples` before validation)."""
     spec, found = get_listing(name, data_dir)
-    size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
+    _, default_size = PREPROCESSING[spec.get("preprocessing", "imagenet")]
+    size = default_size if image_size is None else image_size
     return {
         "num_classes": found.num_classes,
         "input_shape": (size, size, 3),
@@ -168,7 +174,8 @@ def load(
     """
     spec, found = get_listing(name, data_dir)
     skip = bool(spec.get("skip_corrupt", False))
-    size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
+    to_input, default_size = PREPROCESSING[spec.get("preprocessing", "imagenet")]
+    size = default_size if image_size is None else image_size
     source_split, positions = split_positions(
         found.sizes,
         split,
@@ -195,10 +202,7 @@ def load(
         image = example["image"]
         if not skip:
             image = image_preprocessing.assert_image(image, example["where"])
-        image = image_preprocessing.imagenet_image_any_format(
-            image, size, is_training, example_seed
-        )
-        return image, example["label"]
+        return to_input(image, size, is_training, example_seed), example["label"]
 
     return pipeline.build(
         make_source,

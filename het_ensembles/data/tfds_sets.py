@@ -47,14 +47,13 @@ Split "test" is TFDS "validation" for ImageNet and ImageNet-C; `cifar10_n` has i
 import dataclasses
 import importlib.resources
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from het_ensembles.data import class_subsets, image_preprocessing, pipeline
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # uncertainty-baselines datasets/cifar.py
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+CIFAR10_MEAN = image_preprocessing.CIFAR10_MEAN
+CIFAR10_STD = image_preprocessing.CIFAR10_STD
 IMAGENET_IMAGE_SIZE = 224
 IMAGENET_SHUFFLE_BUFFER = 16384  # uncertainty-baselines ImageNetDataset default
 
@@ -368,7 +367,7 @@ def load(
         decoders = None
 
         def preprocess(example, example_seed):
-            image = _cifar_image(
+            image = image_preprocessing.cifar_image(
                 example["image"], dataset_spec.native_size, size, is_training, example_seed
             )
             return image, tf.cast(example[label_key], tf.int32)
@@ -409,17 +408,3 @@ def holdout_split(dataset_spec, split, num_validation):
     tfds_train = dataset_spec.splits["train"][0]
     kept = dataset_spec.num_examples["train"] - num_validation
     return f"{tfds_train}[:{kept}]" if split == "train" else f"{tfds_train}[{kept}:]"
-
-
-def _cifar_image(image, native_size, image_size, is_training, seed):
-    """uint8 [32, 32, 3] -> normalised float32 [image_size, image_size, 3] (cifar.py)."""
-    if is_training:
-        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        image = tf.image.resize_with_crop_or_pad(image, native_size + 4, native_size + 4)
-        image = tf.image.stateless_random_crop(image, (native_size, native_size, 3), seed=crop_seed)
-        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-    image = tf.cast(image, tf.float32) / 255.0
-    if image_size != native_size:
-        image = tf.image.resize(image, [image_size, image_size], method="bilinear")
-    image = tf.ensure_shape(image, [image_size, image_size, 3])
-    return (image - np.array(CIFAR10_MEAN, np.float32)) / np.array(CIFAR10_STD, np.float32)
