@@ -2,7 +2,11 @@
 
 `build_model` is the one constructor the trainer, the demo and the tests use. Backbones:
 
-- `resnet50`: ResNet-50 v1.5 as in uncertainty-baselines (`resnet50.py`), ImageNet.
+- `resnet50`: ResNet-50 v1.5 as in uncertainty-baselines (`resnet.py`), ImageNet.
+- `resnet152`: ResNet-152 v1.5, the same blocks and conventions (`resnet.py`), the paper's
+  Tables 1 and 3.
+- `inception_resnet_v2`: Keras' InceptionResNetV2 trunk (`inception_resnet_v2.py`), WebVision
+  (the paper's Table 2).
 - `wide_resnet`: WRN-28-10 by default (`wide_resnet.py`), CIFAR.
 - `small_cnn`, `mlp`: small models for the embedded sets (`small.py`).
 
@@ -15,31 +19,41 @@ so sparse cross-entropy `from_logits=True` is the right loss for both. The head 
 float32 even under a `mixed_bfloat16` policy, like uncertainty-baselines' heads.
 """
 
+import functools
 import inspect
 import numbers
 
 import keras
 
-from het_ensembles.models import resnet50 as _resnet50
+from het_ensembles.models import inception_resnet_v2 as _inception_resnet_v2
+from het_ensembles.models import resnet as _resnet
 from het_ensembles.models import small as _small
 from het_ensembles.models import wide_resnet as _wide_resnet
 from het_ensembles.models.seeding import SeedStream
 
-# name -> (trunk function, dense-head initializer factory)
+# name -> (trunk function, dense-head initializer factory); the keywords a `functools.partial`
+# trunk binds are fixed by the name, not options.
 ARCHITECTURES = {
-    "resnet50": (_resnet50.features, _resnet50.dense_head_initializer),
+    "resnet50": (functools.partial(_resnet.features, depth=50), _resnet.dense_head_initializer),
+    "resnet152": (functools.partial(_resnet.features, depth=152), _resnet.dense_head_initializer),
+    "inception_resnet_v2": (
+        _inception_resnet_v2.features,
+        _inception_resnet_v2.dense_head_initializer,
+    ),
     "wide_resnet": (_wide_resnet.features, _wide_resnet.dense_head_initializer),
     "small_cnn": (_small.small_cnn_features, _small.dense_head_initializer),
     "mlp": (_small.mlp_features, _small.dense_head_initializer),
 }
 HEAD_NAME = "head"
+IMAGE_ARCHITECTURES = ("resnet50", "resnet152", "inception_resnet_v2", "wide_resnet")
 
 
 def build_model(architecture, *, input_shape, num_classes, head=None, l2=0.0, seed=None, **kwargs):
     """Builds a classifier that maps inputs to logits [B, num_classes].
 
     Args:
-      architecture: "resnet50", "wide_resnet", "small_cnn" or "mlp".
+      architecture: a name in `ARCHITECTURES`: "resnet50", "resnet152",
+        "inception_resnet_v2", "wide_resnet", "small_cnn" or "mlp".
       input_shape: shape of one example, e.g. `het_ensembles.data.get_info(...).input_shape`.
       num_classes: number of classes K (outputs, for a multilabel sigmoid head).
       head: None or `{"type": "dense"}` for a Dense(K) layer, or
@@ -54,7 +68,8 @@ def build_model(architecture, *, input_shape, num_classes, head=None, l2=0.0, se
         biases, and batch norm where uncertainty-baselines penalises it (WRN, not ResNet-50).
       seed: None (Keras' global RNG) or a non-negative int; the same seed gives the same
         initial weights.
-      **kwargs: architecture options: resnet50 `zero_init_residual=True, bn_l2=0.0`;
+      **kwargs: architecture options: resnet50 and resnet152 `zero_init_residual=True,
+        bn_l2=0.0` (and spectral norm); inception_resnet_v2 none;
         wide_resnet `depth=28, width_multiplier=10, version=2`; small_cnn
         `filters=(32, 64), hidden_units=128`; mlp `hidden_units=(128, 128)`.
 
@@ -70,7 +85,8 @@ def build_model(architecture, *, input_shape, num_classes, head=None, l2=0.0, se
             f"{sorted(ARCHITECTURES)}"
         )
     trunk, dense_initializer = ARCHITECTURES[architecture]
-    options = set(inspect.signature(trunk).parameters) - {"inputs", "l2", "seeds"}
+    fixed = set(getattr(trunk, "keywords", {}))  # e.g. resnet152's depth
+    options = set(inspect.signature(trunk).parameters) - {"inputs", "l2", "seeds"} - fixed
     unknown = sorted(set(kwargs) - options)
     if unknown:
         raise ValueError(
@@ -81,7 +97,7 @@ def build_model(architecture, *, input_shape, num_classes, head=None, l2=0.0, se
         raise ValueError(
             f"input_shape must be positive integers. Received: input_shape={input_shape}"
         )
-    if architecture in ("resnet50", "wide_resnet") and len(input_shape) != 3:
+    if architecture in IMAGE_ARCHITECTURES and len(input_shape) != 3:
         raise ValueError(
             f"{architecture} needs image inputs (H, W, C). Received: input_shape={input_shape}"
         )

@@ -1,18 +1,17 @@
-"""ResNet-50 v1.5 as uncertainty-baselines' `resnet50_deterministic` / `resnet50_heteroscedastic`.
+"""ResNet v1.5 (50, 101, 152 layers) as uncertainty-baselines' `resnet50_deterministic` /
+`resnet50_heteroscedastic`.
 
 Same graph and layer names as uncertainty-baselines (`conv1`, `bn_conv1`, `res2a_branch2a`, ...):
 the stride sits in the 3x3 conv of each bottleneck (v1.5), convs have no bias and a he_normal
 initializer, batch norm uses the PyTorch defaults (momentum 0.9, epsilon 1e-5). The classifier
 (dense or heteroscedastic, named "head") is added by `het_ensembles.models.build_model`.
 
-Differences from uncertainty-baselines, both options:
-- `zero_init_residual=True` (default) starts the last batch norm of every block with gamma = 0
-  (Goyal et al. 2017), so each block starts as the identity. uncertainty-baselines' TF model
-  uses gamma = 1; `zero_init_residual=False` reproduces it exactly.
-- L2 is a Keras regularizer on every conv kernel (and on the head's kernel and bias):
-  `l2 * sum(w**2)`, the same penalty as uncertainty-baselines' `l2 * 2 * tf.nn.l2_loss` over
-  variables named kernel / bias. Batch-norm gamma / beta are not penalised there either;
-  `bn_l2` adds that if wanted.
+`depth` picks the blocks per stage of He et al. 2016, Table 1: 50 -> [3, 4, 6, 3], 101 ->
+[3, 4, 23, 3], 152 -> [3, 8, 36, 3] (Collier et al. 2021, Table 1 trains ResNet-152);
+everything else is the same for every depth. Blocks are named as in uncertainty-baselines'
+ResNet-50 (`res4a`, `res4b`, ...); a stage of more than 6 blocks is named as in the original
+Caffe ResNet-101 / -152 (`res4a`, `res4b1`, ..., `res4b35`), so ResNet-50's names are
+unchanged.
 """
 
 import string
@@ -23,12 +22,18 @@ from het_ensembles.layers.spectral_normalization_conv2d import SpectralNormaliza
 
 BATCH_NORM_DECAY = 0.9  # uncertainty-baselines resnet50_deterministic (PyTorch defaults)
 BATCH_NORM_EPSILON = 1e-5
-STAGES = (  # (filters of the 1x1, 3x3, 1x1 convs, number of blocks, stride of the first block)
-    ((64, 64, 256), 3, 1),
-    ((128, 128, 512), 4, 2),
-    ((256, 256, 1024), 6, 2),
-    ((512, 512, 2048), 3, 2),
+STAGES = (  # (filters of the 1x1, 3x3, 1x1 convs, stride of the first block) of stages 2-5
+    ((64, 64, 256), 1),
+    ((128, 128, 512), 2),
+    ((256, 256, 1024), 2),
+    ((512, 512, 2048), 2),
 )
+BLOCKS = {  # depth -> bottleneck blocks per stage (He et al. 2016, Table 1)
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+}
+CAFFE_NAMES_ABOVE = 6  # a stage with more blocks is named a, b1, b2, ... (Caffe ResNet-101/152)
 DENSE_HEAD_STDDEV = 0.01  # uncertainty-baselines fc1000: RandomNormal(stddev=0.01)
 
 
@@ -41,18 +46,20 @@ def features(
     *,
     l2,
     seeds,
+    depth=50,
     zero_init_residual=True,
     bn_l2=0.0,
     use_spec_norm=False,
     spec_norm_iteration=1,
     spec_norm_bound=6.0,
 ):
-    """The ResNet-50 trunk up to global average pooling: [B, H, W, C] -> [B, 2048].
+    """The ResNet trunk up to global average pooling: [B, H, W, C] -> [B, 2048].
 
     Args:
       inputs: image tensor [B, H, W, C] (224 x 224 in uncertainty-baselines).
       l2: L2 coefficient on conv kernels.
       seeds: a `SeedStream` for the initializers.
+      depth: 50, 101 or 152 (`BLOCKS`); `build_model`'s "resnet50" / "resnet152" fix it.
       zero_init_residual: start the last batch norm gamma of each block at 0.
       bn_l2: L2 coefficient on batch-norm gamma and beta (0 in uncertainty-baselines).
       use_spec_norm: wrap the convs of every bottleneck block (not conv1) in
@@ -63,7 +70,14 @@ def features(
 
     Returns:
       The pooled features [B, 2048].
+
+    Raises:
+      ValueError: for a depth not in `BLOCKS`.
     """
+    if depth not in BLOCKS:
+        raise ValueError(
+            f"Unknown ResNet depth. Received: depth={depth!r}; allowed: {sorted(BLOCKS)}"
+        )
     layers = _Layers(l2, bn_l2, seeds)
     x = keras.layers.ZeroPadding2D(padding=3, name="conv1_pad")(inputs)
     x = layers.conv(64, 7, strides=2, padding="valid", name="conv1")(x)
@@ -72,18 +86,27 @@ def features(
     x = layers.batch_norm(name="bn_conv1")(x)
     x = keras.layers.Activation("relu")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
-    for stage, (filters, num_blocks, strides) in enumerate(STAGES, start=2):
+    for stage, ((filters, strides), num_blocks) in enumerate(zip(STAGES, BLOCKS[depth]), start=2):
         for index in range(num_blocks):
             x = _bottleneck_block(
                 x,
                 filters,
                 stage=stage,
-                block=string.ascii_lowercase[index],
+                block=block_name(index, num_blocks),
                 strides=strides if index == 0 else 1,
                 layers=layers,
                 zero_init_residual=zero_init_residual,
             )
     return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+
+
+def block_name(index, num_blocks):
+    """The letter part of block `index`'s layer names in a stage of `num_blocks` blocks:
+    a, b, c, ... (uncertainty-baselines' ResNet-50), or a, b1, b2, ... for a stage of more than
+    `CAFFE_NAMES_ABOVE` blocks (Caffe's ResNet-101 / -152 prototxt names)."""
+    if num_blocks <= CAFFE_NAMES_ABOVE or index == 0:
+        return string.ascii_lowercase[index]
+    return f"b{index}"
 
 
 def _bottleneck_block(inputs, filters, *, stage, block, strides, layers, zero_init_residual):

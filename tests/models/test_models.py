@@ -9,32 +9,10 @@ import inspect
 import keras
 import numpy as np
 import pytest
+from model_counts import resnet_trunk_counts
 
 import het_ensembles.layers
 from het_ensembles import models
-
-RESNET50_STAGES = (
-    ((64, 64, 256), 3),
-    ((128, 128, 512), 4),
-    ((256, 256, 1024), 6),
-    ((512, 512, 2048), 3),
-)
-
-
-def resnet50_trunk_counts():
-    """(trainable, batch-norm channels) of the ResNet-50 trunk, from He et al. Table 1."""
-    conv = 7 * 7 * 3 * 64
-    bn_channels = 64
-    channels = 64
-    for (f1, f2, f3), blocks in RESNET50_STAGES:
-        for block in range(blocks):
-            conv += channels * f1 + 3 * 3 * f1 * f2 + f2 * f3
-            bn_channels += f1 + f2 + f3
-            if block == 0:  # projection shortcut
-                conv += channels * f3
-                bn_channels += f3
-            channels = f3
-    return conv + 2 * bn_channels, bn_channels
 
 
 def wide_resnet_counts(depth, k, num_classes):
@@ -66,7 +44,7 @@ def resnet50():
 
 
 def test_resnet50_parameter_count_matches_closed_form_and_leaderboard(resnet50):
-    trunk, bn_channels = resnet50_trunk_counts()
+    trunk, bn_channels = resnet_trunk_counts()
     trainable = trunk + 2048 * 1000 + 1000
     assert trainable == 25_557_032
     assert count(resnet50.trainable_weights) == trainable
@@ -144,7 +122,7 @@ def heteroscedastic_resnet50():
 
 
 def test_heteroscedastic_resnet50_parameter_count(heteroscedastic_resnet50):
-    trunk, bn_channels = resnet50_trunk_counts()
+    trunk, bn_channels = resnet_trunk_counts()
     trainable = trunk + _heteroscedastic_count(2048, 1000, 15)
     assert trainable == 58_341_032
     assert count(heteroscedastic_resnet50.trainable_weights) == trainable
