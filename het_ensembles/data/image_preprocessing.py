@@ -154,6 +154,33 @@ def _seeds(is_training, seed):
     return tf.unstack(tf.random.experimental.stateless_split(seed, 2))
 
 
+def bit_image(image_bytes, image_size, is_training, seed=None, *, resize_size=None, flip=True):
+    """Encoded image -> BiT's fine-tuning input, normalised float32 [image_size, image_size, 3].
+
+    Source: big_transfer `input_pipeline_tf2_or_jax.py` `_pp` (Kolesnikov et al. 2020,
+    BiT-HyperRule): train resizes the whole image to `resize_size` squared (default
+    `image_size`; bilinear, `tf.image.resize`'s default there) and takes a random `image_size`
+    crop, then flips left-right at random if `flip` (that code flips every image; the paper
+    says random flips: we follow the paper); eval resizes to `image_size` ("usage of crop_size
+    here is intentional"). Pixels are normalised with the ImageNet mean / std, not BiT's
+    [-1, 1]: a fine-tuned backbone must see the inputs it was pre-trained on, and this
+    project's members were trained on these.
+    """
+    crop_seed, flip_seed = _seeds(is_training, seed)
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image = tf.cast(image, tf.float32)
+    if is_training:
+        size = image_size if resize_size is None else resize_size
+        image = tf.image.resize(image, [size, size])
+        image = tf.image.stateless_random_crop(image, [image_size, image_size, 3], seed=crop_seed)
+    else:
+        image = tf.image.resize(image, [image_size, image_size])
+    if flip and flip_seed is not None:
+        image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    image = tf.reshape(image, [image_size, image_size, 3]) / 255.0
+    return (image - IMAGENET_MEAN) / IMAGENET_STDDEV
+
+
 def imagenet_image(image_bytes, image_size, is_training, seed):
     """JPEG bytes -> normalised float32 [image_size, image_size, 3] (resnet_preprocessing).
 

@@ -20,14 +20,30 @@ Options (`OPTIONS` says which kind takes which):
   224 (`image_preprocessing.imagenet_image_any_format`), or its CIFAR pipeline at 32x32 with the
   CIFAR-10 statistics (`cifar_image_any_format`) — e.g. `tfds:svhn_cropped?preprocessing=cifar`
   as an out-of-distribution set for CIFAR members, as uncertainty-baselines normalises its OOD
-  sets "by CIFAR".
+  sets "by CIFAR"; or `bit`: BiT's fine-tuning crops (Kolesnikov et al. 2020; default 128) with
+  the ImageNet mean / std (`image_preprocessing.bit_image`).
+- `bit_resize` (int >= 1, with preprocessing=bit): training images are resized to this square
+  and randomly cropped to `image_size` (BiT-HyperRule: 160 -> 128, 448 -> 384); default
+  `image_size` (no crop). Eval images are resized to `image_size`.
+- `flip` (true / false, default true, with preprocessing=bit): the random left-right flip of
+  training images (off where the label is an orientation, as BiT does).
+- `train_examples` (int >= 1): train is only the first N examples (source order) of what is
+  left after any test carve-out; `validation_fraction` then holds out of these N (VTAB-1k:
+  `train_examples=1000` with `validation_fraction=0.2` is train800 / val200).
 """
 
 import dataclasses
 
 KINDS = ("folder", "tfrecord", "tfds", "webvision")
-_COMMON = ("test_fraction", "skip_corrupt", "preprocessing")
-PREPROCESSING = ("imagenet", "cifar")
+_COMMON = (
+    "test_fraction",
+    "skip_corrupt",
+    "preprocessing",
+    "bit_resize",
+    "flip",
+    "train_examples",
+)
+PREPROCESSING = ("imagenet", "cifar", "bit")
 OPTIONS = {
     "folder": _COMMON,
     "tfrecord": (*_COMMON, "num_classes", "label_offset", "multilabel"),
@@ -80,7 +96,12 @@ _PARSERS = {
     "image_key": (_key, "a feature name"),
     "label_key": (_key, "a feature name"),
     "preprocessing": (_preprocessing, " or ".join(PREPROCESSING)),
+    "bit_resize": (_integer(1), "an integer >= the image size (the square resized to)"),
+    "flip": (_boolean, "true or false"),
+    "train_examples": (_integer(1), "an integer >= 1"),
 }
+# Options that only preprocessing=bit reads.
+BIT_OPTIONS = ("bit_resize", "flip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,4 +160,10 @@ def parse(name):
                 f"Bad value for option {option} in dataset name {name!r}. Received: "
                 f"{option}={value!r}; allowed: {allowed}"
             ) from error
+    bit_only = [o for o in BIT_OPTIONS if o in options]
+    if bit_only and options.get("preprocessing") != "bit":
+        raise ValueError(
+            f"Options {bit_only} in dataset name {name!r} need preprocessing=bit. Received: "
+            f"preprocessing={options.get('preprocessing', 'imagenet')!r}"
+        )
     return Spec(name=name, kind=kind, location=location, options=options)

@@ -29,6 +29,8 @@ and `DatasetInfo.skip_corrupt` tells callers to report the difference (`num_skip
 than stop. Without it such a file stops the pipeline with an error naming it.
 """
 
+import functools
+
 import numpy as np
 
 from het_ensembles.data import (
@@ -43,10 +45,12 @@ from het_ensembles.data import (
 )
 
 DEFAULT_IMAGE_SIZE = 224
+BIT_IMAGE_SIZE = 128  # BiT-HyperRule's crop for small images (bit_hyperrule.get_resolution)
 # `preprocessing` option -> (encoded image -> model input, default image size).
 PREPROCESSING = {
     "imagenet": (image_preprocessing.imagenet_image_any_format, DEFAULT_IMAGE_SIZE),
     "cifar": (image_preprocessing.cifar_image_any_format, image_preprocessing.CIFAR_IMAGE_SIZE),
+    "bit": (image_preprocessing.bit_image, BIT_IMAGE_SIZE),
 }
 TEST_CARVE_SEED = 20210604  # fixed: the test carve-out never depends on a run's seeds
 TRAIN_SHUFFLE_BUFFER = 16384  # uncertainty-baselines ImageNetDataset default (encoded examples)
@@ -98,7 +102,7 @@ def num_examples(spec, found):
                 f"out of sets without. Received: test_fraction={fraction}; allowed: no "
                 "test_fraction"
             )
-        return dict(found.sizes)
+        return _first_train_examples(spec, dict(found.sizes))
     if fraction is None:
         raise ValueError(
             f"{spec.name} has no test split. Add the option test_fraction=<fraction> to the "
@@ -106,10 +110,29 @@ def num_examples(spec, found):
             "test_fraction=0.04"
         )
     carved = test_carve_size(found.sizes["train"], fraction, spec.name)
-    return {"train": found.sizes["train"] - carved, "test": carved}
+    return _first_train_examples(spec, {"train": found.sizes["train"] - carved, "test": carved})
 
 
-def split_positions(source_sizes, split, *, test_fraction, holdout, name="the set"):
+def _first_train_examples(spec, sizes):
+    """`sizes` with train cut to the `train_examples` option, if given.
+
+    Raises:
+      ValueError: naming the option when train holds fewer examples.
+    """
+    wanted = spec.get("train_examples")
+    if wanted is None:
+        return sizes
+    if wanted > sizes["train"]:
+        raise ValueError(
+            f"{spec.name} has {sizes['train']} training examples (after any test carve-out). "
+            f"Received: train_examples={wanted}; allowed: at most {sizes['train']}"
+        )
+    return {**sizes, "train": wanted}
+
+
+def split_positions(
+    source_sizes, split, *, test_fraction, holdout, name="the set", train_examples=None
+):
     """Which source split a split reads, and which of its positions.
 
     Args:
@@ -118,6 +141,8 @@ def split_positions(source_sizes, split, *, test_fraction, holdout, name="the se
       test_fraction: the carve-out option, or None.
       holdout: None, or `(validation examples, validation seed)` for train and validation.
       name: for messages.
+      train_examples: the option: train and validation come from the first this many of the
+        positions left after the test carve-out (None: all of them).
 
     Returns:
       `(source split, sorted int64 positions or None for all of them)`.
@@ -131,6 +156,9 @@ def split_positions(source_sizes, split, *, test_fraction, holdout, name="the se
         positions, test = arrays.holdout_indices(total, size, TEST_CARVE_SEED)
         if split == "test":
             return "train", test
+    if train_examples is not None:
+        first = np.arange(train_examples, dtype=np.int64)
+        positions = first if positions is None else positions[:train_examples]
     if holdout is not None:
         remaining = source_sizes["train"] if positions is None else len(positions)
         kept, held_out = arrays.holdout_indices(remaining, *holdout)
@@ -176,12 +204,15 @@ def load(
     skip = bool(spec.get("skip_corrupt", False))
     to_input, default_size = PREPROCESSING[spec.get("preprocessing", "imagenet")]
     size = default_size if image_size is None else image_size
+    if spec.get("preprocessing") == "bit":
+        to_input = _bit_input(spec, size)
     source_split, positions = split_positions(
         found.sizes,
         split,
         test_fraction=spec.get("test_fraction"),
         holdout=holdout,
         name=name,
+        train_examples=spec.get("train_examples"),
     )
     count = found.sizes[source_split] if positions is None else len(positions)
 
@@ -215,4 +246,21 @@ def load(
         strategy=strategy,
         shards_source=True,
         skip_errors=skip,
+    )
+
+
+def _bit_input(spec, size):
+    """`image_preprocessing.bit_image` with the name's `bit_resize` and `flip` options.
+
+    Raises:
+      ValueError: naming `bit_resize` when it is smaller than the image size (the crop).
+    """
+    resize = spec.get("bit_resize", size)
+    if resize < size:
+        raise ValueError(
+            f"bit_resize must be at least the image size (the random crop). Received: "
+            f"bit_resize={resize}, image_size={size} in {spec.name!r}"
+        )
+    return functools.partial(
+        image_preprocessing.bit_image, resize_size=resize, flip=spec.get("flip", True)
     )

@@ -285,7 +285,13 @@ def cli_main(argv):
     )
     parser.add_argument("groups", nargs="+", metavar="GROUP=MEMBERS", help="e.g. 'Het=runs/het/*'")
     parser.add_argument(
-        "--dataset", nargs="+", required=True, help="one or more dataset names, as evaluate's"
+        "--dataset", nargs="+", help="one or more dataset names, as evaluate's (not with --vtab)"
+    )
+    parser.add_argument(
+        "--vtab",
+        action="store_true",
+        help="VTAB-1k score of fine-tuned members: test accuracy per task from their "
+        "metrics.json and the mean over tasks (writes vtab.md, vtab.tex, vtab.json)",
     )
     parser.add_argument(
         "--ood_dataset",
@@ -299,6 +305,10 @@ def cli_main(argv):
     parser.add_argument("--batch_size", type=int, default=256, help="prediction batch size")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    if args.vtab:
+        return _vtab_main(args)
+    if not args.dataset:
+        parser.error("--dataset is required (or --vtab)")
     try:
         report = paper_report(
             parse_groups(args.groups),
@@ -315,4 +325,20 @@ def cli_main(argv):
         return 2
     print(markdown_table(report))
     print("Wrote " + ", ".join(os.path.join(args.output_dir, f) for f in REPORT_FILES))
+    return 0
+
+
+def _vtab_main(args):
+    """`het-ensembles report --vtab`: `experiments.vtab_score.vtab_report` of the groups."""
+    from het_ensembles.experiments import vtab_score
+
+    try:
+        report = vtab_score.vtab_report(
+            parse_groups(args.groups), args.output_dir, alpha=args.alpha
+        )
+    except ValueError as error:
+        print(f"het-ensembles report: error: {error}", file=sys.stderr)
+        return 2
+    print(markdown_table(report))
+    print("Wrote " + ", ".join(os.path.join(args.output_dir, f) for f in vtab_score.SCORE_FILES))
     return 0

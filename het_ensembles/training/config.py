@@ -185,11 +185,17 @@ def resolve_config_path(path):
     `--config=configs/imagenet/heteroscedastic.py` works from any directory once the package is
     installed, from a checkout or a wheel.
 
+    A `:argument` after the file (`configs/vtab/finetune.py:dtd`) is kept: ml_collections'
+    `config_flags` passes what follows the first colon to `get_config`.
+
     Raises:
       ConfigError: naming the file, the current directory and the shipped configs' directories.
     """
     if os.path.isfile(path):
         return os.path.abspath(path)
+    file, colon, argument = path.partition(":")
+    if colon and file.endswith(".py"):
+        return resolve_config_path(file) + colon + argument
     if not os.path.isabs(path):
         parts = os.path.normpath(path).split(os.sep)
         inside = parts[1:] if parts[0] == "configs" else parts
@@ -212,7 +218,7 @@ def load_config(path):
 
     Args:
       path: a Python file defining `get_config() -> ConfigDict`, or a shipped config's name
-        (`resolve_config_path`).
+        (`resolve_config_path`); `file.py:argument` calls `get_config(argument)`.
 
     Returns:
       The `ConfigDict` it returns.
@@ -220,12 +226,12 @@ def load_config(path):
     Raises:
       ConfigError: if there is no such file.
     """
-    path = resolve_config_path(path)
+    path, colon, argument = resolve_config_path(path).partition(":")
     module_name = "het_ensembles_config_" + str(abs(hash(path)))
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config()
+    return module.get_config(argument) if colon else module.get_config()
 
 
 def complete_config(config):

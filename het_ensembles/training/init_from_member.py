@@ -17,12 +17,13 @@ the same weight shapes; the input size may differ where no weight depends on it 
 with global pooling: BiT fine-tunes at 128 or 384 what was trained at 224).
 """
 
+import inspect
 import json
 import os
 
 import keras
 
-from het_ensembles import member_dir
+from het_ensembles import member_dir, models
 from het_ensembles.models import HEAD_NAME
 from het_ensembles.training.config import ConfigError
 
@@ -55,11 +56,15 @@ def check_member(config):
             f"config.init_from_member is not a finished member directory (no "
             f"{member_dir.MODEL_FILE}). Received: init_from_member={path!r}"
         )
-    wanted = {"model": config.model, "model_kwargs": config.model_kwargs.to_dict()}
+    ours = {"model": config.model, "model_kwargs": config.model_kwargs.to_dict()}
+    theirs = {name: member.config.get(name, ours[name]) for name in BACKBONE_FIELDS}
+    if theirs["model"] == ours["model"]:  # options left out take the architecture's defaults
+        ours["model_kwargs"] = _with_defaults(ours["model"], ours["model_kwargs"])
+        theirs["model_kwargs"] = _with_defaults(ours["model"], theirs["model_kwargs"])
     differ = [
-        f"{name}: member {member.config.get(name)!r}, config {_jsonable(wanted[name])!r}"
+        f"{name}: member {theirs[name]!r}, config {ours[name]!r}"
         for name in BACKBONE_FIELDS
-        if name in member.config and member.config[name] != _jsonable(wanted[name])
+        if _jsonable(theirs[name]) != _jsonable(ours[name])
     ]
     if differ:
         raise ConfigError(
@@ -137,6 +142,17 @@ def _mismatch(member, what):
         f"Cannot initialise from member {member.path}: its backbone differs from the config's "
         f"model ({what}). Received: init_from_member={member.path!r}"
     )
+
+
+def _with_defaults(architecture, kwargs):
+    """`kwargs` of `models.build_model(architecture, ...)` with the options it leaves out."""
+    trunk = models.ARCHITECTURES[architecture][0]
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(trunk).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    return _jsonable({**defaults, **dict(kwargs)})
 
 
 def _jsonable(value):
