@@ -211,3 +211,61 @@ def test_hetsngp_member_through_the_console_script(tmp_path):
     assert got["head"] == "HeteroscedasticSNGPLayer" and got["finite"]
     assert got["sum_to_one"] < 1e-4
     assert got["precision_trace"] > 0  # the last epoch's features, kept in model.keras
+
+
+# configs/noisy_digits/{sngp,hetsngp}.py: the CIFAR scripts' GP fields they keep (EXPECTED
+# above), the few values chosen on validation (their docstrings), and the small CNN recipe of
+# the Hom / Het configs they start from, so the rows differ only in the head.
+DIGITS_CHOSEN = {
+    "sngp": {"gp_hidden_dim": 128, "gp_mean_field_factor": 1.0, "scale_random_features": False},
+    "hetsngp": {
+        "gp_hidden_dim": 128,
+        "scale_random_features": False,
+        "num_factors": 3,
+        "temperature": 1.0,
+    },
+}
+DIGITS_FROM = {"sngp": "deterministic", "hetsngp": "heteroscedastic"}
+IN_CLASSES = (0, 1, 2, 3, 4, 5, 6, 7)
+
+
+def test_noisy_digits_recipes_train_on_the_in_distribution_digits(tmp_path):
+    from het_ensembles.data import noisy_digits
+
+    arrays = noisy_digits.load_arrays()  # all ten digits; the subset counted here with numpy
+    keep = np.isin(arrays["y_test"], IN_CLASSES) & np.isin(arrays["y_test_clean"], IN_CLASSES)
+    for name in ("sngp", "hetsngp"):
+        config = _config(f"noisy_digits/{name}")
+        cifar = EXPECTED[f"cifar/{name}"]
+        kept = ("gp_scale", "gp_bias", "gp_input_normalization", "gp_random_feature_type")
+        kept += ("gp_cov_ridge_penalty", "gp_cov_discount_factor")
+        if name == "hetsngp":
+            kept += ("train_mc_samples", "test_mc_samples", "share_samples_across_batch")
+            kept += ("sngp_var_weight", "het_var_weight")
+        assert {k: config[k] for k in kept} == {k: cifar[k] for k in kept}
+        assert {k: config[k] for k in DIGITS_CHOSEN[name]} == DIGITS_CHOSEN[name]
+        base = _config(f"noisy_digits/{DIGITS_FROM[name]}")
+        recipe = ("model", "model_kwargs", "l2", "base_learning_rate", "per_core_batch_size")
+        assert {k: config[k] for k in recipe} == {k: base[k] for k in recipe}
+        assert config.head == name and config.train_epochs == 40
+
+        output = tmp_path / name
+        console.run(
+            [
+                "train",
+                f"--config=configs/noisy_digits/{name}.py",
+                "--config.dataset=noisy_digits:classes=" + "+".join(map(str, IN_CLASSES)),
+                "--config.train_epochs=1",
+                "--config.train_mc_samples=16",
+                "--config.test_mc_samples=16",
+                f"--output_dir={output}",
+            ],
+            tmp_path,
+        )
+        with open(output / "config.json") as f:
+            assert json.load(f)["num_classes"] == len(IN_CLASSES)
+        with open(output / "metrics.json") as f:
+            results = json.load(f)
+        assert results["test/num_examples"] == int(keep.sum())
+        assert results["train/epochs"] == 1
+        assert all(math.isfinite(results[f"test/{k}"]) for k in ("nll", "accuracy", "ece"))
