@@ -7,6 +7,11 @@ predictions depend on (dataset name and split, image size, label field; not the 
 inference noise is fixed by the layer seed, not by a position in the batch). An entry is reused
 only while all of these match, so a retrained member is recomputed, a damaged file too (with a
 warning), and an interrupted evaluation resumes.
+
+A sweep over the number of test Monte Carlo samples S (`evaluate(..., test_mc_samples=[...])`)
+keeps each S apart: `<output_dir>/predictions/mc_samples=<S>/<dataset>/`, the same layout, with S
+in every key (dataset directories never hold "=", so the names cannot collide). Members without
+an MC head predict the same at every S: their entries there are borrowed from the plain cache.
 """
 
 import hashlib
@@ -24,8 +29,11 @@ LABELS_FILE = "labels.npy"
 CACHE_FORMAT = 1  # bump when the sidecar or the cached arrays change meaning
 
 
-def cache_key(dataset, *, model_sha256, image_size, label_field):
-    """What a member's cached predictions on `dataset` depend on (JSON-able)."""
+def cache_key(dataset, *, model_sha256, image_size, label_field, test_mc_samples=None):
+    """What a member's cached predictions on `dataset` depend on (JSON-able).
+
+    `test_mc_samples`: the S its MC heads were set to (None: the model's own, as saved).
+    """
     if dataset.arrays is not None:
         source = {"arrays_sha256": dataset.arrays_sha256()}
     else:
@@ -37,7 +45,15 @@ def cache_key(dataset, *, model_sha256, image_size, label_field):
         }
         if dataset.validation_fraction:  # which part of train is the validation split
             source["validation"] = [dataset.validation_fraction, dataset.validation_seed]
-    return {"format": CACHE_FORMAT, "model_sha256": model_sha256, "dataset": source}
+    key = {"format": CACHE_FORMAT, "model_sha256": model_sha256, "dataset": source}
+    if test_mc_samples is not None:
+        key["test_mc_samples"] = int(test_mc_samples)
+    return key
+
+
+def mc_samples_dir(num_samples):
+    """The directory under `predictions/` of a sweep's entries at `num_samples` samples."""
+    return f"mc_samples={int(num_samples)}"
 
 
 def save_npy(path, array):
@@ -45,13 +61,25 @@ def save_npy(path, array):
 
 
 class PredictionCache:
-    """`<output_dir>/predictions/<dataset>/`: labels.npy, <member>.npy and <member>.json."""
+    """`<output_dir>/predictions/<dataset>/`: labels.npy, <member>.npy and <member>.json.
 
-    def __init__(self, output_dir, dataset, keys):
-        """`keys`: member name -> what its entry depends on (format, model hash, dataset)."""
+    Args:
+      output_dir: the evaluation's output directory.
+      dataset: the `datasets.EvalDataset`.
+      keys: member name -> what its entry depends on (format, model hash, dataset).
+      mc_samples: for a sweep's entries at S test MC samples (`mc_samples_dir`); None: the
+        members' own S.
+      borrowed: member name -> the `PredictionCache` that holds its entry instead (members
+        without an MC head in a sweep); those members are never stale here.
+    """
+
+    def __init__(self, output_dir, dataset, keys, *, mc_samples=None, borrowed=None):
         self.dataset = dataset
-        self.directory = os.path.join(output_dir, PREDICTIONS_DIR, dataset.cache_name)
+        parts = [] if mc_samples is None else [mc_samples_dir(mc_samples)]
+        self.directory = os.path.join(output_dir, PREDICTIONS_DIR, *parts, dataset.cache_name)
         self.keys = keys
+        self.mc_samples = mc_samples
+        self.borrowed = dict(borrowed or {})
         self.labels_path = os.path.join(self.directory, LABELS_FILE)
 
     def predictions_path(self, member):
@@ -74,7 +102,9 @@ class PredictionCache:
     def stale_members(self, members):
         """The members whose cached predictions are missing, outdated or damaged."""
         labels_sha = self.labels_sha256()
-        return [m for m in members if not self._is_fresh(m, labels_sha)]
+        return [
+            m for m in members if m.name not in self.borrowed and not self._is_fresh(m, labels_sha)
+        ]
 
     def _is_fresh(self, member, labels_sha):
         path, sidecar_path = self.predictions_path(member), self.sidecar_path(member)
@@ -123,6 +153,8 @@ class PredictionCache:
 
     def load(self, member):
         """(log_probs memory-mapped [N, K], sidecar dict)."""
+        if member.name in self.borrowed:
+            return self.borrowed[member.name].load(member)
         with open(self.sidecar_path(member)) as f:
             sidecar = json.load(f)
         return np.load(self.predictions_path(member), mmap_mode="r"), sidecar

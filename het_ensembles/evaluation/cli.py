@@ -5,7 +5,7 @@ import os
 import sys
 
 from het_ensembles import metrics
-from het_ensembles.evaluation import report
+from het_ensembles.evaluation import mc_samples, report
 from het_ensembles.evaluation.datasets import SUITES, corrupted_datasets
 from het_ensembles.evaluation.evaluator import evaluate
 from het_ensembles.evaluation.scoring import CIFAR10_CORRUPTED, CORRUPTED
@@ -20,9 +20,10 @@ def cli_main(argv):
         print(f"het-ensembles evaluate: error: {e}", file=sys.stderr)
         return 2
     print(report.summary(results))
+    plot = f", {mc_samples.PLOT_FILE}" if args.test_mc_samples else ""
     print(
-        f"Wrote {os.path.join(args.output_dir, 'metrics.json')}, {report.LEADERBOARD_FILE} and "
-        f"{report.RELIABILITY_DIAGRAM_FILE}"
+        f"Wrote {os.path.join(args.output_dir, 'metrics.json')}, {report.LEADERBOARD_FILE}"
+        f"{plot} and {report.RELIABILITY_DIAGRAM_FILE}"
     )
     return 0
 
@@ -95,6 +96,14 @@ def _parser():
         help="out-of-distribution set(s), detected against the first --dataset: AUROC, AUPRC, "
         "FPR@95%%TPR by max probability and entropy (metrics.json 'ood/<name>')",
     )
+    parser.add_argument(
+        "--test_mc_samples",
+        default=None,
+        help="comma-separated numbers of test Monte Carlo samples S (e.g. 10,100,1000,5000): "
+        "also score every MC member and the ensemble at each S, with ms per example "
+        "(metrics.json '<dataset>'/'mc_samples', mc_samples.png); the plain rows stay at the "
+        "members' own S",
+    )
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
     return parser
 
@@ -143,5 +152,6 @@ def _run(args, datasets):
         method=args.method,
         max_subsets=args.max_subsets,
         ood_datasets=args.ood_dataset,
+        test_mc_samples=args.test_mc_samples,
         progress=not args.no_progress,
     )

@@ -16,6 +16,7 @@ from het_ensembles.cli.arguments import check_int
 from het_ensembles.data import class_subsets
 from het_ensembles.evaluation import cache as cache_lib
 from het_ensembles.evaluation import datasets as datasets_lib
+from het_ensembles.evaluation import mc_samples as mc_samples_lib
 from het_ensembles.evaluation import members as members_lib
 from het_ensembles.evaluation import ood as ood_lib
 from het_ensembles.evaluation import predict, report, scoring
@@ -35,6 +36,7 @@ def evaluate(
     method=None,
     max_subsets=100,
     ood_datasets=None,
+    test_mc_samples=None,
     progress=True,
 ):
     """Evaluates members and their ensemble; writes metrics.json, leaderboard.md and a plot.
@@ -65,13 +67,18 @@ def evaluate(
         out of distribution against the first of `datasets` (`evaluation.ood`): AUROC, AUPRC
         and FPR at 95% TPR of every member and the ensemble, under metrics.json's
         `"ood/<name>"`.
+      test_mc_samples: a list of sample counts S (or "10,100,1000"): also score every dataset
+        with each member's MC heads set to S (paper Appendix D; `evaluation.mc_samples`), under
+        each dataset's `"mc_samples"` entry, with a table and `mc_samples.png`. The plain rows
+        stay at the members' own S. ValueError if no member has an MC head.
       progress: show tqdm progress bars.
 
     Returns:
       The contents of metrics.json: `{dataset: {"ensemble": {...}, "member_mean": {...},
       "member_std": {...}, "members": {name: {...}}, ["ensemble_subsets": {...}]}}`, plus an
       `"imagenet2012_corrupted"` summary entry when ImageNet-C sets were evaluated, and an
-      `"ood/<name>"` entry per OOD set.
+      `"ood/<name>"` entry per OOD set; with `test_mc_samples`, each dataset's
+      `"mc_samples": {"<S>": {"ensemble", "member_mean", "member_std", "members"}}`.
 
     Raises:
       ValueError: for bad arguments or members (see `member_dir.find_members`), members that
@@ -86,6 +93,8 @@ def evaluate(
     check_int("max_subsets", max_subsets, 1)
     if ensemble_size is not None:
         check_int("ensemble_size", ensemble_size, 1)
+    if test_mc_samples is not None:
+        test_mc_samples = mc_samples_lib.parse_sample_counts(test_mc_samples)
     members = _as_members(members)
     num_classes, multilabel = members_lib.check_members(members)
     if ensemble_size is not None and ensemble_size > len(members):
@@ -112,6 +121,8 @@ def evaluate(
     )
     caches = [predictor.cache(output_dir, d) for d in eval_datasets]
     ood_caches = [predictor.cache(output_dir, d) for d in ood_sets]
+    if test_mc_samples is not None:  # loads every model: refuses a set without MC heads first
+        own = mc_samples_lib.own_sample_counts(predictor.models, members)
     _fill_caches(predictor, caches + ood_caches, members)
     rows, results = _score(
         caches,
@@ -122,6 +133,23 @@ def evaluate(
         num_bins=num_bins,
     )
     ood = ood_lib.ood_results(caches[0], ood_caches, members, multilabel=multilabel)
+    if test_mc_samples is not None:
+        sweep_caches = mc_samples_lib.fill_caches(
+            predictor, output_dir, caches, members, own, test_mc_samples
+        )
+        sweep = mc_samples_lib.results(
+            sweep_caches,
+            members,
+            own,
+            subsets=scoring.subsets_of(len(members), ensemble_size, max_subsets),
+            ensemble_size=ensemble_size,
+            multilabel=multilabel,
+            num_bins=num_bins,
+        )
+        for key, entry in sweep.items():
+            for name, count in own.items():  # the S of the plain rows
+                results[key]["members"][name]["test_mc_samples"] = count
+            results[key][mc_samples_lib.KEY] = entry
     _write_report(
         output_dir, results, rows, members, method=method, ensemble_size=ensemble_size, ood=ood
     )
@@ -200,13 +228,15 @@ def _write_report(output_dir, results, rows, members, *, method, ensemble_size, 
         ensemble_size=ensemble_size,
         test_devices=predict.device_description(),
     )
-    ood_table = ood_lib.table_lines(ood)
-    if ood_table:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(ood_table)
+    for table in (ood_lib.table_lines(ood), mc_samples_lib.table_lines(results)):
+        if table:
+            text = text.rstrip("\n") + "\n\n" + "\n".join(table)
     member_dir.write_text(os.path.join(output_dir, report.LEADERBOARD_FILE), text)
     report.write_reliability_diagram(
         os.path.join(output_dir, report.RELIABILITY_DIAGRAM_FILE), rows
     )
+    if any(mc_samples_lib.KEY in entry for entry in results.values()):
+        mc_samples_lib.write_plot(os.path.join(output_dir, mc_samples_lib.PLOT_FILE), results)
 
 
 def cached_predictions(output_dir, members, dataset, *, image_size=None, label_field=None):
@@ -314,10 +344,13 @@ class _CachePredictor:
     def image_size_of(self, member):
         return self.image_size if self.image_size is not None else member.config.get("image_size")
 
-    def cache(self, output_dir, dataset):
-        """The `PredictionCache` of `dataset`, keyed for each member."""
+    def cache(self, output_dir, dataset, *, mc_samples=None, borrowed=None):
+        """The `PredictionCache` of `dataset`, keyed for each member (at `mc_samples` test MC
+        samples if given; `borrowed` members' entries are another cache's, see `cache`)."""
         keys = {}
         for m in self.members:
+            if m.name in (borrowed or {}):
+                continue
             if m.name not in self._model_sha256:
                 self._model_sha256[m.name] = cache_lib.file_sha256(m.model_path)
             keys[m.name] = cache_lib.cache_key(
@@ -325,8 +358,11 @@ class _CachePredictor:
                 model_sha256=self._model_sha256[m.name],
                 image_size=self.image_size_of(m),
                 label_field=self.label_field,
+                test_mc_samples=mc_samples,
             )
-        return cache_lib.PredictionCache(output_dir, dataset, keys)
+        return cache_lib.PredictionCache(
+            output_dir, dataset, keys, mc_samples=mc_samples, borrowed=borrowed
+        )
 
     def fill(self, cache, stale):
         """Predicts `stale` members on `cache.dataset` and stores the results.
@@ -353,7 +389,7 @@ class _CachePredictor:
                     "changed, so every member is recomputed on it."
                 )
                 relabelled, labels_sha = True, None
-                todo = [m for m in self.members if m not in group]
+                todo = [m for m in self.members if m not in group and m.name in cache.keys]
             if labels_sha is None:
                 labels_sha = cache.store_labels(labels)
             for member, (log_probs, ms_per_example) in zip(group, outputs):

@@ -5,6 +5,8 @@ checks that members can be ensembled (same number of classes, all softmax or all
 and loads their models for prediction.
 """
 
+import contextlib
+
 from het_ensembles import member_dir
 
 
@@ -77,6 +79,49 @@ def default_method(members):
         return heads[0].capitalize()
     parts = " + ".join(f"{heads.count(h)} {h}" for h in sorted(set(heads)))
     return f"Mixed ({parts})"
+
+
+def mc_heads(model):
+    """The layers of `model` (nested too) that sample at inference: those with `test_mc_samples`.
+
+    Every Monte Carlo head of `het_ensembles.layers` (`MCHeteroscedasticBase` and HetSNGP) reads
+    the attribute when its call is traced; `ExactSigmoidDense`, dense and SNGP heads have none.
+    """
+    layers = model._flatten_layers(include_self=True, recursive=True)
+    return [layer for layer in layers if hasattr(layer, "test_mc_samples")]
+
+
+def own_mc_samples(model):
+    """The test MC samples S the model was saved with (one int), or None without an MC head.
+
+    Raises:
+      ValueError: if its heads use different S (one S per member is reported).
+    """
+    counts = {int(layer.test_mc_samples) for layer in mc_heads(model)}
+    if len(counts) > 1:
+        raise ValueError(
+            "A model whose Monte Carlo heads use different test_mc_samples has no one S. "
+            f"Received: {sorted(counts)}"
+        )
+    return counts.pop() if counts else None
+
+
+@contextlib.contextmanager
+def override_test_mc_samples(models, num_samples):
+    """Within the block, every MC head of `models` draws `num_samples` samples at inference.
+
+    The heads' own values come back on exit, also on an error. Only calls traced inside the
+    block see the new S: build the prediction functions (`predict.ModelRunner`) there.
+    """
+    heads = [layer for model in models for layer in mc_heads(model)]
+    saved = [layer.test_mc_samples for layer in heads]
+    try:
+        for layer in heads:
+            layer.test_mc_samples = int(num_samples)
+        yield
+    finally:
+        for layer, value in zip(heads, saved):
+            layer.test_mc_samples = value
 
 
 class ModelStore:

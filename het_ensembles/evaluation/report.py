@@ -7,7 +7,7 @@ from matplotlib import figure
 from matplotlib.backends import backend_agg
 
 from het_ensembles import member_dir
-from het_ensembles.evaluation import leaderboard, ood, scoring
+from het_ensembles.evaluation import leaderboard, mc_samples, ood, scoring
 from het_ensembles.evaluation.scoring import CORRUPTED, CORRUPTIONS, SEVERITIES
 
 # The files an evaluation (and the demo, which reports the same way) writes beside metrics.json.
@@ -152,8 +152,9 @@ def summary(results):
         for row in ("member_mean", "ensemble"):
             r = result[row]
             lines.append(f"{key:<44} {row:<14} {r['nll']:>8.4f} {r[top1]:>9.4f} {r['ece']:>8.4f}")
-    ood_table = ood.table_lines(results)
-    return "\n".join(lines + ([""] + ood_table[:-1] if ood_table else []))
+    for table in (ood.table_lines(results), mc_samples.table_lines(results)):
+        lines += ["", *table] if table else []
+    return "\n".join(lines).rstrip("\n")
 
 
 def write_reliability_diagram(path, rows):
