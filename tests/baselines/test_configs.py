@@ -94,7 +94,11 @@ CONFIGS = {
     "imagenet21k/heteroscedastic_hetxl": (
         "imagenet/heteroscedastic",
         {
-            "dataset": "npz:imagenet21k.npz",
+            "dataset": (
+                "tfrecord:/path/to/imagenet21k?test_fraction=0.04&num_classes=21843&multilabel=true"
+            ),
+            "head_class": "MCSigmoidDenseFA",  # the Table 3 data are multi-label
+            "multilabel": True,
             "latent_dim": 2048,
             "tune_temperature": True,
             "share_samples_across_batch": True,
