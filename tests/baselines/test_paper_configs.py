@@ -15,9 +15,11 @@ their parameter counts checked; tests/models/test_paper_backbones.py checks them
 """
 
 import importlib.util
+import json
 import math
 import os
 
+import console
 import keras
 import numpy as np
 import pytest
@@ -266,3 +268,54 @@ def test_config_trains_one_step(name, tmp_path):
     model = keras.saving.load_model(tmp_path / "member" / "model.keras")
     head = type(model.get_layer("head")).__name__
     assert head == ("Dense" if config.head == "deterministic" else config.head_class)
+
+
+# --- Table 2's evaluation: WebVision and ILSVRC 2012 validation in one call ------------------
+
+
+def test_webvision_members_evaluate_on_webvision_and_imagenet_in_one_call(tmp_path):
+    """The documented Table 2 evaluation, through the console script: a member of
+    configs/webvision/heteroscedastic.py (size overrides only) scored on a WebVision layout
+    whose info/synsets.txt lists TFDS imagenet2012's 1000 synsets in its order, and on
+    imagenet2012 (mock data) with the same 1000 outputs."""
+    synsets = tfds.builder("imagenet2012").info.features["label"].names  # TFDS's own list
+    labels = image_files.write_webvision(tmp_path / "webvision", synsets=False)
+    lines = [f"{wnid} class {i}\n" for i, wnid in enumerate(synsets)]
+    (tmp_path / "webvision" / "info" / "synsets.txt").write_text("".join(lines))
+    # The reader's class i is synsets.txt line i: ImageNet's class i when the file is in order.
+    info = data.get_info(f"webvision:{tmp_path / 'webvision'}")
+    assert info.num_classes == 1000 and info.class_names == tuple(synsets)
+    overrides = [f"--config.{k}={v}" for k, v in SMOKE.items()]
+    console.run(
+        [
+            "train",
+            "--config=configs/webvision/heteroscedastic.py",
+            *overrides,
+            "--config.dataset=webvision:webvision",
+            "--output_dir=runs/het/0",
+        ],
+        tmp_path,
+    )
+    console.run(
+        [
+            "evaluate",
+            "--members",
+            "runs/het/*",
+            "--dataset",
+            "webvision:webvision",
+            "imagenet2012",
+            "--output_dir=eval",
+            "--no_progress",
+        ],
+        tmp_path,
+        mock_tfds={"num_examples": 8},
+    )
+    with open(tmp_path / "runs" / "het" / "0" / "config.json") as f:
+        assert json.load(f)["num_classes"] == 1000
+    with open(tmp_path / "eval" / "metrics.json") as f:
+        metrics = json.load(f)
+    sizes = {"webvision:webvision": len([i for i in labels if i >= 10]), "imagenet2012": 8}
+    for name, size in sizes.items():
+        ensemble = metrics[name]["ensemble"]
+        assert ensemble["num_examples"] == size
+        assert 0 <= ensemble["accuracy"] <= ensemble["top5_accuracy"] <= 1
