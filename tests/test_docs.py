@@ -534,6 +534,12 @@ FILES_WRITTEN = {
         "runs/imagenet/het/3/model.keras",
         "reports/imagenet/het/leaderboard.md",
     ],
+    ("docs/sngp.md", "for seed in 0 1 2; do"): [
+        "runs/digits_ood/hetsngp/2/model.keras",
+        "runs/digits_ood/report/report.md",
+        "runs/digits_ood/report/report.json",
+        "runs/digits_ood/report/eval/HetSNGP/metrics.json",
+    ],
     ("docs/studies.md", "for seed in 0 1; do"): [
         "runs/groups/report/report.md",
         "runs/groups/report/report.tex",
