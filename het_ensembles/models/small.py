@@ -3,17 +3,41 @@
 `small_cnn`: two 3x3 conv + ReLU layers, 2x2 max pooling, one dense ReLU layer.
 `mlp`: flatten, then dense ReLU layers. Both use he_normal initializers and L2 on kernels
 and biases; the head is added by `het_ensembles.models.build_model`.
+
+`small_cnn(use_spec_norm=True)` wraps its convolutions in `SpectralNormalizationConv2D` and its
+dense layer in `SpectralNormalization` (SNGP's distance-preserving backbone, as `wide_resnet`
+and `resnet50` take it), so the SNGP / HetSNGP heads can sit on the same small CNN as the
+Hom / Het ones.
 """
 
 import keras
+
+from het_ensembles.layers.spectral_normalization import SpectralNormalization
+from het_ensembles.layers.spectral_normalization_conv2d import SpectralNormalizationConv2D
 
 
 def dense_head_initializer(seed):
     return keras.initializers.GlorotUniform(seed=seed)  # the Keras Dense default
 
 
-def small_cnn_features(inputs, *, l2, seeds, filters=(32, 64), hidden_units=128):
+def small_cnn_features(
+    inputs,
+    *,
+    l2,
+    seeds,
+    filters=(32, 64),
+    hidden_units=128,
+    use_spec_norm=False,
+    spec_norm_iteration=1,
+    spec_norm_bound=6.0,
+):
     """[B, H, W, C] images -> [B, hidden_units] features.
+
+    Args:
+      use_spec_norm: spectral-normalise every conv and the dense layer (SNGP).
+      spec_norm_iteration: power iterations per training step.
+      spec_norm_bound: the bound on each layer's spectral norm (uncertainty-baselines' SNGP
+        default 6).
 
     Raises:
       ValueError: if the inputs are not images or a size is not positive.
@@ -25,14 +49,22 @@ def small_cnn_features(inputs, *, l2, seeds, filters=(32, 64), hidden_units=128)
         )
     _check_units("filters", filters)
     _check_units("hidden_units", [hidden_units])
+
+    def normalised(layer, wrapper):
+        if not use_spec_norm:
+            return layer
+        return wrapper(layer, spec_norm_iteration, spec_norm_bound, seed=seeds())
+
     x = inputs
     for count in filters:
-        x = keras.layers.Conv2D(
+        conv = keras.layers.Conv2D(
             count, 3, padding="same", activation="relu", **_dense_args(l2, seeds)
-        )(x)
+        )
+        x = normalised(conv, SpectralNormalizationConv2D)(x)
     x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.Flatten()(x)
-    return keras.layers.Dense(hidden_units, activation="relu", **_dense_args(l2, seeds))(x)
+    dense = keras.layers.Dense(hidden_units, activation="relu", **_dense_args(l2, seeds))
+    return normalised(dense, SpectralNormalization)(x)
 
 
 def mlp_features(inputs, *, l2, seeds, hidden_units=(128, 128)):
