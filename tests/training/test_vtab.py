@@ -84,20 +84,15 @@ def test_train800_val200_under_mock_data():
             seen[split] = sum(int(y.shape[0]) for _, y in batches)
         assert seen == {"train": 800, "validation": 200}
     # Which positions: disjoint, together the first 1,000 of TFDS' train split.
-    holdout = (200, 0)
-    _, train = streaming.split_positions(
-        {"train": 1100, "test": 1100},
-        "train",
-        test_fraction=None,
-        holdout=holdout,
-        train_examples=1000,
-    )
-    _, val = streaming.split_positions(
-        {"train": 1100, "test": 1100},
-        "validation",
-        test_fraction=None,
-        holdout=holdout,
-        train_examples=1000,
+    train, val = (
+        streaming.split_positions(
+            {"train": 1100, "test": 1100},
+            split,
+            test_fraction=None,
+            holdout=(200, 0),
+            train_examples=1000,
+        )[1]
+        for split in ("train", "validation")
     )
     assert not set(train) & set(val) and sorted({*train, *val}) == list(range(1000))
 
