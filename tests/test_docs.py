@@ -561,6 +561,17 @@ FILES_WRITTEN = {
         "runs/noisy_digits/eval_het/reliability_diagram.png",
         "runs/noisy_digits/het/0/covariance",
     ],
+    (
+        "docs/evaluation.md",
+        (
+            "het-ensembles train --config=configs/noisy_digits/heteroscedastic.py "
+            "--output_dir=runs/appendix_d/het/0"
+        ),
+    ): [
+        "runs/appendix_d/eval/metrics.json",
+        "runs/appendix_d/eval/mc_samples.png",
+        "runs/appendix_d/eval/predictions/mc_samples=5000/noisy_digits/0.npy",
+    ],
     ("docs/training.md", _NOISY_DIGITS_SEED_0): [
         "runs/noisy_digits/het_tuning/temperature_choice.json",
     ],
