@@ -10,6 +10,8 @@ One concern a module, in the order an evaluation runs:
 - `cache`: `<output_dir>/predictions/<dataset>/<member>.npy`, verified by checksums;
 - `scoring`: member, mean, std, ensemble and sub-ensemble metrics, the ImageNet-C summary;
 - `report`: leaderboard.md, the console summary, reliability diagrams;
+- `ood`, `mc_samples`: out-of-distribution detection, and metrics and cost against the number of
+  test Monte Carlo samples S (paper Appendix D);
 - `evaluator`: `evaluate(members, datasets, output_dir, ...)`, which runs them in turn;
 - `cli`: `het-ensembles evaluate`.
 
