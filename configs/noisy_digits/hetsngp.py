@@ -16,9 +16,11 @@ across the batch. What differs from the CIFAR defaults:
 - No `gp_input_dim` projection: the small CNN's features are already 128-d (CIFAR projects
   WRN-28-10's 640 to 128).
 
-Spectral normalisation is OFF: `small_cnn` has no `use_spec_norm` option (only `wide_resnet`
-and `resnet50` have it), so this is the HetSNGP head on the same unnormalised backbone as the
-Hom and Het rows.
+Spectral normalisation is on, as in uncertainty-baselines' SNGP recipes: `small_cnn`'s convs
+and dense layer are wrapped (`use_spec_norm=True`, one power iteration per step, bound 6:
+`--spec_norm_iteration=1 --spec_norm_bound=6.`). The settings below were chosen without it (the
+option came later); with it, one validation run of the kept settings gave
+0.815 / 0.536 / 0.097 (without: 0.815 / 0.489 / 0.098) accuracy / NLL / ECE.
 
 How these were chosen: one seed (0), `noisy_digits:classes=0+1+2+3+4+5+6+7`,
 `validation_fraction=0.2` (the 0..7 training digits only; no OOD digit and no test example
@@ -64,4 +66,7 @@ def get_config():
     config.test_mc_samples = 100
     config.share_samples_across_batch = True  # wide_resnet_hetsngp
     config.train_epochs = 40  # heteroscedastic.py 20; chosen on validation
+    config.model_kwargs.use_spec_norm = True  # --use_spec_norm
+    config.model_kwargs.spec_norm_iteration = 1  # --spec_norm_iteration
+    config.model_kwargs.spec_norm_bound = 6.0  # --spec_norm_bound
     return config

@@ -12,9 +12,11 @@ CIFAR defaults, and the epochs are doubled:
 - `gp_mean_field_factor=1.0` (CIFAR-10: 20): 20 made the 8-class model underconfident.
 - `train_epochs=40` (deterministic.py: 20): the GP head learns slower.
 
-Spectral normalisation is OFF: `small_cnn` has no `use_spec_norm` option (only `wide_resnet`
-and `resnet50` have it), so this is the GP head on the same unnormalised backbone as the Hom
-and Het rows, not full SNGP.
+Spectral normalisation is on, as in uncertainty-baselines' SNGP recipes: `small_cnn`'s convs
+and dense layer are wrapped (`use_spec_norm=True`, one power iteration per step, bound 6:
+`--spec_norm_iteration=1 --spec_norm_bound=6.`). The settings below were chosen without it (the
+option came later); with it, one validation run of the kept settings gave
+0.820 / 0.440 / 0.070 (without: 0.825 / 0.436 / 0.088) accuracy / NLL / ECE.
 
 How these were chosen: one seed (0), `noisy_digits:classes=0+1+2+3+4+5+6+7`,
 `validation_fraction=0.2` (the 0..7 training digits only; no OOD digit and no test example
@@ -56,4 +58,7 @@ def get_config():
     config.gp_mean_field_factor = 1.0  # CIFAR-10 20; chosen on validation
     config.scale_random_features = False  # wide_resnet_sngp: scale_random_features=False
     config.train_epochs = 40  # deterministic.py 20; chosen on validation
+    config.model_kwargs.use_spec_norm = True  # --use_spec_norm
+    config.model_kwargs.spec_norm_iteration = 1  # --spec_norm_iteration
+    config.model_kwargs.spec_norm_bound = 6.0  # --spec_norm_bound
     return config

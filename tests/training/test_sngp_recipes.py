@@ -245,8 +245,10 @@ def test_noisy_digits_recipes_train_on_the_in_distribution_digits(tmp_path):
         assert {k: config[k] for k in kept} == {k: cifar[k] for k in kept}
         assert {k: config[k] for k in DIGITS_CHOSEN[name]} == DIGITS_CHOSEN[name]
         base = _config(f"noisy_digits/{DIGITS_FROM[name]}")
-        recipe = ("model", "model_kwargs", "l2", "base_learning_rate", "per_core_batch_size")
+        recipe = ("model", "l2", "base_learning_rate", "per_core_batch_size")
         assert {k: config[k] for k in recipe} == {k: base[k] for k in recipe}
+        # The same small CNN, spectral-normalised as uncertainty-baselines' SNGP recipes.
+        assert config.model_kwargs.to_dict() == {**base.model_kwargs.to_dict(), **SPEC_NORM}
         assert config.head == name and config.train_epochs == 40
 
         output = tmp_path / name
