@@ -38,6 +38,8 @@ def ood_results(in_cache, ood_caches, members, *, multilabel):
       members: the `member_dir.Member`s (all cached on every set).
       multilabel: sigmoid members (scores from per-label probabilities).
     """
+    if not ood_caches:  # most evaluations: nothing to load (ImageNet-sized arrays otherwise)
+        return {}
     in_log_probs = [np.asarray(in_cache.load(m)[0], dtype=np.float64) for m in members]
     in_ensemble = metrics.ensemble_log_probs(in_log_probs)
     out = {}
