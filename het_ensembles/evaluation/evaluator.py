@@ -228,9 +228,8 @@ def _write_report(output_dir, results, rows, members, *, method, ensemble_size, 
         ensemble_size=ensemble_size,
         test_devices=predict.device_description(),
     )
-    for table in (ood_lib.table_lines(ood), mc_samples_lib.table_lines(results)):
-        if table:
-            text = text.rstrip("\n") + "\n\n" + "\n".join(table)
+    for table in report.appended_tables({**results, **ood}):
+        text = text.rstrip("\n") + "\n\n" + "\n".join(table)
     member_dir.write_text(os.path.join(output_dir, report.LEADERBOARD_FILE), text)
     report.write_reliability_diagram(
         os.path.join(output_dir, report.RELIABILITY_DIAGRAM_FILE), rows

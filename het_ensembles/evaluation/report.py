@@ -152,9 +152,15 @@ def summary(results):
         for row in ("member_mean", "ensemble"):
             r = result[row]
             lines.append(f"{key:<44} {row:<14} {r['nll']:>8.4f} {r[top1]:>9.4f} {r['ece']:>8.4f}")
-    for table in (ood.table_lines(results), mc_samples.table_lines(results)):
-        lines += ["", *table] if table else []
+    for table in appended_tables(results):
+        lines += ["", *table]
     return "\n".join(lines).rstrip("\n")
+
+
+def appended_tables(results):
+    """The tables shown below the main ones, in the console summary and leaderboard.md alike:
+    out-of-distribution detection and the test MC-sample sweep (those present), as lines."""
+    return [t for t in (ood.table_lines(results), mc_samples.table_lines(results)) if t]
 
 
 def write_reliability_diagram(path, rows):
