@@ -28,7 +28,8 @@ class ModelRunner:
     """Runs one model in inference mode and returns float32 log-probabilities.
 
     Args:
-      model: a Keras model returning logits [B, K].
+      model: a Keras model returning logits [B, K], or [B, M, K] for a model of M heads
+        (`config.ensemble_size`), whose rows are normalised head by head.
       multilabel: the model is a sigmoid (multilabel) model: log-probabilities per label.
       strategy: the `tf.distribute` strategy the model was built under; the batches then come
         from `strategy.experimental_distribute_dataset` and outputs are gathered across replicas.
@@ -63,11 +64,12 @@ class ModelRunner:
         self._distributed = strategy is not None
 
     def __call__(self, x, y):
-        """(log_probs [B, K] float32, labels [B] or [B, K]) of one batch, as numpy arrays.
+        """(log_probs [B, K] (or [B, M, K]) float32, labels [B] or [B, K]) of one batch, as
+        numpy arrays.
 
         Raises:
           ValueError: if `x` does not fit the model's input shape, or the model does not
-            output logits [B, K].
+            output logits [B, K] or [B, M, K].
         """
         if not self._distributed:
             self._check_input(x)
@@ -84,12 +86,14 @@ class ModelRunner:
         else:
             self._traced_shapes.add(shape)
             self._last_batch = (x, y)
-        if logits.ndim != 2 or len(logits) != len(labels):
+        if logits.ndim not in (2, 3) or len(logits) != len(labels):
             raise ValueError(
-                f"{self.name} must output logits [B, K]. Received: shape={logits.shape} for a "
-                f"batch of {len(labels)}"
+                f"{self.name} must output logits [B, K] (or [B, M, K] for M heads). Received: "
+                f"shape={logits.shape} for a batch of {len(labels)}"
             )
-        return metrics.log_probs_from_logits(logits, multilabel=self.multilabel), labels
+        flat = logits.reshape(-1, logits.shape[-1])  # heads' rows are normalised one by one
+        log_probs = metrics.log_probs_from_logits(flat, multilabel=self.multilabel)
+        return log_probs.reshape(logits.shape), labels
 
     def reset_timing(self):
         """Starts a new measurement (traced shapes stay known: they will not trace again)."""

@@ -55,7 +55,7 @@ class EvalPass:
     prediction step is `evaluation.predict.ModelRunner`, traced once and reused every epoch.
 
     Args:
-      model: the Keras model (logits [B, K]).
+      model: the Keras model (logits [B, K], or [B, M, K] for M heads).
       dataset: a `tf.data.Dataset` of global `(x, y)` batches.
       strategy: the strategy the model was built under.
       multilabel: whether the model is a sigmoid (multilabel) model.
@@ -92,17 +92,32 @@ class EvalPass:
     def __call__(self):
         """`{"<prefix>/<metric>": value}`: `metrics.ClassificationMetrics`' keys (softmax:
         accuracy, top5_accuracy; multi-label: gap, map, prec@1; both: nll, ece, brier,
-        num_examples) and ms_per_example."""
-        accumulator = metrics.ClassificationMetrics(
-            multilabel=self.multilabel, num_bins=self.num_bins
-        )
+        num_examples) and ms_per_example. A model of M heads: those of the heads' mean
+        prediction plus gibbs_nll, disagreement, kl_to_ensemble and, per head i,
+        nll_member_<i> and accuracy_member_<i>."""
+        accumulator, heads = None, []
         batches = self.strategy.experimental_distribute_dataset(self.dataset)
         self.runner.reset_timing()  # this pass's time, not a running mean over epochs
         for labels, (log_probs,) in predict.predict_batches([self.runner], batches):
             if self.multilabel and labels.ndim == 1:  # a sigmoid head on integer labels
                 labels = np.eye(self.num_classes, dtype=np.float32)[labels]
-            accumulator.update_state(labels, log_probs)
+            if accumulator is None:
+                accumulator, heads = self._accumulators(log_probs)
+            if log_probs.ndim == 3:  # [B, M, K]: M heads, scored as an ensemble and one by one
+                member_log_probs = np.moveaxis(log_probs, 1, 0)
+                accumulator.update_state(labels, member_log_probs)
+                for head, head_log_probs in zip(heads, member_log_probs):
+                    head.update_state(labels, head_log_probs)
+            else:
+                accumulator.update_state(labels, log_probs)
+        if accumulator is None:  # no batches: the keys of an empty pass
+            accumulator, heads = self._accumulators(np.zeros((0, 0)))
         results = accumulator.result()
+        results.pop("ensemble_size", None)
+        for i, head in enumerate(heads):  # uncertainty-baselines' het_mimo.py names
+            head_results = head.result()
+            results[f"nll_member_{i}"] = head_results["nll"]
+            results[f"accuracy_member_{i}"] = head_results["accuracy"]
         counted = results["num_examples"]
         if self.expected_examples is not None and counted != self.expected_examples:
             raise RuntimeError(
@@ -112,6 +127,16 @@ class EvalPass:
             )
         results["ms_per_example"] = self.runner.ms_per_example()
         return {f"{self.prefix}/{name}": value for name, value in results.items()}
+
+    def _accumulators(self, log_probs):
+        """(the pass's accumulator, one per head): a model of M heads (log_probs [B, M, K]) is
+        scored as the ensemble of its heads (the mean probability, with its diversity), as
+        uncertainty-baselines' MIMO / rank-1 scripts report `test/...`, plus each head."""
+        options = {"multilabel": self.multilabel, "num_bins": self.num_bins}
+        if log_probs.ndim != 3:
+            return metrics.ClassificationMetrics(**options), []
+        heads = [metrics.ClassificationMetrics(**options) for _ in range(log_probs.shape[1])]
+        return metrics.EnsembleMetrics(**options), heads
 
 
 # The last epoch's training figures, kept in the checkpoint (`EpochContext.train_record`) so

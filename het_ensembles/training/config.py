@@ -108,6 +108,9 @@ def default_config():
     # config's head stays new: training/init_from_member.py). None: train from scratch.
     config.init_from_member = config_dict.placeholder(str)
     config.head = "deterministic"
+    # Heads of one model evaluated as ensemble members (MIMO, rank-1 BNN): the model outputs
+    # logits [B, ensemble_size, K]; 1: an ordinary model, logits [B, K].
+    config.ensemble_size = 1
     config.head_class = "MCSoftmaxDenseFA"
     config.num_factors = 15
     config.temperature = 1.5
@@ -346,6 +349,13 @@ def _check_run(config):
     _check_int(config, "eval_steps", 1, "None or an integer >= 1", optional=True)
     _check_int(config, "per_core_batch_size", 1, "an integer >= 1")
     _check_int(config, "train_epochs", 1, "an integer >= 1")
+    _check_int(config, "ensemble_size", 1, "an integer >= 1 (heads of one model)")
+    _check(
+        config,
+        config.ensemble_size == 1 or not config.multilabel,
+        "ensemble_size",
+        "1 with multilabel=True (multi-head members are softmax models)",
+    )
 
 
 def _check_optimisation(config):
