@@ -112,12 +112,15 @@ class Member:
       path: absolute path of the directory.
       config: the contents of its `config.json` ({} if absent).
       metrics: the contents of its `metrics.json` (None if absent: training did not finish).
+      head_index: None for the whole model; i for head i of a model of `ensemble_size` heads,
+        evaluated as one ensemble member (`evaluation.members.expand_heads`).
     """
 
     name: str
     path: str
     config: dict
     metrics: dict | None = dataclasses.field(default=None, compare=False, repr=False)
+    head_index: int | None = None
 
     @property
     def model_path(self):
@@ -139,6 +142,11 @@ class Member:
     @property
     def head(self):
         return self.config.get("head")
+
+    @property
+    def ensemble_size(self):
+        """M: the model's heads (config.json `ensemble_size`; 1 for members trained before it)."""
+        return int(self.config.get("ensemble_size") or 1)
 
     def load_model(self):
         """The member's Keras model, uncompiled.

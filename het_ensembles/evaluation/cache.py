@@ -1,7 +1,8 @@
 """The prediction cache: each member's log-probabilities per dataset, computed once.
 
 Layout: `<output_dir>/predictions/<dataset>/` holds `labels.npy` and, per
-member, `<member>.npy` (float32 [N, K] log-probabilities) with a `<member>.json` sidecar holding
+member, `<member>.npy` (float32 [N, K] log-probabilities; a model of M heads has one entry per
+head, `<member>/head<i>.npy`) with a `<member>.json` sidecar holding
 the SHA-256 of the member's `model.keras`, of the labels and of the predictions, and what the
 predictions depend on (dataset name and split, image size, label field; not the batch size:
 inference noise is fixed by the layer seed, not by a position in the batch). An entry is reused
@@ -135,9 +136,13 @@ class PredictionCache:
         return file_sha256(self.labels_path)
 
     def store(self, member, log_probs, labels_sha, *, ms_per_example, num_params):
-        """Writes <member>.npy, then its sidecar (whose presence vouches for the array)."""
-        os.makedirs(self.directory, exist_ok=True)
+        """Writes <member>.npy, then its sidecar (whose presence vouches for the array).
+
+        Head i of a multi-head member is named `<member>/head<i>`: its files sit in a
+        `<member>/` folder (`head<i>.npy`, `head<i>.json`).
+        """
         path = self.predictions_path(member)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         save_npy(path, log_probs.astype(np.float32))
         sidecar = {
             **self.keys[member.name],

@@ -273,13 +273,16 @@ def cached_predictions(output_dir, members, dataset, *, image_size=None, label_f
 
 
 def _as_members(members):
-    """`Member`s with the names `find_members` gives (unique, the cache files' names)."""
+    """`Member`s with the names `find_members` gives (unique, the cache files' names), a
+    model of M heads as M members `<name>/head<i>` (`members.expand_heads`)."""
     if isinstance(members, (str, os.PathLike)) or not all(
         isinstance(m, member_dir.Member) for m in members
     ):
-        return member_dir.find_members(members)
+        return members_lib.expand_heads(member_dir.find_members(members))
     names = member_dir.member_names([m.path for m in members])
-    return [dataclasses.replace(m, name=name) for m, name in zip(members, names)]
+    return members_lib.expand_heads(
+        [dataclasses.replace(m, name=name) for m, name in zip(members, names)]
+    )
 
 
 def _with_validation(datasets, members):
@@ -310,6 +313,17 @@ def _check_dataset_classes(dataset, num_classes, multilabel, label_field):
             f"Dataset {dataset.key} multilabel={info.multilabel} but the members have "
             f"multilabel={multilabel}. Received: dataset={dataset.key!r}"
         )
+
+
+def _head_of(member, log_probs):
+    """The member's log-probabilities [B, K] in its model's output: head `member.head_index`
+    of [B, M, K]; ValueError if the output does not have the member's M heads."""
+    heads = member.ensemble_size
+    if (log_probs.ndim == 3) != (heads > 1) or (heads > 1 and log_probs.shape[1] != heads):
+        expected = "[B, K]" if heads == 1 else f"[B, {heads}, K] (config.json ensemble_size)"
+        shape = log_probs.shape
+        raise ValueError(f"Member {member.name} must output logits {expected}. Received: {shape=}")
+    return log_probs if member.head_index is None else log_probs[:, member.head_index]
 
 
 class _CachePredictor:
@@ -350,11 +364,11 @@ class _CachePredictor:
         for m in self.members:
             if m.name in (borrowed or {}):
                 continue
-            if m.name not in self._model_sha256:
-                self._model_sha256[m.name] = cache_lib.file_sha256(m.model_path)
+            if m.model_path not in self._model_sha256:  # once per model, not per head
+                self._model_sha256[m.model_path] = cache_lib.file_sha256(m.model_path)
             keys[m.name] = cache_lib.cache_key(
                 dataset,
-                model_sha256=self._model_sha256[m.name],
+                model_sha256=self._model_sha256[m.model_path],
                 image_size=self.image_size_of(m),
                 label_field=self.label_field,
                 test_mc_samples=mc_samples,
@@ -409,26 +423,31 @@ class _CachePredictor:
             data_dir=self.data_dir or self.members[0].config.get("data_dir"),
             label_field=self.label_field,
         )
+        # One runner per model: the heads of a multi-head model share its pass.
+        models = list(dict.fromkeys(m.model_path for m in group))
         runners = [
             predict.ModelRunner(
-                self.models.get(m), multilabel=self.multilabel, name=f"Member {m.name}"
+                self.models.get(member), multilabel=self.multilabel, name=f"Member {member.name}"
             )
-            for m in group
+            for member in (next(m for m in group if m.model_path == p) for p in models)
         ]
+        runner_of = [models.index(m.model_path) for m in group]
         description = f"{dataset.key} ({len(group)} member{'s' * (len(group) > 1)})"
         labels, outputs = [], [[] for _ in group]
         for y, log_probs in predict.predict_batches(
             runners, batches, total=total, description=description, progress=self.progress
         ):
             labels.append(y)
-            for member, out, batch_log_probs in zip(group, outputs, log_probs):
+            for member, out, index in zip(group, outputs, runner_of):
+                batch_log_probs = _head_of(member, log_probs[index])
                 self._check_classes(member, batch_log_probs)
                 out.append(batch_log_probs)
         labels = np.concatenate(labels)
         if dataset.key not in self.unlabelled:
             self._check_labels(dataset, labels)
         return labels, [
-            (np.concatenate(out), runner.ms_per_example()) for out, runner in zip(outputs, runners)
+            (np.concatenate(out), runners[index].ms_per_example())
+            for out, index in zip(outputs, runner_of)
         ]
 
     def _check_classes(self, member, log_probs):

@@ -6,6 +6,7 @@ and loads their models for prediction.
 """
 
 import contextlib
+import dataclasses
 
 from het_ensembles import member_dir
 
@@ -37,6 +38,27 @@ def check_members(members):
             )
     num_classes = next(iter(counts.values()), None)
     return num_classes, members[0].multilabel
+
+
+def expand_heads(members):
+    """Each member of M > 1 heads (config.json `ensemble_size`) as M members `<name>/head<i>`.
+
+    A MIMO or rank-1 model predicts one distribution per head (logits [B, M, K]); its heads are
+    evaluated as an ensemble of M members, so the `ensemble` row is the heads' mean prediction
+    and `member_mean` the heads' mean metrics. The heads share the model's directory and file,
+    which is loaded and run once (`ModelStore`, the evaluator's prediction pass). Members of
+    one head are returned unchanged.
+    """
+    expanded = []
+    for member in members:
+        if member.head_index is not None or member.ensemble_size == 1:
+            expanded.append(member)
+            continue
+        expanded.extend(
+            dataclasses.replace(member, name=f"{member.name}/head{i}", head_index=i)
+            for i in range(member.ensemble_size)
+        )
+    return expanded
 
 
 def validation_holdout(members):
@@ -127,6 +149,8 @@ def override_test_mc_samples(models, num_samples):
 class ModelStore:
     """Loads each member's model once, checking its output against the members' K.
 
+    The heads of one model (`expand_heads`) share its loaded model.
+
     Args:
       num_classes: the members' K from their config.json, or None if unknown: then the first
         model with a static output shape sets it.
@@ -138,7 +162,7 @@ class ModelStore:
 
     def get(self, member):
         """The loaded Keras model of `member` (ValueError if it cannot be loaded or mismatches)."""
-        if member.name not in self._models:
+        if member.model_path not in self._models:
             model = member.load_model()
             output_dim = _static_output_dim(member, model)
             if self.num_classes is None:
@@ -149,8 +173,8 @@ class ModelStore:
                     f"{self.num_classes} (config.json num_classes or the other members). "
                     f"Received: {member.model_path}"
                 )
-            self._models[member.name] = model
-        return self._models[member.name]
+            self._models[member.model_path] = model
+        return self._models[member.model_path]
 
 
 def _static_output_dim(member, model):
@@ -158,8 +182,12 @@ def _static_output_dim(member, model):
         shape = model.output_shape
     except (AttributeError, ValueError):  # subclassed models have no static output shape
         return None
-    if isinstance(shape, tuple) and len(shape) == 2 and isinstance(shape[1], int):
+    heads = member.ensemble_size
+    if isinstance(shape, tuple) and len(shape) == 2 and isinstance(shape[1], int) and heads == 1:
         return shape[1]
+    if isinstance(shape, tuple) and len(shape) == 3 and shape[1] == heads > 1:
+        return shape[2] if isinstance(shape[2], int) else None
+    expected = "[B, K]" if heads == 1 else f"[B, {heads}, K] (config.json ensemble_size={heads})"
     raise ValueError(
-        f"Member {member.name} must output logits [B, K]. Received: output_shape={shape}"
+        f"Member {member.name} must output logits {expected}. Received: output_shape={shape}"
     )

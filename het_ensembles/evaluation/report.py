@@ -35,6 +35,8 @@ def leaderboard_text(results, members, *, method, ensemble_size, test_devices=No
     family = leaderboard.family_of(results)
     tabled = family in ("generic", "multilabel")
     datasets = leaderboard.generic_datasets(results) if tabled else None
+    if any(m.head_index is not None for m in members):
+        return _heads_text(results, members, method, family, datasets, test_devices)
     hours = [(m.metrics or {}).get("train/hours") for m in members]
     devices = {(m.metrics or {}).get("train/devices") for m in members}
     train_devices = devices.pop() if len(devices) == 1 else None
@@ -73,6 +75,42 @@ def leaderboard_text(results, members, *, method, ensemble_size, test_devices=No
         "# Leaderboard rows",
         "",
         f"Members ({len(members)}): " + ", ".join(f"`{m.path}`" for m in members),
+        "",
+        leaderboard.table(family, rows, datasets=datasets),
+        *_notes(results, members, family),
+    ]
+    return "\n".join(lines)
+
+
+def _heads_text(results, members, method, family, datasets, test_devices):
+    """leaderboard.md of the heads of multi-head models (MIMO, rank-1 BNN): the `method` row is
+    the heads' mean prediction, as uncertainty-baselines reports those models, then one head
+    (the mean over heads); train runtime and # parameters count each model once."""
+    models = {m.path: m for m in members}
+    hours = [(m.metrics or {}).get("train/hours") for m in models.values()]
+    devices = {(m.metrics or {}).get("train/devices") for m in models.values()}
+    common = {
+        "family": family,
+        "datasets": datasets,
+        "test_devices": test_devices,
+        "train_hours": None if None in hours else float(np.sum(hours)),
+        "train_devices": devices.pop() if len(devices) == 1 else None,
+    }
+    rows = [
+        leaderboard.row(method, results, statistic="ensemble", **common),
+        leaderboard.row(
+            f"{method}, one head (mean over {len(members)} heads)",
+            results,
+            statistic="member_mean",
+            **common,
+        ),
+    ]
+    described = ", ".join(f"`{m.path}` ({m.ensemble_size} heads)" for m in models.values())
+    lines = [
+        "# Leaderboard rows",
+        "",
+        f"Members ({len(members)} heads of {len(models)} model{'s' * (len(models) > 1)}): "
+        + described,
         "",
         leaderboard.table(family, rows, datasets=datasets),
         *_notes(results, members, family),
@@ -122,12 +160,20 @@ def _notes(results, members, family):
             if family == "multilabel"
             else f"accuracy {100 * std['accuracy']:.1f}%"
         )
-        notes.append(
-            f"Single-model row: mean over {len(members)} members (std on {clean}: NLL "
-            f"{std['nll']:.3f}, {top1}, ECE {std['ece']:.4f}). "
-            "Ensemble: mean of the member probabilities; its test runtime, train runtime and "
-            "# parameters are the members' sums."
-        )
+        spread = f"(std on {clean}: NLL {std['nll']:.3f}, {top1}, ECE {std['ece']:.4f})"
+        if any(m.head_index is not None for m in members):
+            notes.append(
+                f"Heads of one model evaluated as ensemble members: the first row is the mean "
+                f"of the {len(members)} heads' probabilities, the second the heads' mean "
+                f"metrics {spread}. Test runtime, train runtime and # parameters count each "
+                "model once (the heads share its pass)."
+            )
+        else:
+            notes.append(
+                f"Single-model row: mean over {len(members)} members {spread}. "
+                "Ensemble: mean of the member probabilities; its test runtime, train runtime "
+                "and # parameters are the members' sums."
+            )
     if family == "multilabel":
         notes.append(
             "Multi-label: gAP as YouTube-8M's calculate_gap (top 20 classes per example), mAP "

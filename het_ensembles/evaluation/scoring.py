@@ -132,8 +132,10 @@ def compute_rows(cache, members, subsets, multilabel, num_bins, *, class_subset=
     costs = [(r["ms_per_example"], r["num_params"]) for r in member_rows.values()]
 
     def with_costs(row, indices):
-        ms = [costs[i][0] for i in indices]
-        params = [costs[i][1] for i in indices]
+        # Summed over the models run: the heads of one multi-head model cost it once.
+        distinct = {members[i].model_path: costs[i] for i in indices}
+        ms = [cost[0] for cost in distinct.values()]
+        params = [cost[1] for cost in distinct.values()]
         row["ms_per_example"] = None if None in ms else float(sum(ms))
         row["num_params"] = None if None in params else int(sum(params))
         return row

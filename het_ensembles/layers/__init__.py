@@ -10,6 +10,9 @@ SNGP (Liu et al. 2020) in Keras 3, edward2's names: `SpectralNormalization` and
 `SpectralNormalizationConv2D` for the backbone, `RandomFeatureGaussianProcess` (with
 `LaplaceRandomFeatureCovariance`, `RandomFourierFeatures`, `OrthogonalRandomFeatures`) as the
 output layer, `mean_field_logits` at inference, and `HeteroscedasticSNGPLayer` (HetSNGP).
+
+Rank-1 BNN layers (Dusenberry et al. 2020), edward2's `DenseRank1` and `Conv2DRank1`
+(`rank1.py`), for the rank-1 heteroscedastic ResNet-50.
 """
 
 from het_ensembles.layers.base import MIN_SCALE, MCHeteroscedasticBase
@@ -27,6 +30,7 @@ from het_ensembles.layers.multi_head_mc_softmax_dense_fa import MultiHeadMCSoftm
 from het_ensembles.layers.orthogonal_random_features import OrthogonalRandomFeatures
 from het_ensembles.layers.random_feature_gaussian_process import RandomFeatureGaussianProcess
 from het_ensembles.layers.random_fourier_features import RandomFourierFeatures
+from het_ensembles.layers.rank1 import Conv2DRank1, DenseRank1
 from het_ensembles.layers.spectral_normalization import SpectralNormalization
 from het_ensembles.layers.spectral_normalization_conv2d import SpectralNormalizationConv2D
 
@@ -38,6 +42,8 @@ MCSoftmaxOutputLayerBase = MCHeteroscedasticBase
 __all__ = [
     "MEAN_FIELD_FACTOR",
     "MIN_SCALE",
+    "Conv2DRank1",
+    "DenseRank1",
     "EnsembleHeteroscedasticOutputs",
     "ExactSigmoidDense",
     "HeteroscedasticSNGPLayer",
