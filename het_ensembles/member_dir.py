@@ -6,6 +6,10 @@ trainer writes one directory:
     <member>/config.json     the complete config, plus num_classes and multilabel
     <member>/metrics.json    final test metrics (`test/nll`, `test/accuracy`, ...; `val/...` and
                              `best_epoch` with a validation split / keep_best_epoch)
+    <member>/mixup_rescaling_stats.npz
+                             mixup members only (`mixup_alpha > 0`): the training set's mean
+                             image and label and the mix weight's mean, for the `+rescaling`
+                             predictions (`training.mixup`)
     <member>/model.keras     the Keras model, written last: its presence marks a finished member
     <member>/checkpoints/    `ckpt-<epoch>` checkpoints (resume after a kill); `best/` holds the
                              lowest-val/nll epoch's weights under keep_best_epoch
@@ -26,12 +30,17 @@ import json
 import os
 import tempfile
 import warnings
+import zipfile
+
+import numpy as np
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 CHECKPOINTS_DIR = "checkpoints"
 LOGS_DIR = "logs"
+# uncertainty-baselines' name (baselines/imagenet/heteroscedastic.py), written by mixup members.
+MIXUP_RESCALING_STATS_FILE = "mixup_rescaling_stats.npz"
 
 
 def _umask():
@@ -85,6 +94,24 @@ def write_json(path, value, *, sort_keys=True):
 
 def write_text(path, text):
     atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+def write_npz(path, arrays):
+    """`arrays` (name -> numpy array or scalar) as an uncompressed `.npz`, atomically."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def read_npz(path, *, what="file"):
+    """The arrays of the `.npz` at `path`, as a dict (read without pickle).
+
+    Raises:
+      ValueError: naming `path` if it cannot be read or is not an `.npz` of plain arrays.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"Cannot read the {what} {path}: {error}") from error
 
 
 def read_json(path, *, what="file"):
@@ -173,13 +200,15 @@ class Member:
 
 
 def paths(directory):
-    """`{"model", "config", "metrics", "checkpoints", "logs"}` -> path inside `directory`."""
+    """`{"model", "config", "metrics", "checkpoints", "logs", "mixup_rescaling_stats"}` -> path
+    inside `directory`."""
     names = {
         "model": MODEL_FILE,
         "config": CONFIG_FILE,
         "metrics": METRICS_FILE,
         "checkpoints": CHECKPOINTS_DIR,
         "logs": LOGS_DIR,
+        "mixup_rescaling_stats": MIXUP_RESCALING_STATS_FILE,
     }
     return {key: os.path.join(directory, name) for key, name in names.items()}
 

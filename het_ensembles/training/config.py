@@ -156,6 +156,12 @@ def default_config():
     config.lr_decay_ratio = 0.1
     config.label_smoothing = 0.0
     config.num_bins = 15  # ECE bins
+    # Mixup (Zhang et al. 2018), as uncertainty-baselines' ImageNet heteroscedastic.py flags:
+    # mixup_alpha > 0 trains on mixed batches and adds `test/*+rescaling` metrics (mixup.py).
+    config.mixup_alpha = 0.0
+    config.same_mix_weight_per_batch = False
+    config.use_random_shuffling = False
+    config.use_truncated_beta = True
 
     # Infrastructure.
     config.use_bfloat16 = False
@@ -279,6 +285,7 @@ def validate_config(config, *, num_classes=None):
     _check_run(config)
     _check_optimisation(config)
     _check_monitoring(config)
+    _check_mixup(config)
     if config.head == "heteroscedastic":
         _check_heteroscedastic_head(config, num_classes)
     if config.head in ("sngp", "hetsngp"):
@@ -419,6 +426,23 @@ def _check_monitoring(config):
         "() or distinct finite floats > 0, with head='heteroscedastic' and "
         "validation_fraction > 0 (the temperature is chosen on validation NLL)",
     )
+
+
+def _check_mixup(config):
+    """Mixup's fields: alpha >= 0 (0: off), three booleans; with mixup, a softmax head that
+    uncertainty-baselines trains with mixup (deterministic.py, heteroscedastic.py)."""
+    _check_float(config, "mixup_alpha", 0, math.inf, "a finite float >= 0 (0: no mixup)")
+    for name in ("same_mix_weight_per_batch", "use_random_shuffling", "use_truncated_beta"):
+        _check(config, isinstance(config[name], bool), name, "True or False")
+    if config.mixup_alpha > 0:
+        _check(
+            config,
+            config.head in ("deterministic", "heteroscedastic") and not config.multilabel,
+            "mixup_alpha",
+            "0 unless head is 'deterministic' or 'heteroscedastic' with multilabel=False (mixup "
+            f"mixes one-hot softmax targets). Received head={config.head!r}, "
+            f"multilabel={config.multilabel!r}",
+        )
 
 
 def _check_heteroscedastic_head(config, num_classes):

@@ -5,7 +5,10 @@ import tensorflow as tf
 
 
 class CrossEntropy(keras.losses.Loss):
-    """Per-example NLL of integer labels [B] (or 0/1 targets [B, K]) given logits [B, K].
+    """Per-example NLL of integer labels [B] (or targets [B, K]) given logits [B, K].
+
+    Targets [B, K] may be soft: one-hot rows mixed by mixup (`training.mixup`) give
+    `-sum_k y_k log p_k`, uncertainty-baselines' `categorical_crossentropy` of mixed labels.
 
     Softmax cross-entropy, or with `multilabel=True` the sigmoid cross-entropy summed over the
     K labels (the NLL of the target vector under independent Bernoullis; `metrics.nll` with
@@ -49,13 +52,23 @@ class MeanOf(keras.metrics.Mean):
         return super().update_state(self._fn(y_true, y_pred), sample_weight)
 
 
-def top1_correct(y_true, y_pred, num_classes):
+def top1_correct(y_true, y_pred, num_classes, *, multilabel=False):
+    """1.0 where the top-scored class is right, per example [B].
+
+    Softmax: the target's largest entry (the label; for a mixup target the class with the larger
+    mix weight, as uncertainty-baselines' `train/accuracy` takes `argmax` of mixed labels).
+    Multi-label: any positive label.
+    """
+    targets = _targets(y_true, num_classes)
+    if not multilabel:
+        same = tf.equal(tf.argmax(y_pred, axis=-1), tf.argmax(targets, axis=-1))
+        return tf.cast(same, "float32")
     predicted = tf.one_hot(tf.argmax(y_pred, axis=-1), num_classes)
-    return tf.cast(tf.reduce_sum(predicted * _targets(y_true, num_classes), axis=-1) > 0, "float32")
+    return tf.cast(tf.reduce_sum(predicted * targets, axis=-1) > 0, "float32")
 
 
 def _targets(y_true, num_classes):
-    """Integer labels [B] -> one-hot [B, K]; 0/1 targets [B, K] pass through."""
+    """Integer labels [B] -> one-hot [B, K]; targets [B, K] (0/1 or mixed) pass through."""
     if y_true.shape.rank == 1:
         return tf.one_hot(tf.cast(y_true, tf.int32), num_classes)
     return tf.cast(y_true, tf.float32)

@@ -21,7 +21,10 @@ What a run does, in order (uncertainty-baselines' ImageNet recipe, on Keras' `fi
    `keep_best_epoch`, the weights of the epoch with the lowest `val/nll` so far are kept in
    `output_dir/checkpoints/best`;
 5. with a validation split, evaluates the test split once, at the end (with `keep_best_epoch`,
-   on the best epoch's weights, whose number metrics.json records as `best_epoch`);
+   on the best epoch's weights, whose number metrics.json records as `best_epoch`); with
+   `mixup_alpha > 0` (training batches mixed, `mixup.py`), computes the rescaling statistics
+   over one epoch of unmixed training data, saves them (`mixup_rescaling_stats.npz`) and adds
+   `test/<metric>+rescaling` beside the test metrics;
 6. writes the member directory (`het_ensembles.member_dir`): `config.json`, `metrics.json` and, last, so
    that its presence marks a finished member, `model.keras` (without optimizer state).
 """
@@ -43,6 +46,7 @@ from het_ensembles.training import (
     distribute,
     init_from_member,
     losses,
+    mixup,
     schedule,
 )
 from het_ensembles.training.config import (
@@ -149,6 +153,16 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
         global_batch_size=global_batch_size,
         chief=chief,
     )
+    stats = None
+    if mixup.enabled(config):  # before model.keras, which marks the member finished
+        stats = mixup.member_statistics(
+            config,
+            files,
+            steps=steps_per_epoch,
+            num_classes=info.num_classes,
+            common=data_arguments(config, global_batch_size),
+            chief=chief,
+        )
     results = _final_results(
         model,
         config,
@@ -159,6 +173,10 @@ def train_and_evaluate(config, output_dir, *, strategy=None):
         progress=progress,
         writer=writer,
     )
+    if stats is not None:
+        rescaled = mixup.rescaled_test_metrics(model, eval_passes["test"], stats)
+        callbacks.write_scalars(writer, rescaled, step=config.train_epochs)
+        results.update(rescaled)
     results = _add_skip_counts(results, config, info)
     if chief:
         member_dir.write_json(files["metrics"], results)
@@ -417,7 +435,10 @@ def compile_model(model, config, *, num_classes, steps_per_epoch, global_batch_s
         ),
         metrics=[
             losses.MeanOf(nll.call, name="nll"),
-            losses.MeanOf(lambda y, p: losses.top1_correct(y, p, num_classes), name="accuracy"),
+            losses.MeanOf(
+                lambda y, p: losses.top1_correct(y, p, num_classes, multilabel=config.multilabel),
+                name="accuracy",
+            ),
         ],
     )
     optimizer.build(model.trainable_variables)  # so a checkpoint can restore its slots
@@ -437,20 +458,17 @@ def make_datasets(config, *, batch_size, strategy=None, start_epoch=0):
 
     Returns:
       `(train_dataset, eval_datasets)`: `eval_datasets` maps "test" (and "validation" when
-      `config.validation_fraction > 0`) to a dataset cut to `config.eval_steps` batches.
+      `config.validation_fraction > 0`) to a dataset cut to `config.eval_steps` batches. With
+      `mixup_alpha > 0` the training batches are mixed (`mixup.load_train_dataset`).
     """
     seed = config.seed if start_epoch == 0 else pipeline.derive_seed(config.seed, start_epoch)
-    common = {
-        "batch_size": batch_size,
-        "image_size": config.image_size,
-        "data_dir": config.data_dir,
-        "label_field": config.label_field,
-        "validation_fraction": config.validation_fraction,
-        "validation_seed": config.validation_seed,
-    }
-    train = data.load(
-        config.dataset, "train", is_training=True, seed=seed, strategy=strategy, **common
-    )
+    common = data_arguments(config, batch_size)
+    if mixup.enabled(config):
+        train = mixup.load_train_dataset(config, strategy=strategy, seed=seed, common=common)
+    else:
+        train = data.load(
+            config.dataset, "train", is_training=True, seed=seed, strategy=strategy, **common
+        )
     splits = ("test", "validation") if config.validation_fraction > 0 else ("test",)
     evals = {}
     for split in splits:
@@ -464,6 +482,18 @@ def make_datasets(config, *, batch_size, strategy=None, start_epoch=0):
         if config.eval_steps is not None:
             evals[split] = evals[split].take(config.eval_steps)
     return train, evals
+
+
+def data_arguments(config, batch_size):
+    """The `data.load` keyword arguments every split of `config` shares (global batch size)."""
+    return {
+        "batch_size": batch_size,
+        "image_size": config.image_size,
+        "data_dir": config.data_dir,
+        "label_field": config.label_field,
+        "validation_fraction": config.validation_fraction,
+        "validation_seed": config.validation_seed,
+    }
 
 
 def check_config(config):
