@@ -386,27 +386,7 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
         `chunk_batch` is the batch size the default chunk size assumes (None: the static one).
         """
         unflatten = unflatten or self.unflatten
-        if training:
-            num_samples = self.train_mc_samples
-            share_samples = self.share_samples_across_batch
-        else:
-            num_samples = self.test_mc_samples
-            # Inference noise is fixed by the layer seed and shared across the batch, so an
-            # example's prediction is reproducible and does not depend on its batch (size or
-            # position) -- evaluation caches stay valid -- and only S x K normals are drawn.
-            share_samples = True
-        if seed is not None:
-            seed = call_seed(self.seed, seed)  # a per-call seed: same seed, same noise
-        elif training:
-            seed = tf.cast(self.seed_generator.next(), tf.int64)  # fresh noise every step
-        else:
-            layer_seed = tf.cast(self.seed_generator.state[0], tf.int64)
-            seed = tf.stack([layer_seed, tf.constant(-1, tf.int64)])
-        kwargs = dict(self.mc_options(), num_samples=num_samples, share_samples=share_samples)
-        if self.latent_dim is not None:
-            kwargs["projection"] = self.projection()
-        if chunk_batch is not None and self.mc_chunk_size is None:
-            kwargs["chunk_size"] = mc.default_chunk_size(num_samples, chunk_batch, loc.shape[-1])
+        seed, kwargs = self.sampling(loc, training=training, seed=seed, chunk_batch=chunk_batch)
         result = mc.mc_log_predictive(
             loc,
             diag_scale,
@@ -436,6 +416,35 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
         if self.logits_only:
             return logits
         return logits, log_probs, tf.exp(log_probs), variance
+
+    def sampling(self, loc, *, training=None, seed=None, chunk_batch=None):
+        """(seed, `mc` keyword arguments) of one call: the S, noise and chunks it samples with.
+
+        Shared by `predict_from_params` and `het_ensembles.evaluation.enn_samples` (the test
+        samples' label log-probabilities of the joint NLL), so both see the same samples.
+        """
+        if training:
+            num_samples = self.train_mc_samples
+            share_samples = self.share_samples_across_batch
+        else:
+            num_samples = self.test_mc_samples
+            # Inference noise is fixed by the layer seed and shared across the batch, so an
+            # example's prediction is reproducible and does not depend on its batch (size or
+            # position) -- evaluation caches stay valid -- and only S x K normals are drawn.
+            share_samples = True
+        if seed is not None:
+            seed = call_seed(self.seed, seed)  # a per-call seed: same seed, same noise
+        elif training:
+            seed = tf.cast(self.seed_generator.next(), tf.int64)  # fresh noise every step
+        else:
+            layer_seed = tf.cast(self.seed_generator.state[0], tf.int64)
+            seed = tf.stack([layer_seed, tf.constant(-1, tf.int64)])
+        kwargs = dict(self.mc_options(), num_samples=num_samples, share_samples=share_samples)
+        if self.latent_dim is not None:
+            kwargs["projection"] = self.projection()
+        if chunk_batch is not None and self.mc_chunk_size is None:
+            kwargs["chunk_size"] = mc.default_chunk_size(num_samples, chunk_batch, loc.shape[-1])
+        return seed, kwargs
 
     def unflatten(self, t, samples=False):
         """Output layout of a [B, K] (or [B, S, K] sample) tensor; multi-head/4D layers reshape."""

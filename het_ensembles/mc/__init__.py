@@ -33,6 +33,7 @@ that share its noise). Their public names are re-exported here.
 from het_ensembles.mc.estimator import (
     LINKS,
     mc_log_predictive,
+    per_sample_label_log_probs,
     per_sample_log_probs,
     sample_latents,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "default_chunk_size",
     "draw_noise",
     "mc_log_predictive",
+    "per_sample_label_log_probs",
     "per_sample_log_probs",
     "sample_latents",
 ]

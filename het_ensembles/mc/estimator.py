@@ -1,5 +1,6 @@
 """`mc_log_predictive` (the streaming estimator with its custom gradient), and the samplers
-that share its noise: `sample_latents` and `per_sample_log_probs`."""
+that share its noise: `sample_latents`, `per_sample_log_probs` and
+`per_sample_label_log_probs`."""
 
 import math
 
@@ -371,30 +372,127 @@ def per_sample_log_probs(
       [B, S, K] log-softmax (per head) of u_s / tau for softmax; for sigmoid the logits
       u_s / tau themselves (the inverse sigmoid of the per-sample probabilities).
     """
-    _check_noise(noise)
-    loc = tf.convert_to_tensor(loc, tf.float32)
-    diag_scale = tf.convert_to_tensor(diag_scale, tf.float32)
-    factors = _factors_tensor(diag_scale, factors)  # [B, K or D, R]
-    inv_tau = 1.0 / tf.convert_to_tensor(temperature, tf.float32)
-    loc, diag_scale, factors = loc * inv_tau, diag_scale * inv_tau, factors * inv_tau
-    if chunk_size is None:
-        chunk_size = default_chunk_size(num_samples, loc.shape[0], loc.shape[-1])
-    chunk_size = min(int(chunk_size), int(num_samples))
-    layout = _Layout(
-        share_samples, _batch_size(loc), diag_scale.shape[-1], factors.shape[-1], noise
+    setup = _SampleSetup(
+        loc,
+        diag_scale,
+        factors,
+        temperature,
+        seed,
+        num_samples,
+        chunk_size,
+        share_samples,
+        noise,
+        projection,
     )
-    noise_loc = loc if projection is None else tf.zeros_like(diag_scale)
-    operand = layout.operand(noise_loc, factors)
-    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     chunks = []
-    for index, start in enumerate(range(0, int(num_samples), chunk_size)):
-        size = min(chunk_size, int(num_samples) - start)
-        eps_k, eps_r = layout.draw(_chunk_seed(seed, index), size)
-        z = layout.latents(diag_scale, operand, eps_k, layout.with_ones(eps_r))
-        if projection is not None:
-            z = layout.expand(loc) + _project(z, projection)
-        chunks.append(z)
-    z = tf.concat(chunks, layout.axis)
+    for index, start in enumerate(range(0, int(num_samples), setup.chunk_size)):
+        size = min(setup.chunk_size, int(num_samples) - start)
+        chunks.append(setup.latents(*setup.layout.draw(_chunk_seed(setup.seed, index), size)))
+    z = tf.concat(chunks, setup.layout.axis)
     if share_samples:
         z = tf.transpose(z, [1, 0, 2])  # [S, B, K] -> [B, S, K]
     return _log_link(z, "softmax", heads) if link == "softmax" else z
+
+
+def per_sample_label_log_probs(
+    loc,
+    diag_scale,
+    factors,
+    temperature,
+    seed,
+    labels,
+    *,
+    num_samples,
+    chunk_size=None,
+    share_samples=False,
+    noise="normal",
+    projection=None,
+    **unused_options,
+):
+    """log p_s(label) of each of the S softmax samples of `per_sample_log_probs`: [S, B].
+
+    The same samples (same arguments, chunks and seeds), but only the label's log-probability
+    of each is kept, one chunk at a time in a tf.while_loop (`_Chunks.fold`), so memory stays at
+    about one [chunk, B, K] tensor rather than [B, S, K] (S = 5000, K = 1000: the joint NLL of
+    `het_ensembles.metrics.joint`). Softmax link with one head only; `unused_options` (e.g.
+    `link`, `memory_budget`) are accepted so a layer's inference options pass as they are.
+
+    Args:
+      labels: [B] int class indices.
+
+    Raises:
+      ValueError: if `unused_options` asks for a sigmoid link or several heads.
+    """
+    if unused_options.get("link", "softmax") != "softmax" or unused_options.get("heads", 1) != 1:
+        raise ValueError(
+            "per_sample_label_log_probs needs link='softmax' and heads=1. Received: "
+            f"link={unused_options.get('link')!r}, heads={unused_options.get('heads')!r}"
+        )
+    setup = _SampleSetup(
+        loc,
+        diag_scale,
+        factors,
+        temperature,
+        seed,
+        num_samples,
+        chunk_size,
+        share_samples,
+        noise,
+        projection,
+    )
+    layout = setup.layout
+    one_hot = layout.expand(tf.one_hot(tf.cast(labels, tf.int32), setup.num_classes))
+
+    def body(state, eps_k, eps_r):
+        picked, index = state
+        lp = tf.reduce_sum(tf.nn.log_softmax(setup.latents(eps_k, eps_r)) * one_hot, -1)
+        return picked.write(index, lp if share_samples else tf.transpose(lp)), index + 1
+
+    picked = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False)
+    chunks = _Chunks(layout, setup.seed, int(num_samples), setup.chunk_size, 0)
+    picked, _ = chunks.fold(body, (picked, tf.constant(0)))
+    return picked.concat()  # [S, B]
+
+
+class _SampleSetup:
+    """What `per_sample_log_probs` and `per_sample_label_log_probs` sample with: the inputs
+    scaled by 1 / tau, the layout, chunk size and seed, and `latents(eps_k, eps_r)` (u_s / tau
+    of one chunk's noise)."""
+
+    def __init__(
+        self,
+        loc,
+        diag_scale,
+        factors,
+        temperature,
+        seed,
+        num_samples,
+        chunk_size,
+        share,
+        noise,
+        projection,
+    ):
+        _check_noise(noise)
+        loc = tf.convert_to_tensor(loc, tf.float32)
+        diag_scale = tf.convert_to_tensor(diag_scale, tf.float32)
+        factors = _factors_tensor(diag_scale, factors)  # [B, K or D, R]
+        inv_tau = 1.0 / tf.convert_to_tensor(temperature, tf.float32)
+        loc, diag_scale, factors = loc * inv_tau, diag_scale * inv_tau, factors * inv_tau
+        if chunk_size is None:
+            chunk_size = default_chunk_size(num_samples, loc.shape[0], loc.shape[-1])
+        self.chunk_size = min(int(chunk_size), int(num_samples))
+        self.num_classes = loc.shape[-1]
+        self.layout = _Layout(
+            share, _batch_size(loc), diag_scale.shape[-1], factors.shape[-1], noise
+        )
+        noise_loc = loc if projection is None else tf.zeros_like(diag_scale)
+        self.operand = self.layout.operand(noise_loc, factors)
+        self.seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+        self.loc, self.diag_scale, self.projection = loc, diag_scale, projection
+
+    def latents(self, eps_k, eps_r):
+        layout = self.layout
+        z = layout.latents(self.diag_scale, self.operand, eps_k, layout.with_ones(eps_r))
+        if self.projection is not None:
+            z = layout.expand(self.loc) + _project(z, self.projection)
+        return z
