@@ -72,11 +72,16 @@ class PredictionCache:
         members' own S.
       borrowed: member name -> the `PredictionCache` that holds its entry instead (members
         without an MC head in a sweep); those members are never stale here.
+      variant: a directory under `predictions/` for predictions of changed models (with "=",
+        which dataset directories never hold), e.g. mixup's rescaled models
+        (`evaluation.rescaling`); None: the members' own models.
     """
 
-    def __init__(self, output_dir, dataset, keys, *, mc_samples=None, borrowed=None):
+    def __init__(self, output_dir, dataset, keys, *, mc_samples=None, borrowed=None, variant=None):
         self.dataset = dataset
         parts = [] if mc_samples is None else [mc_samples_dir(mc_samples)]
+        if variant is not None:
+            parts.append(variant)
         self.directory = os.path.join(output_dir, PREDICTIONS_DIR, *parts, dataset.cache_name)
         self.keys = keys
         self.mc_samples = mc_samples

@@ -20,6 +20,7 @@ from het_ensembles.evaluation import mc_samples as mc_samples_lib
 from het_ensembles.evaluation import members as members_lib
 from het_ensembles.evaluation import ood as ood_lib
 from het_ensembles.evaluation import predict, report, scoring
+from het_ensembles.evaluation import rescaling as rescaling_lib
 
 
 def evaluate(
@@ -131,6 +132,10 @@ def evaluate(
         max_subsets=max_subsets,
         multilabel=multilabel,
         num_bins=num_bins,
+    )
+    # Mixup members: `<metric>+rescaling` beside the plain metrics (uncertainty-baselines').
+    rescaling_lib.add_results(
+        predictor, output_dir, caches, members, results, multilabel=multilabel, num_bins=num_bins
     )
     ood = ood_lib.ood_results(caches[0], ood_caches, members, multilabel=multilabel)
     if test_mc_samples is not None:
