@@ -22,6 +22,7 @@ import tensorflow as tf
 from tqdm import auto as tqdm
 
 from het_ensembles import metrics
+from het_ensembles.evaluation import enn_samples as enn_samples_lib
 
 
 class ModelRunner:
@@ -35,11 +36,20 @@ class ModelRunner:
         from `strategy.experimental_distribute_dataset` and outputs are gathered across replicas.
         None: batches are plain arrays or tensors on one device.
       name: used in error messages.
+      enn_samples: also give, after each call, the true label's log-probability under each
+        of the model's ENN samples as `label_log_probs` [S, B] (None if it has none), for the
+        joint NLL (`evaluation.enn_samples`); not timed; not with a `strategy`.
     """
 
-    def __init__(self, model, *, multilabel=False, strategy=None, name="model"):
+    def __init__(self, model, *, multilabel=False, strategy=None, name="model", enn_samples=False):
         self.multilabel = multilabel
         self.name = name
+        self.label_log_probs = None
+        self._enn = enn_samples_lib.sampler(model, multilabel=multilabel) if enn_samples else None
+        if self._enn is not None and strategy is not None:
+            raise ValueError("enn_samples=True runs on one device. Received: a strategy")
+        if self._enn is not None and self._enn.model is not None:
+            model = self._enn.model  # returns (logits, the MC head's features)
         self._seconds = 0.0
         self._examples = 0
         self._traced_shapes = set()
@@ -75,7 +85,7 @@ class ModelRunner:
             self._check_input(x)
         start = time.perf_counter()
         logits, labels = self._call(x, y)
-        logits = np.asarray(logits)
+        logits, features = self._split(logits)
         elapsed = time.perf_counter() - start
         labels = np.asarray(labels)
         # A distributed batch has no one shape: there only the first call counts as tracing.
@@ -93,7 +103,16 @@ class ModelRunner:
             )
         flat = logits.reshape(-1, logits.shape[-1])  # heads' rows are normalised one by one
         log_probs = metrics.log_probs_from_logits(flat, multilabel=self.multilabel)
-        return log_probs.reshape(logits.shape), labels
+        log_probs = log_probs.reshape(logits.shape)
+        if self._enn is not None:
+            self.label_log_probs = self._enn(features, labels, log_probs)
+        return log_probs, labels
+
+    def _split(self, outputs):
+        """(logits, head features or None) as numpy arrays from the traced call's outputs."""
+        if self._enn is not None and self._enn.model is not None:
+            return np.asarray(outputs[0]), np.asarray(outputs[1])
+        return np.asarray(outputs), None
 
     def reset_timing(self):
         """Starts a new measurement (traced shapes stay known: they will not trace again)."""
@@ -107,7 +126,7 @@ class ModelRunner:
         """
         if not self._examples and self._last_batch is not None:
             start = time.perf_counter()
-            logits = np.asarray(self._call(*self._last_batch)[0])
+            logits, _ = self._split(self._call(*self._last_batch)[0])
             self._seconds = time.perf_counter() - start
             self._examples = len(logits)
         return 1000.0 * self._seconds / self._examples if self._examples else None
@@ -154,7 +173,7 @@ def device_description(strategy=None):
 
 
 def _forward(model, x):
-    return tf.cast(model(x, training=False), tf.float32)
+    return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), model(x, training=False))
 
 
 def _distributed_call(strategy, forward, x, y):
