@@ -9,6 +9,8 @@
   (the paper's Table 2).
 - `wide_resnet`: WRN-28-10 by default (`wide_resnet.py`), CIFAR.
 - `small_cnn`, `mlp`: small models for the embedded sets (`small.py`).
+- `resnet50_mimo`, `small_cnn_mimo`: MIMO versions of those trunks (`mimo.py`): inputs
+  [B, M, H, W, C] stacked in channels, logits [B, M, K] (`ensemble_size=M`).
 
 The head is the last layer, always named "head", so `model.get_layer("head").input` is the
 feature vector the covariance analysis needs (the one exception: `MCSoftmaxDense` with K = 2
@@ -26,6 +28,7 @@ import numbers
 import keras
 
 from het_ensembles.models import inception_resnet_v2 as _inception_resnet_v2
+from het_ensembles.models import mimo as _mimo
 from het_ensembles.models import resnet as _resnet
 from het_ensembles.models import small as _small
 from het_ensembles.models import wide_resnet as _wide_resnet
@@ -44,11 +47,23 @@ ARCHITECTURES = {
     "small_cnn": (_small.small_cnn_features, _small.dense_head_initializer),
     "mlp": (_small.mlp_features, _small.dense_head_initializer),
 }
+# MIMO models (`mimo.py`): the trunk of their base architecture on M stacked images, M heads.
+ARCHITECTURES.update({name: ARCHITECTURES[base] for name, base in _mimo.BASES.items()})
 HEAD_NAME = "head"
 IMAGE_ARCHITECTURES = ("resnet50", "resnet152", "inception_resnet_v2", "wide_resnet")
 
 
-def build_model(architecture, *, input_shape, num_classes, head=None, l2=0.0, seed=None, **kwargs):
+def build_model(
+    architecture,
+    *,
+    input_shape,
+    num_classes,
+    head=None,
+    l2=0.0,
+    seed=None,
+    ensemble_size=1,
+    **kwargs,
+):
     """Builds a classifier that maps inputs to logits [B, num_classes].
 
     Args:
@@ -68,10 +83,15 @@ def build_model(architecture, *, input_shape, num_classes, head=None, l2=0.0, se
         biases, and batch norm where uncertainty-baselines penalises it (WRN, not ResNet-50).
       seed: None (Keras' global RNG) or a non-negative int; the same seed gives the same
         initial weights.
+      ensemble_size: M, the heads of a MIMO architecture (`mimo.py`; 1 for the others): its
+        inputs are [B, M, *input_shape] and its logits [B, M, K] (`mimo.member_model` gives the
+        model that tiles one image M times, as a member saves it).
       **kwargs: architecture options: resnet50 and resnet152 `zero_init_residual=True,
         bn_l2=0.0` (and spectral norm); inception_resnet_v2 none;
         wide_resnet `depth=28, width_multiplier=10, version=2`; small_cnn
-        `filters=(32, 64), hidden_units=128`; mlp `hidden_units=(128, 128)`.
+        `filters=(32, 64), hidden_units=128`; mlp `hidden_units=(128, 128)`; a MIMO
+        architecture its base's plus `share_het_layer=True` (one `MultiHeadMCSoftmaxDenseFA`
+        for the M heads, else M `MCSoftmaxDenseFA` layers).
 
     Returns:
       An uncompiled `keras.Model` named after the architecture.
@@ -85,6 +105,13 @@ def build_model(architecture, *, input_shape, num_classes, head=None, l2=0.0, se
             f"{sorted(ARCHITECTURES)}"
         )
     trunk, dense_initializer = ARCHITECTURES[architecture]
+    mimo = _mimo.is_mimo(architecture)
+    share_het_layer = kwargs.pop("share_het_layer", True) if mimo else None
+    if not mimo and ensemble_size != 1:
+        raise ValueError(
+            f"{architecture} has one head; ensemble_size > 1 needs a MIMO architecture "
+            f"{sorted(_mimo.BASES)}. Received: ensemble_size={ensemble_size!r}"
+        )
     fixed = set(getattr(trunk, "keywords", {}))  # e.g. resnet152's depth
     options = set(inspect.signature(trunk).parameters) - {"inputs", "l2", "seeds"} - fixed
     unknown = sorted(set(kwargs) - options)
@@ -111,6 +138,20 @@ def build_model(architecture, *, input_shape, num_classes, head=None, l2=0.0, se
         raise ValueError(f"seed must be None or an integer >= 0. Received: seed={seed!r}")
 
     seeds = SeedStream(None if seed is None else int(seed))
+    if mimo:
+        inputs, stacked = _mimo.stacked_inputs(input_shape, ensemble_size)
+        features = trunk(stacked, l2=float(l2), seeds=seeds, **kwargs)
+        logits = _mimo.heads(
+            features,
+            head,
+            num_classes=int(num_classes),
+            ensemble_size=ensemble_size,
+            share_het_layer=share_het_layer,
+            make_head=functools.partial(
+                _named_head, l2=float(l2), seeds=seeds, initializer=dense_initializer
+            ),
+        )
+        return keras.Model(inputs=inputs, outputs=logits, name=architecture)
     head_layer = build_head(
         head, num_classes=int(num_classes), l2=float(l2), seeds=seeds, initializer=dense_initializer
     )
@@ -145,8 +186,16 @@ class TwoClassLogits(keras.layers.Layer):
         return (*input_shape[:-1], 2)
 
 
-def build_head(head, *, num_classes, l2, seeds, initializer):
-    """The classification layer named "head" (see `build_model`'s `head` argument)."""
+def _named_head(head, num_classes, name, *, l2, seeds, initializer):
+    """`build_head` of `num_classes` outputs named `name` (a MIMO model's heads)."""
+    return build_head(
+        head, num_classes=num_classes, l2=l2, seeds=seeds, initializer=initializer, name=name
+    )
+
+
+def build_head(head, *, num_classes, l2, seeds, initializer, name=HEAD_NAME):
+    """The classification layer named `name`, "head" by default (see `build_model`'s `head`
+    argument)."""
     if head is None:
         head = {"type": "dense"}
     if not isinstance(head, dict) or "type" not in head:
@@ -166,7 +215,7 @@ def build_head(head, *, num_classes, l2, seeds, initializer):
             kernel_regularizer=regularizer,
             bias_regularizer=regularizer,
             dtype="float32",
-            name=HEAD_NAME,
+            name=name,
         )
     layer_class = _heteroscedastic_layers().get(head_type)
     if layer_class is None:
@@ -177,7 +226,7 @@ def build_head(head, *, num_classes, l2, seeds, initializer):
     parameters = inspect.signature(layer_class).parameters
     # The output count's name: the heteroscedastic layers' or the GP layer's (`units`).
     size_argument = next(a for a in ("num_outputs", "num_classes", "units") if a in parameters)
-    for key, required in ((size_argument, num_classes), ("logits_only", True), ("name", HEAD_NAME)):
+    for key, required in ((size_argument, num_classes), ("logits_only", True), ("name", name)):
         if key in kwargs and kwargs[key] != required:
             raise ValueError(
                 f"The head's {key} is fixed by build_model. Received: {key}={kwargs[key]!r}; "
@@ -186,7 +235,7 @@ def build_head(head, *, num_classes, l2, seeds, initializer):
     defaults = {
         size_argument: num_classes,
         "logits_only": True,
-        "name": HEAD_NAME,
+        "name": name,
         "dtype": "float32",
     }
     if "kernel_regularizer" in parameters:  # ExactSigmoidDense (as edward2's) takes none

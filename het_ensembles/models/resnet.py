@@ -52,8 +52,9 @@ def features(
     use_spec_norm=False,
     spec_norm_iteration=1,
     spec_norm_bound=6.0,
+    width_multiplier=1,
 ):
-    """The ResNet trunk up to global average pooling: [B, H, W, C] -> [B, 2048].
+    """The ResNet trunk up to global average pooling: [B, H, W, C] -> [B, 2048 * width].
 
     Args:
       inputs: image tensor [B, H, W, C] (224 x 224 in uncertainty-baselines).
@@ -67,20 +68,26 @@ def features(
         `resnet50_hetsngp`.
       spec_norm_iteration: its power iterations per step.
       spec_norm_bound: its norm bound (`norm_multiplier`).
+      width_multiplier: k of ResNet-n-k: every conv's filters times k (uncertainty-baselines'
+        `resnet50_het_mimo` / `resnet50_mimo` flag; 1 is ResNet-50 itself).
 
     Returns:
-      The pooled features [B, 2048].
+      The pooled features [B, 2048 * width_multiplier].
 
     Raises:
-      ValueError: for a depth not in `BLOCKS`.
+      ValueError: for a depth not in `BLOCKS` or a width multiplier below 1.
     """
     if depth not in BLOCKS:
         raise ValueError(
             f"Unknown ResNet depth. Received: depth={depth!r}; allowed: {sorted(BLOCKS)}"
         )
+    if not isinstance(width_multiplier, int) or width_multiplier < 1:
+        raise ValueError(
+            f"width_multiplier must be an integer >= 1. Received: {width_multiplier=!r}"
+        )
     layers = _Layers(l2, bn_l2, seeds)
     x = keras.layers.ZeroPadding2D(padding=3, name="conv1_pad")(inputs)
-    x = layers.conv(64, 7, strides=2, padding="valid", name="conv1")(x)
+    x = layers.conv(64 * width_multiplier, 7, strides=2, padding="valid", name="conv1")(x)
     if use_spec_norm:
         layers.spectral_norm = (spec_norm_iteration, spec_norm_bound)
     x = layers.batch_norm(name="bn_conv1")(x)
@@ -90,7 +97,7 @@ def features(
         for index in range(num_blocks):
             x = _bottleneck_block(
                 x,
-                filters,
+                tuple(f * width_multiplier for f in filters),
                 stage=stage,
                 block=block_name(index, num_blocks),
                 strides=strides if index == 0 else 1,
