@@ -9,6 +9,12 @@ inference noise is fixed by the layer seed, not by a position in the batch). An 
 only while all of these match, so a retrained member is recomputed, a damaged file too (with a
 warning), and an interrupted evaluation resumes.
 
+Labelled softmax datasets also hold `<member>.joint.npy`: the member's joint-NLL table (float32
+[N // kappa, C], `het_ensembles.metrics.joint.block_log_likelihoods` of its ENN samples,
+`evaluation.enn_samples`), computed in the same prediction pass; the key then holds
+`joint_nll: {tau, kappa}` and the sidecar `joint_nll_table` (its checksum and the number of ENN
+samples S; null for a member without ENN samples).
+
 A sweep over the number of test Monte Carlo samples S (`evaluate(..., test_mc_samples=[...])`)
 keeps each S apart: `<output_dir>/predictions/mc_samples=<S>/<dataset>/`, the same layout, with S
 in every key (dataset directories never hold "=", so the names cannot collide). Members without
@@ -30,10 +36,13 @@ LABELS_FILE = "labels.npy"
 CACHE_FORMAT = 1  # bump when the sidecar or the cached arrays change meaning
 
 
-def cache_key(dataset, *, model_sha256, image_size, label_field, test_mc_samples=None):
+def cache_key(
+    dataset, *, model_sha256, image_size, label_field, test_mc_samples=None, joint_nll=None
+):
     """What a member's cached predictions on `dataset` depend on (JSON-able).
 
     `test_mc_samples`: the S its MC heads were set to (None: the model's own, as saved).
+    `joint_nll`: (tau, kappa) of the joint-NLL table kept beside the predictions (None: none).
     """
     if dataset.arrays is not None:
         source = {"arrays_sha256": dataset.arrays_sha256()}
@@ -49,6 +58,8 @@ def cache_key(dataset, *, model_sha256, image_size, label_field, test_mc_samples
     key = {"format": CACHE_FORMAT, "model_sha256": model_sha256, "dataset": source}
     if test_mc_samples is not None:
         key["test_mc_samples"] = int(test_mc_samples)
+    if joint_nll is not None:
+        key["joint_nll"] = {"tau": int(joint_nll[0]), "kappa": int(joint_nll[1])}
     return key
 
 
@@ -94,6 +105,9 @@ class PredictionCache:
     def sidecar_path(self, member):
         return os.path.join(self.directory, f"{member.name}.json")
 
+    def joint_path(self, member):
+        return os.path.join(self.directory, f"{member.name}.joint.npy")
+
     def labels_sha256(self):
         """SHA-256 of labels.npy, or None if it is missing or unreadable (then warns)."""
         if not os.path.exists(self.labels_path):
@@ -127,6 +141,9 @@ class PredictionCache:
             log_probs = np.load(path, mmap_mode="r")
             if log_probs.dtype != np.float32 or list(log_probs.shape) != sidecar["shape"]:
                 raise ValueError(f"unexpected array {log_probs.dtype} {log_probs.shape}")
+            table = sidecar.get("joint_nll_table") if "joint_nll" in expected else None
+            if table is not None and file_sha256(self.joint_path(member)) != table["sha256"]:
+                raise ValueError("joint-NLL table checksum mismatch")
             return True
         except (OSError, ValueError, EOFError, KeyError, TypeError) as e:
             warnings.warn(
@@ -140,8 +157,10 @@ class PredictionCache:
         save_npy(self.labels_path, labels)
         return file_sha256(self.labels_path)
 
-    def store(self, member, log_probs, labels_sha, *, ms_per_example, num_params):
-        """Writes <member>.npy, then its sidecar (whose presence vouches for the array).
+    def store(self, member, log_probs, labels_sha, *, ms_per_example, num_params, joint=None):
+        """Writes <member>.npy (and <member>.joint.npy), then its sidecar (whose presence
+        vouches for the arrays). `joint`: `(table [N // kappa, C], S)` of the member's ENN
+        samples, or None (none); kept where the key asks for a joint-NLL table.
 
         Head i of a multi-head member is named `<member>/head<i>`: its files sit in a
         `<member>/` folder (`head<i>.npy`, `head<i>.json`).
@@ -149,6 +168,15 @@ class PredictionCache:
         path = self.predictions_path(member)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         save_npy(path, log_probs.astype(np.float32))
+        extra = {}
+        if "joint_nll" in self.keys[member.name]:
+            extra["joint_nll_table"] = None
+            if joint is not None:
+                save_npy(self.joint_path(member), np.asarray(joint[0], np.float32))
+                extra["joint_nll_table"] = {
+                    "sha256": file_sha256(self.joint_path(member)),
+                    "num_samples": int(joint[1]),
+                }
         sidecar = {
             **self.keys[member.name],
             "member_path": member.path,
@@ -158,6 +186,7 @@ class PredictionCache:
             "ms_per_example": ms_per_example,
             "num_params": num_params,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **extra,
         }
         member_dir.write_json(self.sidecar_path(member), sidecar)
 
@@ -168,6 +197,15 @@ class PredictionCache:
         with open(self.sidecar_path(member)) as f:
             sidecar = json.load(f)
         return np.load(self.predictions_path(member), mmap_mode="r"), sidecar
+
+    def load_joint(self, member):
+        """(joint-NLL table [N // kappa, C] float32, S ENN samples), or None without one."""
+        if member.name in self.borrowed:
+            return self.borrowed[member.name].load_joint(member)
+        table = self.load(member)[1].get("joint_nll_table")
+        if table is None:
+            return None
+        return np.load(self.joint_path(member)), table["num_samples"]
 
 
 def file_sha256(path):

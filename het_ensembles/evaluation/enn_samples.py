@@ -13,7 +13,8 @@ per test example, log p_s(y | x) for every sample s of the model's predictive di
   joint NLL (None).
 
 `ModelRunner(..., enn_samples=True)` asks `sampler` for the model once and, after every batch,
-holds that batch's [S, B] in `label_log_probs` (see `predict`).
+holds that batch's [S, B] in `label_log_probs` (see `predict`); a model of M heads without an
+MC head gives [1, B, M] (each head one sample: the evaluator's head members).
 """
 
 import functools
@@ -58,13 +59,15 @@ def _is_output_head(model, head):
 
 
 class PredictiveSample:
-    """One ENN sample: the model's own predictive distribution."""
+    """One ENN sample: the model's own predictive distribution: [1, B] (a model of M heads,
+    log-probabilities [B, M, K]: [1, B, M], one sample per head)."""
 
     model = None  # the runner keeps its plain forward pass
 
     def __call__(self, features, labels, log_probs):
         del features
-        return np.take_along_axis(log_probs, np.asarray(labels)[:, None], axis=1).T  # [1, B]
+        labels = np.asarray(labels).reshape((-1,) + (1,) * (log_probs.ndim - 1))
+        return np.take_along_axis(log_probs, labels, axis=-1)[None, ..., 0]
 
 
 class MCHeadSamples:

@@ -21,6 +21,7 @@ from het_ensembles.evaluation import members as members_lib
 from het_ensembles.evaluation import ood as ood_lib
 from het_ensembles.evaluation import predict, report, scoring
 from het_ensembles.evaluation import rescaling as rescaling_lib
+from het_ensembles.metrics import joint as joint_metrics
 
 
 def evaluate(
@@ -395,12 +396,20 @@ class _CachePredictor:
             image_size = self.image_size_of(todo[0])
             group = [m for m in todo if self.image_size_of(m) == image_size]
             todo = [m for m in todo if m not in group]
-            labels, outputs = self._predict(cache.dataset, group, image_size)
+            joint = any("joint_nll" in cache.keys.get(m.name, {}) for m in group)
+            labels, outputs = self._predict(cache.dataset, group, image_size, joint=joint)
+                joint_nll=self._joint_nll_of(dataset),
             if labels_sha is not None and not np.array_equal(labels, np.load(cache.labels_path)):
                 if relabelled:
                     raise RuntimeError(
                         f"Two passes over {cache.dataset.key} gave different labels: its "
                         "evaluation pipeline is not deterministic."
+    def _joint_nll_of(self, dataset):
+        """(tau, kappa) of the joint-NLL tables kept for `dataset`: labelled softmax sets only."""
+        if self.multilabel or dataset.key in self.unlabelled:
+            return None
+        return (joint_metrics.TAU, joint_metrics.KAPPA)
+
                     )
                 warnings.warn(
                     f"The labels of {cache.dataset.key} differ from the cached ones: the dataset "
@@ -410,7 +419,7 @@ class _CachePredictor:
                 todo = [m for m in self.members if m not in group and m.name in cache.keys]
             if labels_sha is None:
                 labels_sha = cache.store_labels(labels)
-            for member, (log_probs, ms_per_example) in zip(group, outputs):
+            for member, (log_probs, ms_per_example, table) in zip(group, outputs):
                 cache.store(
                     member,
                     log_probs,
@@ -419,8 +428,10 @@ class _CachePredictor:
                     num_params=int(self.models.get(member).count_params()),
                 )
 
-    def _predict(self, dataset, group, image_size):
-        """One pass over the data for every member of `group`: labels, [(log_probs, ms)]."""
+    def _predict(self, dataset, group, image_size, *, joint=False):
+        """One pass over the data for every member of `group`: labels, [(log_probs, ms, joint
+        table)], the table `(metrics.joint.PolyadicBlocks result, S)` of the member's ENN
+        samples (`evaluation.enn_samples`), or None (not asked for, or no ENN samples)."""
         batches, total = datasets_lib.batches(
             dataset,
             batch_size=self.batch_size,
@@ -432,10 +443,14 @@ class _CachePredictor:
         models = list(dict.fromkeys(m.model_path for m in group))
         runners = [
             predict.ModelRunner(
-                self.models.get(member), multilabel=self.multilabel, name=f"Member {member.name}"
+                self.models.get(member),
+                multilabel=self.multilabel,
+                name=f"Member {member.name}",
+                enn_samples=joint,
             )
             for member in (next(m for m in group if m.model_path == p) for p in models)
         ]
+                    joint=table,
         runner_of = [models.index(m.model_path) for m in group]
         description = f"{dataset.key} ({len(group)} member{'s' * (len(group) > 1)})"
         labels, outputs = [], [[] for _ in group]
@@ -451,13 +466,18 @@ class _CachePredictor:
         if dataset.key not in self.unlabelled:
             self._check_labels(dataset, labels)
         return labels, [
-            (np.concatenate(out), runners[index].ms_per_example())
-            for out, index in zip(outputs, runner_of)
+            (
+                np.concatenate(out),
+                runners[index].ms_per_example(),
+                None if table is None else (table.result(), table.num_samples),
+            )
+            for out, index, table in zip(outputs, runner_of, tables)
         ]
 
     def _check_classes(self, member, log_probs):
         if self.models.num_classes is None:  # no config.json, no static output shape
             self.models.num_classes = log_probs.shape[1]
+        tables = [joint_metrics.PolyadicBlocks() if joint else None for _ in group]
         if log_probs.shape[1] != self.models.num_classes:
             raise ValueError(
                 f"Member {member.name} must output logits [B, {self.models.num_classes}]. "
@@ -466,6 +486,13 @@ class _CachePredictor:
 
     def _check_labels(self, dataset, labels):
         k = self.models.num_classes
+            for i, (member, index) in enumerate(zip(group, runner_of)):
+                samples = runners[index].label_log_probs
+                if tables[i] is not None and samples is None:
+                    tables[i] = None  # no ENN samples: no joint NLL
+                elif tables[i] is not None:
+                    heads = member.head_index
+                    tables[i].add(samples if heads is None else samples[:, :, heads])
         if self.multilabel:
             ok = labels.ndim == 2 and labels.shape[1] == k
         else:

@@ -14,6 +14,7 @@ import numpy as np
 from het_ensembles import metrics
 from het_ensembles.data import class_subsets
 from het_ensembles.data.tfds_sets import SEVERITIES  # noqa: F401  (re-exported)
+from het_ensembles.metrics import joint as joint_metrics
 from het_ensembles.metrics import multilabel as multilabel_metrics
 
 CORRUPTED = "imagenet2012_corrupted"
@@ -153,6 +154,13 @@ def compute_rows(cache, members, subsets, multilabel, num_bins, *, class_subset=
             raise RuntimeError(f"Counted {row['num_examples']} examples of {num_examples}.")
     return Rows(
         member_rows,
+    # Joint NLL from the cached tables (none on a class subset: they hold the full softmax).
+    tables = [None if class_subset is not None else cache.load_joint(m) for m in members]
+    for row, table in zip(member_rows.values(), tables):
+        row["joint_nll"] = joint_nll([table])
+    ensemble_row["joint_nll"] = joint_nll(tables)
+    for row, subset in zip(subset_rows, subsets):
+        row["joint_nll"] = joint_nll([tables[i] for i in subset])
         ensemble_row,
         subset_rows,
         is_corrupted=cache.dataset.is_corrupted,
@@ -166,6 +174,17 @@ def ranking_metrics(arrays, labels, models):
 
     gAP streams over row chunks (keeping each example's top `metrics.GAP_TOP_K` scores); mAP
     ranks each class over column chunks of the (memory-mapped) arrays.
+def joint_nll(tables):
+    """uncertainty-baselines' `test/joint_nll` of models' ENN samples taken together (an
+    ensemble's: all its members' samples, as `het_mimo.py` and `het_rank1_bnn.py` pool their
+    heads' MC samples), from `(table, S)` pairs (`cache.load_joint`); None if a model has no
+    table or the set no block."""
+    if not tables or any(t is None for t in tables) or not len(tables[0][0]):
+        return None
+    pooled = joint_metrics.pool_blocks([t for t, _ in tables], [s for _, s in tables])
+    return joint_metrics.joint_nll_from_blocks(pooled)
+
+
 
     Args:
       arrays: the members' cached log-probabilities, M arrays [N, K].

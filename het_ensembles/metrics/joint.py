@@ -100,7 +100,7 @@ class PolyadicBlocks:
     """`block_log_likelihoods` over a stream of batches, consecutive across batch boundaries.
 
     `add(label_log_probs [S, B])` per batch (the same S each time; a batch's last B mod kappa
-    examples wait for the next one); `result()` is float32 [N // kappa, C].
+    examples wait for the next one); `result()` is float32 [N // kappa, C]; `num_samples` S.
     """
 
     def __init__(self, tau=TAU, kappa=KAPPA):
@@ -108,6 +108,7 @@ class PolyadicBlocks:
         self.tau, self.kappa = tau, kappa
         self._carry = None
         self._blocks = []
+        self.num_samples = None
 
     def add(self, label_log_probs):
         ll = np.asarray(label_log_probs, np.float64)
@@ -126,6 +127,7 @@ class PolyadicBlocks:
                 )
             )
         self._carry = ll[:, usable:]
+        self.num_samples = ll.shape[0]
 
     def result(self):
         size = len(count_vectors(self.tau, self.kappa))
