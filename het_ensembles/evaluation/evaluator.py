@@ -378,10 +378,17 @@ class _CachePredictor:
                 image_size=self.image_size_of(m),
                 label_field=self.label_field,
                 test_mc_samples=mc_samples,
+                joint_nll=self._joint_nll_of(dataset),
             )
         return cache_lib.PredictionCache(
             output_dir, dataset, keys, mc_samples=mc_samples, borrowed=borrowed
         )
+
+    def _joint_nll_of(self, dataset):
+        """(tau, kappa) of the joint-NLL tables kept for `dataset`: labelled softmax sets only."""
+        if self.multilabel or dataset.key in self.unlabelled:
+            return None
+        return (joint_metrics.TAU, joint_metrics.KAPPA)
 
     def fill(self, cache, stale):
         """Predicts `stale` members on `cache.dataset` and stores the results.
@@ -398,18 +405,11 @@ class _CachePredictor:
             todo = [m for m in todo if m not in group]
             joint = any("joint_nll" in cache.keys.get(m.name, {}) for m in group)
             labels, outputs = self._predict(cache.dataset, group, image_size, joint=joint)
-                joint_nll=self._joint_nll_of(dataset),
             if labels_sha is not None and not np.array_equal(labels, np.load(cache.labels_path)):
                 if relabelled:
                     raise RuntimeError(
                         f"Two passes over {cache.dataset.key} gave different labels: its "
                         "evaluation pipeline is not deterministic."
-    def _joint_nll_of(self, dataset):
-        """(tau, kappa) of the joint-NLL tables kept for `dataset`: labelled softmax sets only."""
-        if self.multilabel or dataset.key in self.unlabelled:
-            return None
-        return (joint_metrics.TAU, joint_metrics.KAPPA)
-
                     )
                 warnings.warn(
                     f"The labels of {cache.dataset.key} differ from the cached ones: the dataset "
@@ -426,6 +426,7 @@ class _CachePredictor:
                     labels_sha,
                     ms_per_example=ms_per_example,
                     num_params=int(self.models.get(member).count_params()),
+                    joint=table,
                 )
 
     def _predict(self, dataset, group, image_size, *, joint=False):
@@ -450,10 +451,10 @@ class _CachePredictor:
             )
             for member in (next(m for m in group if m.model_path == p) for p in models)
         ]
-                    joint=table,
         runner_of = [models.index(m.model_path) for m in group]
         description = f"{dataset.key} ({len(group)} member{'s' * (len(group) > 1)})"
         labels, outputs = [], [[] for _ in group]
+        tables = [joint_metrics.PolyadicBlocks() if joint else None for _ in group]
         for y, log_probs in predict.predict_batches(
             runners, batches, total=total, description=description, progress=self.progress
         ):
@@ -462,6 +463,13 @@ class _CachePredictor:
                 batch_log_probs = _head_of(member, log_probs[index])
                 self._check_classes(member, batch_log_probs)
                 out.append(batch_log_probs)
+            for i, (member, index) in enumerate(zip(group, runner_of)):
+                samples = runners[index].label_log_probs
+                if tables[i] is not None and samples is None:
+                    tables[i] = None  # no ENN samples: no joint NLL
+                elif tables[i] is not None:
+                    heads = member.head_index
+                    tables[i].add(samples if heads is None else samples[:, :, heads])
         labels = np.concatenate(labels)
         if dataset.key not in self.unlabelled:
             self._check_labels(dataset, labels)
@@ -477,7 +485,6 @@ class _CachePredictor:
     def _check_classes(self, member, log_probs):
         if self.models.num_classes is None:  # no config.json, no static output shape
             self.models.num_classes = log_probs.shape[1]
-        tables = [joint_metrics.PolyadicBlocks() if joint else None for _ in group]
         if log_probs.shape[1] != self.models.num_classes:
             raise ValueError(
                 f"Member {member.name} must output logits [B, {self.models.num_classes}]. "
@@ -486,13 +493,6 @@ class _CachePredictor:
 
     def _check_labels(self, dataset, labels):
         k = self.models.num_classes
-            for i, (member, index) in enumerate(zip(group, runner_of)):
-                samples = runners[index].label_log_probs
-                if tables[i] is not None and samples is None:
-                    tables[i] = None  # no ENN samples: no joint NLL
-                elif tables[i] is not None:
-                    heads = member.head_index
-                    tables[i].add(samples if heads is None else samples[:, :, heads])
         if self.multilabel:
             ok = labels.ndim == 2 and labels.shape[1] == k
         else:

@@ -149,11 +149,6 @@ def compute_rows(cache, members, subsets, multilabel, num_bins, *, class_subset=
             row["gap"], row["map"] = gap, map_
     ensemble_row = with_costs(ensemble_result, range(len(members)))
     subset_rows = [with_costs(r, s) for r, s in zip(subset_results, subsets)]
-    for row in [*member_rows.values(), ensemble_row, *subset_rows]:
-        if row["num_examples"] != num_examples:
-            raise RuntimeError(f"Counted {row['num_examples']} examples of {num_examples}.")
-    return Rows(
-        member_rows,
     # Joint NLL from the cached tables (none on a class subset: they hold the full softmax).
     tables = [None if class_subset is not None else cache.load_joint(m) for m in members]
     for row, table in zip(member_rows.values(), tables):
@@ -161,6 +156,11 @@ def compute_rows(cache, members, subsets, multilabel, num_bins, *, class_subset=
     ensemble_row["joint_nll"] = joint_nll(tables)
     for row, subset in zip(subset_rows, subsets):
         row["joint_nll"] = joint_nll([tables[i] for i in subset])
+    for row in [*member_rows.values(), ensemble_row, *subset_rows]:
+        if row["num_examples"] != num_examples:
+            raise RuntimeError(f"Counted {row['num_examples']} examples of {num_examples}.")
+    return Rows(
+        member_rows,
         ensemble_row,
         subset_rows,
         is_corrupted=cache.dataset.is_corrupted,
@@ -169,11 +169,6 @@ def compute_rows(cache, members, subsets, multilabel, num_bins, *, class_subset=
     )
 
 
-def ranking_metrics(arrays, labels, models):
-    """gAP and mAP of each model over cached multi-label predictions, with bounded memory.
-
-    gAP streams over row chunks (keeping each example's top `metrics.GAP_TOP_K` scores); mAP
-    ranks each class over column chunks of the (memory-mapped) arrays.
 def joint_nll(tables):
     """uncertainty-baselines' `test/joint_nll` of models' ENN samples taken together (an
     ensemble's: all its members' samples, as `het_mimo.py` and `het_rank1_bnn.py` pool their
@@ -185,6 +180,11 @@ def joint_nll(tables):
     return joint_metrics.joint_nll_from_blocks(pooled)
 
 
+def ranking_metrics(arrays, labels, models):
+    """gAP and mAP of each model over cached multi-label predictions, with bounded memory.
+
+    gAP streams over row chunks (keeping each example's top `metrics.GAP_TOP_K` scores); mAP
+    ranks each class over column chunks of the (memory-mapped) arrays.
 
     Args:
       arrays: the members' cached log-probabilities, M arrays [N, K].
