@@ -7,6 +7,8 @@ the evaluator and the demo never special-case one. Names:
   the robustness test sets `imagenet_a`, `imagenet_r`, `imagenet_v2` (matched-frequency;
   `imagenet_v2/<variant>`), `cifar10_corrupted/<corruption>_<severity>` (CIFAR-10-C), and
   `cifar10`, `cifar100`, `cifar10_n` (noisy label field chosen with `label_field`).
+- From files the user downloaded (`cifar100_c`): `cifar100_corrupted/<corruption>_<severity>`
+  (CIFAR-100-C, not in TFDS; `data_dir` is the folder of its files).
   ImageNet-A and ImageNet-R carry 1000-class labels but use 200 classes:
   `get_info(name).class_subset`, and `restrict_log_probs` / `subset_labels` to score a
   1000-way model on those 200 classes as their authors do (uncertainty-baselines' leaderboard,
@@ -50,6 +52,7 @@ import importlib.util
 import numbers
 
 from het_ensembles.data import arrays as _arrays
+from het_ensembles.data import cifar100_c as _cifar100_c
 from het_ensembles.data import streaming as _streaming
 from het_ensembles.data import tfds_sets as _tfds_sets
 from het_ensembles.data.class_subsets import IMAGENET_A_INDICES as IMAGENET_A_INDICES
@@ -113,6 +116,7 @@ def known_names():
         "imagenet_v2",
         "imagenet_v2/<variant>",
         "cifar10_corrupted/<corruption>_<severity>",
+        "cifar100_corrupted/<corruption>_<severity>",
         "cifar10",
         "cifar100",
         "cifar10_n",
@@ -125,6 +129,9 @@ def known_names():
 def _check_name(name):
     if isinstance(name, str) and _streaming.is_streaming_name(name):
         _streaming.spec_options.parse(name)  # checks the options
+        return
+    if _cifar100_c.is_name(name):
+        _cifar100_c.parse(name)  # checks corruption and severity
         return
     if not isinstance(name, str) or not (_tfds_sets.is_tfds_name(name) or _arrays.is_known(name)):
         raise ValueError(f"Unknown dataset. Received: name={name!r}; allowed: {known_names()}")
@@ -190,6 +197,18 @@ def get_info(name, *, data_dir=None, label_field=None, image_size=None, validati
         fields = _streaming.info_fields(name, data_dir=data_dir, image_size=image_size)
         fields["num_examples"] = _with_validation(name, fields["num_examples"], validation_fraction)
         return DatasetInfo(name=name, **fields)
+    if _cifar100_c.is_name(name):
+        _check_no_label_field(name, label_field)
+        size = _cifar100_c.IMAGE_SIZE if image_size is None else image_size
+        return DatasetInfo(
+            name=name,
+            num_classes=_cifar100_c.NUM_CLASSES,
+            input_shape=(size, size, 3),
+            num_examples=_with_validation(
+                name, {"test": _cifar100_c.EXAMPLES_PER_SEVERITY}, validation_fraction
+            ),
+            class_names=_tfds_sets.CIFAR100_CLASS_NAMES,
+        )
     if _tfds_sets.is_tfds_name(name):
         _tfds_sets.check_label_field(name, label_field)
         spec = _tfds_sets.spec(name)
@@ -246,7 +265,8 @@ def load(
       seed: non-negative int; the shuffle order and augmentations depend on it only.
       image_size: side of the square images the model sees (default: the set's native size,
         224 for ImageNet). Small values make smoke tests cheap. Ignored for feature vectors.
-      data_dir: TFDS data directory.
+      data_dir: TFDS data directory; for `cifar100_corrupted/...`, the folder of the
+        CIFAR-100-C files (`cifar100_c`).
       label_field: for `cifar10_n`, the training label field ("worse_label" (default),
         "aggre_label", "random_label1".."random_label3", or the clean "label").
       drop_remainder: drop the last partial batch; default `is_training`.
@@ -309,6 +329,8 @@ def load(
         return _tfds_sets.load(name, split, data_dir=data_dir, label_field=label_field, **common)
     if _streaming.is_streaming_name(name):
         return _streaming.load(name, split, data_dir=data_dir, **common)
+    if _cifar100_c.is_name(name):
+        return _cifar100_c.load(name, split, data_dir=data_dir, **common)
     return _arrays.load(name, split, **common)
 
 

@@ -6,9 +6,9 @@ import sys
 
 from het_ensembles import metrics
 from het_ensembles.evaluation import mc_samples, report
-from het_ensembles.evaluation.datasets import SUITES, corrupted_datasets
+from het_ensembles.evaluation.datasets import SUITE_FAMILIES, SUITES, corrupted_datasets
 from het_ensembles.evaluation.evaluator import evaluate
-from het_ensembles.evaluation.scoring import CIFAR10_CORRUPTED, CORRUPTED
+from het_ensembles.evaluation.scoring import CORRUPTED
 
 
 def cli_main(argv):
@@ -55,7 +55,8 @@ def _parser():
         choices=sorted(SUITES),
         default=None,
         help="every set of that leaderboard table in TFDS: imagenet = imagenet2012, ImageNet-C, "
-        "imagenet_a, imagenet_v2 (+ imagenet_r beside the table); cifar10 = cifar10, CIFAR-10-C",
+        "imagenet_a, imagenet_v2 (+ imagenet_r beside the table); cifar10 = cifar10, CIFAR-10-C; "
+        "cifar100 = cifar100, CIFAR-100-C (17 corruptions, from --cifar100_c_path)",
     )
     parser.add_argument(
         "--output_dir", required=True, help="predictions cache, metrics.json, leaderboard.md, plot"
@@ -63,8 +64,8 @@ def _parser():
     parser.add_argument(
         "--corruptions",
         default=None,
-        help="also evaluate corrupted sets: 'all' (the 15 benchmark corruptions) or a comma "
-        "list; ImageNet-C, or CIFAR-10-C with --suite cifar10 (TFDS names)",
+        help="also evaluate corrupted sets: 'all' (the benchmark corruptions) or a comma "
+        "list; ImageNet-C, or CIFAR-10-C / CIFAR-100-C with --suite cifar10 / cifar100",
     )
     parser.add_argument(
         "--severities", default="1,2,3,4,5", help="severities of --corruptions (1..5)"
@@ -79,11 +80,23 @@ def _parser():
     parser.add_argument("--num_bins", type=int, default=metrics.DEFAULT_NUM_BINS, help="ECE bins")
     parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: the members')")
     parser.add_argument(
+        "--cifar100_c_path",
+        default=None,
+        help="folder of the CIFAR-100-C files (not in TFDS): the authors' '<corruption>.npy' "
+        "+ 'labels.npy', or uncertainty-baselines' '<corruption>-<severity>.tfrecords'",
+    )
+    parser.add_argument(
         "--image_size", type=int, default=None, help="image side (default: the members' config)"
     )
     parser.add_argument("--label_field", default=None, help="cifar10_n label field")
     parser.add_argument(
         "--method", default=None, help="leaderboard row name (default: from the members' head)"
+    )
+    parser.add_argument(
+        "--ensemble_method",
+        default=None,
+        help="the ensemble row's name (default: '<method> ensemble (size=N)'), e.g. "
+        "'[Heteroscedastic Ensemble (size=4)](het_ensemble.py)'",
     )
     parser.add_argument(
         "--max_subsets", type=int, default=100, help="cap on the number of sub-ensembles"
@@ -110,13 +123,14 @@ def _parser():
 
 def _datasets(args):
     """The datasets to evaluate: --dataset, then --suite's, then --corruptions' sets (of the
-    suite's corrupted family: CIFAR-10-C with --suite cifar10, else ImageNet-C).
+    suite's corrupted family: CIFAR-10-C / CIFAR-100-C with --suite cifar10 / cifar100, else
+    ImageNet-C).
 
     Raises:
       ValueError: for bad --severities, or when no dataset is named.
     """
     datasets = list(args.dataset)
-    family = CIFAR10_CORRUPTED if args.suite == "cifar10" else CORRUPTED
+    family = SUITE_FAMILIES.get(args.suite, CORRUPTED)
     if args.suite:  # --corruptions, when given, picks the corrupted sets instead of all 75
         suite = [n for n in SUITES[args.suite] if not (args.corruptions and n == family)]
         datasets += [name for name in suite if name not in datasets]
@@ -147,9 +161,11 @@ def _run(args, datasets):
         batch_size=args.batch_size,
         num_bins=args.num_bins,
         data_dir=args.data_dir,
+        cifar100_c_path=args.cifar100_c_path,
         image_size=args.image_size,
         label_field=args.label_field,
         method=args.method,
+        ensemble_method=args.ensemble_method,
         max_subsets=args.max_subsets,
         ood_datasets=args.ood_dataset,
         test_mc_samples=args.test_mc_samples,

@@ -15,16 +15,29 @@ import re
 import numpy as np
 
 from het_ensembles import data
-from het_ensembles.data import tfds_sets
+from het_ensembles.data import cifar100_c, tfds_sets
 from het_ensembles.evaluation import scoring
-from het_ensembles.evaluation.scoring import CIFAR10_CORRUPTED, CORRUPTED, CORRUPTIONS, SEVERITIES
+from het_ensembles.evaluation.scoring import (
+    CIFAR10_CORRUPTED,
+    CIFAR100_CORRUPTED,
+    CORRUPTED,
+    CORRUPTIONS,
+    SEVERITIES,
+)
 
 # `het-ensembles evaluate --suite NAME`: every set of that leaderboard table TFDS has, plus
 # ImageNet-R, reported beside the ImageNet table. ImageNet-Vid-Robust, YTBB-Robust and ObjectNet
-# are not in TFDS.
+# are not in TFDS; CIFAR-100-C is read from the user's files (`--cifar100_c_path`).
 SUITES = {
     "imagenet": ("imagenet2012", CORRUPTED, "imagenet_a", "imagenet_v2", "imagenet_r"),
     "cifar10": ("cifar10", CIFAR10_CORRUPTED),
+    "cifar100": ("cifar100", CIFAR100_CORRUPTED),
+}
+# Each suite's corrupted family (what `--corruptions` picks from).
+SUITE_FAMILIES = {
+    "imagenet": CORRUPTED,
+    "cifar10": CIFAR10_CORRUPTED,
+    "cifar100": CIFAR100_CORRUPTED,
 }
 
 
@@ -56,7 +69,7 @@ class EvalDataset:
 
     @property
     def is_corrupted(self):
-        """An ImageNet-C or CIFAR-10-C set (also in-memory arrays named like one)."""
+        """An ImageNet-C, CIFAR-10-C or CIFAR-100-C set (also in-memory arrays named like one)."""
         return scoring.corruption_summary_of(self.key) is not None
 
     @property
@@ -81,13 +94,14 @@ class EvalDataset:
 
 
 def corrupted_datasets(corruptions="all", severities=SEVERITIES, *, family=CORRUPTED):
-    """`<family>/<corruption>_<severity>` names: ImageNet-C or CIFAR-10-C sets.
+    """`<family>/<corruption>_<severity>` names: ImageNet-C, CIFAR-10-C or CIFAR-100-C sets.
 
     Args:
-      corruptions: "all" (the family's 15 benchmark corruptions) or a list of corruption names.
+      corruptions: "all" (the family's benchmark corruptions: 15, or CIFAR-100-C's 17 of
+        uncertainty-baselines) or a list of corruption names.
       severities: severities in 1..5.
-      family: `imagenet2012_corrupted` (ImageNet-C) or `cifar10_corrupted` (CIFAR-10-C, TFDS
-        corruption names).
+      family: `imagenet2012_corrupted` (ImageNet-C), `cifar10_corrupted` (CIFAR-10-C, TFDS
+        corruption names) or `cifar100_corrupted` (CIFAR-100-C, the release's file names).
 
     Returns:
       A list of dataset names, corruption-major.
@@ -98,6 +112,7 @@ def corrupted_datasets(corruptions="all", severities=SEVERITIES, *, family=CORRU
             tfds_sets.cifar10_corrupted_names,
             tfds_sets.CIFAR10_C_BENCHMARK_CORRUPTIONS,
         ),
+        CIFAR100_CORRUPTED: (cifar100_c.names, cifar100_c.BENCHMARK_CORRUPTIONS),
     }
     if family not in names_of:
         raise ValueError(
@@ -157,14 +172,11 @@ def _named_datasets(entry):
     if head and tail in data.SPLITS:
         name, split = head, tail
     suffix = "" if split == "test" else f":{split}"
-    if name == CORRUPTED:
-        names = corrupted_datasets()
-    elif name.startswith(CORRUPTED + "/") and not re.search(r"_\d+$", name):  # no severity
-        names = corrupted_datasets([name.split("/", 1)[1]])
-    elif name == CIFAR10_CORRUPTED:
-        names = corrupted_datasets(family=CIFAR10_CORRUPTED)
-    elif name.startswith(CIFAR10_CORRUPTED + "/") and not re.search(r"_\d+$", name):
-        names = corrupted_datasets([name.split("/", 1)[1]], family=CIFAR10_CORRUPTED)
+    family = name.split("/", 1)[0]
+    if family in SUITE_FAMILIES.values() and name == family:  # all its benchmark sets
+        names = corrupted_datasets(family=family)
+    elif family in SUITE_FAMILIES.values() and not re.search(r"_\d+$", name):  # no severity
+        names = corrupted_datasets([name.split("/", 1)[1]], family=family)
     else:
         names = [name]
     return [EvalDataset(n + suffix, n, split) for n in names]

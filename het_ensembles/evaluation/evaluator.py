@@ -13,7 +13,7 @@ import numpy as np
 
 from het_ensembles import member_dir, metrics
 from het_ensembles.cli.arguments import check_int
-from het_ensembles.data import class_subsets
+from het_ensembles.data import cifar100_c, class_subsets
 from het_ensembles.evaluation import cache as cache_lib
 from het_ensembles.evaluation import datasets as datasets_lib
 from het_ensembles.evaluation import mc_samples as mc_samples_lib
@@ -33,9 +33,11 @@ def evaluate(
     batch_size=256,
     num_bins=metrics.DEFAULT_NUM_BINS,
     data_dir=None,
+    cifar100_c_path=None,
     image_size=None,
     label_field=None,
     method=None,
+    ensemble_method=None,
     max_subsets=100,
     ood_datasets=None,
     test_mc_samples=None,
@@ -60,10 +62,14 @@ def evaluate(
         on it).
       num_bins: ECE bins.
       data_dir: TFDS data directory (default: each member's `config.json` `data_dir`).
+      cifar100_c_path: the folder of the CIFAR-100-C files, read for `cifar100_corrupted/...`
+        sets (not in TFDS: `het_ensembles.data.cifar100_c`; uncertainty-baselines' flag name).
       image_size: image side fed to the models (default: each member's `config.json`
         `image_size`, else the dataset's own).
       label_field: passed to `data.load` (cifar10_n).
       method: the leaderboard row name (default from the members' `head`).
+      ensemble_method: the ensemble row's name (default "<method> ensemble (size=N)"), e.g.
+        uncertainty-baselines' "[Heteroscedastic Ensemble (size=4)](het_ensemble.py)".
       max_subsets: cap on the number of sub-ensembles.
       ood_datasets: dataset names (as `datasets`; their labels are not used) to detect as
         out of distribution against the first of `datasets` (`evaluation.ood`): AUROC, AUPRC
@@ -116,6 +122,7 @@ def evaluate(
         multilabel=multilabel,
         batch_size=batch_size,
         data_dir=data_dir,
+        cifar100_c_path=cifar100_c_path,
         image_size=image_size,
         label_field=label_field,
         progress=progress,
@@ -157,7 +164,14 @@ def evaluate(
                 results[key]["members"][name]["test_mc_samples"] = count
             results[key][mc_samples_lib.KEY] = entry
     _write_report(
-        output_dir, results, rows, members, method=method, ensemble_size=ensemble_size, ood=ood
+        output_dir,
+        results,
+        rows,
+        members,
+        method=method,
+        ensemble_method=ensemble_method,
+        ensemble_size=ensemble_size,
+        ood=ood,
     )
     return {**results, **ood}
 
@@ -221,7 +235,9 @@ def _score(caches, members, *, ensemble_size, max_subsets, multilabel, num_bins)
     return rows, results
 
 
-def _write_report(output_dir, results, rows, members, *, method, ensemble_size, ood):
+def _write_report(
+    output_dir, results, rows, members, *, method, ensemble_method, ensemble_size, ood
+):
     """Writes metrics.json (with the `ood` entries), leaderboard.md (the OOD table below the
     leaderboard rows and notes) and the reliability diagram to `output_dir`."""
     member_dir.write_json(
@@ -231,6 +247,7 @@ def _write_report(output_dir, results, rows, members, *, method, ensemble_size, 
         results,
         members,
         method=method or members_lib.default_method(members),
+        ensemble_method=ensemble_method,
         ensemble_size=ensemble_size,
         test_devices=predict.device_description(),
     )
@@ -343,6 +360,7 @@ class _CachePredictor:
         multilabel=False,
         batch_size=256,
         data_dir=None,
+        cifar100_c_path=None,
         image_size=None,
         label_field=None,
         progress=False,
@@ -355,6 +373,7 @@ class _CachePredictor:
         self.multilabel = multilabel
         self.batch_size = batch_size
         self.data_dir = data_dir
+        self.cifar100_c_path = cifar100_c_path
         self.image_size = image_size
         self.label_field = label_field
         self.progress = progress
@@ -437,7 +456,7 @@ class _CachePredictor:
             dataset,
             batch_size=self.batch_size,
             image_size=image_size,
-            data_dir=self.data_dir or self.members[0].config.get("data_dir"),
+            data_dir=self._data_dir(dataset),
             label_field=self.label_field,
         )
         # One runner per model: the heads of a multi-head model share its pass.
@@ -481,6 +500,12 @@ class _CachePredictor:
             )
             for out, index, table in zip(outputs, runner_of, tables)
         ]
+
+    def _data_dir(self, dataset):
+        """Where `dataset`'s files are: the CIFAR-100-C folder, else the TFDS data dir."""
+        if cifar100_c.is_name(dataset.name):
+            return self.cifar100_c_path
+        return self.data_dir or self.members[0].config.get("data_dir")
 
     def _check_classes(self, member, log_probs):
         if self.models.num_classes is None:  # no config.json, no static output shape

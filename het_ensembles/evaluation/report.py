@@ -7,15 +7,23 @@ from matplotlib import figure
 from matplotlib.backends import backend_agg
 
 from het_ensembles import member_dir
+from het_ensembles.data import cifar100_c, tfds_sets
 from het_ensembles.evaluation import leaderboard, mc_samples, ood, scoring
 from het_ensembles.evaluation.scoring import CORRUPTED, CORRUPTIONS, SEVERITIES
 
 # The files an evaluation (and the demo, which reports the same way) writes beside metrics.json.
 LEADERBOARD_FILE = "leaderboard.md"
 RELIABILITY_DIAGRAM_FILE = "reliability_diagram.png"
+# CIFAR corruption summaries: (metrics.json key, name, sets in uncertainty-baselines' summary).
+_CIFAR_C_SUMMARIES = (
+    (scoring.CIFAR10_CORRUPTED, "CIFAR-10-C", len(tfds_sets.CIFAR10_C_BENCHMARK_CORRUPTIONS) * 5),
+    (scoring.CIFAR100_CORRUPTED, "CIFAR-100-C", len(cifar100_c.BENCHMARK_CORRUPTIONS) * 5),
+)
 
 
-def leaderboard_text(results, members, *, method, ensemble_size, test_devices=None):
+def leaderboard_text(
+    results, members, *, method, ensemble_size, ensemble_method=None, test_devices=None
+):
     """leaderboard.md: uncertainty-baselines' table for the datasets' family, then notes.
 
     Two rows, ready to paste under the published table (ImageNet or CIFAR, header and `---`
@@ -29,6 +37,8 @@ def leaderboard_text(results, members, *, method, ensemble_size, test_devices=No
       results: the evaluator's metrics dict.
       members: the `member_dir.Member`s evaluated.
       method: the Method cell of the single-model row.
+      ensemble_method: the Method cell of the ensemble row (default "<method> ensemble
+        (size=N)", with the sub-ensembles it averages when `ensemble_size` picks some).
       ensemble_size: the sub-ensemble size asked for (None: the full ensemble).
       test_devices: where the test runtime was measured, e.g. "2 CPU cores".
     """
@@ -52,6 +62,7 @@ def leaderboard_text(results, members, *, method, ensemble_size, test_devices=No
         )
     else:
         size, name = len(members), f"{method} ensemble (size={len(members)})"
+    name = ensemble_method or name
     common = {"family": family, "datasets": datasets, "test_devices": test_devices}
     rows = [
         leaderboard.row(
@@ -132,6 +143,17 @@ def _notes(results, members, family):
                 else "."
             )
         )
+    for name, title, full in _CIFAR_C_SUMMARIES:
+        if family == "cifar" and name in results:
+            count = results[name]["ensemble"]["num_datasets"]
+            notes.append(
+                f"{title}: cNLL / cA / cCE are means over {count} sets"
+                + (
+                    f" (only {count} of the {full}: not comparable to published rows)."
+                    if count < full
+                    else "."
+                )
+            )
     if family == "imagenet":
         notes.append(
             "ImageNet-A and ImageNetV2 cells are 1000-way predictions on imagenet_a and the "

@@ -19,6 +19,7 @@ from het_ensembles.metrics import multilabel as multilabel_metrics
 
 CORRUPTED = "imagenet2012_corrupted"
 CIFAR10_CORRUPTED = "cifar10_corrupted"
+CIFAR100_CORRUPTED = "cifar100_corrupted"  # read from files: data/cifar100_c.py
 # AlexNet's top-1 error per corruption, averaged over the 5 severities (Hendrycks & Dietterich
 # 2019, as used by uncertainty-baselines and robustness-metrics for mCE).
 ALEXNET_ERRORS = {
@@ -41,7 +42,11 @@ ALEXNET_ERRORS = {
 CORRUPTIONS = tuple(ALEXNET_ERRORS)  # the 15 benchmark corruptions, in the usual order
 # Corruption summary entries of metrics.json -> the per-corruption errors their CE is
 # normalised by (None: cNLL / cA / cECE only, as uncertainty-baselines' CIFAR tables).
-CORRUPTION_SUMMARIES = {CORRUPTED: ALEXNET_ERRORS, CIFAR10_CORRUPTED: None}
+CORRUPTION_SUMMARIES = {
+    CORRUPTED: ALEXNET_ERRORS,
+    CIFAR10_CORRUPTED: None,
+    CIFAR100_CORRUPTED: None,
+}
 
 
 def corruption_summary_of(key):
@@ -231,7 +236,7 @@ def corruption_rows(rows, members, summary=CORRUPTED):
 
     For ImageNet-C (`summary` "imagenet2012_corrupted") also the CE per corruption and the mCE,
     normalised by AlexNet's errors, over the 15 benchmark corruptions only; CIFAR-10-C
-    ("cifar10_corrupted") averages every set given. None if no set of `summary` was evaluated.
+    ("cifar10_corrupted") and CIFAR-100-C ("cifar100_corrupted") average every set given. None if no set of `summary` was evaluated.
     """
     normaliser = CORRUPTION_SUMMARIES[summary]
     by_corruption = {}

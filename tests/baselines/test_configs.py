@@ -90,6 +90,7 @@ CONFIGS = {
     ),
     "cifar/deterministic": (None, CIFAR),
     "cifar/heteroscedastic": ("cifar/deterministic", CIFAR_HET),
+    "cifar/heteroscedastic_cifar100": ("cifar/heteroscedastic", {"dataset": "cifar100"}),
     # HET-XL (Collier et al., ICLR 2023): noise in ResNet-50's 2048-d pre-logits, learned tau.
     "imagenet21k/heteroscedastic_hetxl": (
         "imagenet/heteroscedastic",
@@ -137,6 +138,7 @@ REFERENCE_SCRIPTS = {  # the uncertainty-baselines script each config's docstrin
     "imagenet/heteroscedastic_sigmoid": "baselines/imagenet/heteroscedastic.py",
     "cifar/deterministic": "baselines/cifar/deterministic.py",
     "cifar/heteroscedastic": "baselines/cifar/heteroscedastic.py",
+    "cifar/heteroscedastic_cifar100": "baselines/cifar/heteroscedastic.py",
     # A project variant; its docstring names the nearest published recipe and how it differs.
     "imagenet21k/heteroscedastic_hetxl": (
         "baselines/jft/experiments/bit/imagenet21k_bit_resnet50x2_heteroscedastic.py"
