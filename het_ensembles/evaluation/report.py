@@ -211,15 +211,22 @@ def _cell(row):
 
 
 def summary(results):
-    """The console table: NLL, accuracy (multi-label: gAP) and ECE of each dataset's rows."""
-    top1 = "gap" if leaderboard.family_of(results) == "multilabel" else "accuracy"
-    lines = [f"{'dataset':<44} {'row':<14} {'nll':>8} {top1:>9} {'ece':>8}"]
+    """The console table: NLL, accuracy (multi-label: gAP), ECE and joint NLL (softmax sets,
+    "-" where a row has none) of each dataset's rows."""
+    multilabel = leaderboard.family_of(results) == "multilabel"
+    top1 = "gap" if multilabel else "accuracy"
+    joint = "" if multilabel else f" {'joint_nll':>9}"
+    lines = [f"{'dataset':<44} {'row':<14} {'nll':>8} {top1:>9} {'ece':>8}{joint}"]
     for key, result in results.items():
         if scoring.corruption_summary_of(key) is not None or ood.is_ood_key(key):
             continue
         for row in ("member_mean", "ensemble"):
             r = result[row]
-            lines.append(f"{key:<44} {row:<14} {r['nll']:>8.4f} {r[top1]:>9.4f} {r['ece']:>8.4f}")
+            line = f"{key:<44} {row:<14} {r['nll']:>8.4f} {r[top1]:>9.4f} {r['ece']:>8.4f}"
+            if not multilabel:
+                value = r.get("joint_nll")
+                line += f" {'-' if value is None else f'{value:.4f}':>9}"
+            lines.append(line)
     for table in appended_tables(results):
         lines += ["", *table]
     return "\n".join(lines).rstrip("\n")
