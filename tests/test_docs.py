@@ -32,6 +32,7 @@ import shlex
 import sys
 import tempfile
 import textwrap
+import threading
 
 import console
 import mock_sets
@@ -109,7 +110,13 @@ SMOKE = [
         ["--corruptions", "gaussian_noise", "--severities", "1", "--no_progress"],
         SUBSET_MOCK,
     ),
-    (r"^het-ensembles evaluate .*--dataset cifar100", ["--no_progress"], MOCK),
+    # CIFAR-100-C is the user's download: a release-shaped folder stands in for it.
+    (
+        r"^het-ensembles evaluate .*--suite cifar100",
+        ["--corruptions", "brightness", "--severities", "1"]
+        + ["--cifar100_c_path", "{cifar100_c}", "--no_progress"],
+        MOCK,
+    ),
     (r"^het-ensembles evaluate ", ["--no_progress"], None),
     (r"^het-ensembles report .*--dataset imagenet2012", ["--no_progress"], MOCK),
     (r"^het-ensembles report ", ["--no_progress"], None),
@@ -149,6 +156,26 @@ def demo_configs():
             with open(os.path.join(path, dataset, f"{name}.py"), "w") as f:
                 f.write(text)
     return path
+
+
+def cifar100_c_release():
+    """A folder shaped like the authors' CIFAR-100-C release (`brightness.npy`, `labels.npy`:
+    5 x 10000 random images and labels), written once per process."""
+    import numpy as np
+
+    path = os.path.join(tempfile.gettempdir(), f"het_ensembles_docs_cifar100_c_{os.getpid()}")
+    with _RELEASE_LOCK:  # sections run two at a time
+        if os.path.exists(os.path.join(path, "labels.npy")):
+            return path
+        os.makedirs(path, exist_ok=True)
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (50_000, 32, 32, 3), dtype=np.uint8)
+        np.save(os.path.join(path, "brightness.npy"), images)
+        np.save(os.path.join(path, "labels.npy"), rng.integers(0, 100, 50_000).astype(np.uint8))
+    return path
+
+
+_RELEASE_LOCK = threading.Lock()
 
 
 # --- Collecting the blocks -----------------------------------------------------------------
@@ -311,7 +338,11 @@ def _run_one(command, variables, cwd):
     args = shlex.split(expanded)
     assert args[0] == "het-ensembles", f"only het-ensembles commands are run: {command}"
     flags, mock = _smoke(command)
-    flags = [f.format(demo_configs=demo_configs()) for f in flags]
+    placeholders = {"demo_configs": demo_configs, "cifar100_c": cifar100_c_release}
+    flags = [
+        f.format(**{k: make() for k, make in placeholders.items() if "{" + k + "}" in f})
+        for f in flags
+    ]
     return console.run(args[1:] + flags, cwd, mock_tfds=mock)
 
 
