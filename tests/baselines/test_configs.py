@@ -84,6 +84,15 @@ CONFIGS = {
     "imagenet/deterministic": (None, IMAGENET),
     "imagenet/heteroscedastic": ("imagenet/deterministic", IMAGENET_HET),
     "imagenet/heteroscedastic_pe": ("imagenet/heteroscedastic", {"parameter_efficient": True}),
+    "imagenet/heteroscedastic_mixup": (  # heteroscedastic.py's mixup flags (:76-82)
+        "imagenet/heteroscedastic",
+        {
+            "mixup_alpha": 0.2,  # not published for the row (the config's docstring)
+            "same_mix_weight_per_batch": False,
+            "use_random_shuffling": False,
+            "use_truncated_beta": True,
+        },
+    ),
     "imagenet/heteroscedastic_sigmoid": (
         "imagenet/heteroscedastic",
         {"head_class": "MCSigmoidDenseFA", "multilabel": True},
@@ -135,6 +144,7 @@ REFERENCE_SCRIPTS = {  # the uncertainty-baselines script each config's docstrin
     "imagenet/deterministic": "baselines/imagenet/deterministic.py",
     "imagenet/heteroscedastic": "baselines/imagenet/heteroscedastic.py",
     "imagenet/heteroscedastic_pe": "baselines/imagenet/heteroscedastic.py",
+    "imagenet/heteroscedastic_mixup": "baselines/imagenet/heteroscedastic.py",
     "imagenet/heteroscedastic_sigmoid": "baselines/imagenet/heteroscedastic.py",
     "cifar/deterministic": "baselines/cifar/deterministic.py",
     "cifar/heteroscedastic": "baselines/cifar/heteroscedastic.py",
