@@ -187,6 +187,13 @@ class Rank1Mixin:
             return outputs + gamma
         return outputs * gamma
 
+    def save_own_variables(self, store):
+        # Keras' Dense saves its kernel and bias only; every variable here is the layer's own.
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
     def _rank1_config(self, config):
         config.update(self.rank1_options)
         config.update(

@@ -11,6 +11,8 @@
 - `small_cnn`, `mlp`: small models for the embedded sets (`small.py`).
 - `resnet50_mimo`, `small_cnn_mimo`: MIMO versions of those trunks (`mimo.py`): inputs
   [B, M, H, W, C] stacked in channels, logits [B, M, K] (`ensemble_size=M`).
+- `resnet50_rank1`, `small_cnn_rank1`: rank-1 BNN versions (`rank1.py`, uncertainty-baselines'
+  `resnet50_het_rank1`): images [B, H, W, C] tiled M times inside, logits [B, M, K].
 
 The head is the last layer, always named "head", so `model.get_layer("head").input` is the
 feature vector the covariance analysis needs (the one exception: `MCSoftmaxDense` with K = 2
@@ -29,6 +31,7 @@ import keras
 
 from het_ensembles.models import inception_resnet_v2 as _inception_resnet_v2
 from het_ensembles.models import mimo as _mimo
+from het_ensembles.models import rank1 as _rank1
 from het_ensembles.models import resnet as _resnet
 from het_ensembles.models import small as _small
 from het_ensembles.models import wide_resnet as _wide_resnet
@@ -49,8 +52,22 @@ ARCHITECTURES = {
 }
 # MIMO models (`mimo.py`): the trunk of their base architecture on M stacked images, M heads.
 ARCHITECTURES.update({name: ARCHITECTURES[base] for name, base in _mimo.BASES.items()})
+# Rank-1 BNN models (`rank1.py`): every conv / dense layer rank-1, the batch tiled M times.
+RANK1_ARCHITECTURES = {"resnet50_rank1": "resnet50", "small_cnn_rank1": "small_cnn"}
+ARCHITECTURES.update(
+    {
+        "resnet50_rank1": (_rank1.resnet50_rank1, _resnet.dense_head_initializer),
+        "small_cnn_rank1": (_rank1.small_cnn_rank1, _small.dense_head_initializer),
+    }
+)
 HEAD_NAME = "head"
-IMAGE_ARCHITECTURES = ("resnet50", "resnet152", "inception_resnet_v2", "wide_resnet")
+IMAGE_ARCHITECTURES = (
+    "resnet50",
+    "resnet152",
+    "inception_resnet_v2",
+    "wide_resnet",
+    "resnet50_rank1",
+)
 
 
 def build_model(
@@ -85,13 +102,16 @@ def build_model(
         initial weights.
       ensemble_size: M, the heads of a MIMO architecture (`mimo.py`; 1 for the others): its
         inputs are [B, M, *input_shape] and its logits [B, M, K] (`mimo.member_model` gives the
-        model that tiles one image M times, as a member saves it).
+        model that tiles one image M times, as a member saves it); of a rank-1 architecture
+        (`rank1.py`), whose inputs are [B, *input_shape] and logits [B, M, K].
       **kwargs: architecture options: resnet50 and resnet152 `zero_init_residual=True,
         bn_l2=0.0` (and spectral norm); inception_resnet_v2 none;
         wide_resnet `depth=28, width_multiplier=10, version=2`; small_cnn
         `filters=(32, 64), hidden_units=128`; mlp `hidden_units=(128, 128)`; a MIMO
         architecture its base's plus `share_het_layer=True` (one `MultiHeadMCSoftmaxDenseFA`
-        for the M heads, else M `MCSoftmaxDenseFA` layers).
+        for the M heads, else M `MCSoftmaxDenseFA` layers); a rank-1 architecture
+        `rank1.RANK1_OPTIONS` (uncertainty-baselines' het_rank1_bnn.py flags), resnet50_rank1
+        `use_ensemble_bn=False`, small_cnn_rank1 small_cnn's `filters`, `hidden_units`.
 
     Returns:
       An uncompiled `keras.Model` named after the architecture.
@@ -107,13 +127,16 @@ def build_model(
     trunk, dense_initializer = ARCHITECTURES[architecture]
     mimo = _mimo.is_mimo(architecture)
     share_het_layer = kwargs.pop("share_het_layer", True) if mimo else None
-    if not mimo and ensemble_size != 1:
+    rank1 = architecture in RANK1_ARCHITECTURES
+    if not (mimo or rank1) and ensemble_size != 1:
         raise ValueError(
-            f"{architecture} has one head; ensemble_size > 1 needs a MIMO architecture "
-            f"{sorted(_mimo.BASES)}. Received: ensemble_size={ensemble_size!r}"
+            f"{architecture} has one head; ensemble_size > 1 needs a MIMO or rank-1 "
+            f"architecture {sorted(_mimo.BASES) + sorted(RANK1_ARCHITECTURES)}. Received: "
+            f"ensemble_size={ensemble_size!r}"
         )
     fixed = set(getattr(trunk, "keywords", {}))  # e.g. resnet152's depth
     options = set(inspect.signature(trunk).parameters) - {"inputs", "l2", "seeds"} - fixed
+    options -= {"ensemble_size"}  # a rank-1 trunk's: build_model's own argument
     unknown = sorted(set(kwargs) - options)
     if unknown:
         raise ValueError(
@@ -152,6 +175,27 @@ def build_model(
             ),
         )
         return keras.Model(inputs=inputs, outputs=logits, name=architecture)
+    if rank1:
+        if (
+            not isinstance(ensemble_size, int)
+            or isinstance(ensemble_size, bool)
+            or ensemble_size < 1
+        ):
+            raise ValueError(
+                f"ensemble_size must be an integer >= 1. Received: ensemble_size={ensemble_size!r}"
+            )
+        return _rank1.build_rank1_model(
+            trunk,
+            input_shape=input_shape,
+            num_classes=int(num_classes),
+            head=head or {"type": "dense"},
+            l2=float(l2),
+            seeds=seeds,
+            head_seed=_head_seed(seeds),
+            ensemble_size=ensemble_size,
+            name=architecture,
+            **kwargs,
+        )
     head_layer = build_head(
         head, num_classes=int(num_classes), l2=float(l2), seeds=seeds, initializer=dense_initializer
     )
