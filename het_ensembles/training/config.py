@@ -111,6 +111,10 @@ def default_config():
     # Heads of one model evaluated as ensemble members (MIMO, rank-1 BNN): the model outputs
     # logits [B, ensemble_size, K]; 1: an ordinary model, logits [B, K].
     config.ensemble_size = 1
+    # MIMO models (models/mimo.py) only: uncertainty-baselines' het_mimo.py batch flags
+    # (training/mimo_batches.py); per_core_batch_size counts the rows the model sees.
+    config.batch_repetitions = 1
+    config.input_repetition_probability = 0.0
     config.head_class = "MCSoftmaxDenseFA"
     config.num_factors = 15
     config.temperature = 1.5
@@ -285,6 +289,7 @@ def validate_config(config, *, num_classes=None):
     _check_run(config)
     _check_optimisation(config)
     _check_monitoring(config)
+    _check_mimo(config)
     _check_mixup(config)
     if config.head == "heteroscedastic":
         _check_heteroscedastic_head(config, num_classes)
@@ -363,6 +368,39 @@ def _check_run(config):
         "ensemble_size",
         "1 with multilabel=True (multi-head members are softmax models)",
     )
+
+
+def _check_mimo(config):
+    """The MIMO batch fields: only a MIMO model takes them; its head and batch must fit."""
+    from het_ensembles.models import mimo
+
+    _check_int(config, "batch_repetitions", 1, "an integer >= 1")
+    _check_float(config, "input_repetition_probability", 0, 1, "a float in [0, 1]")
+    if not mimo.is_mimo(config.model):
+        for name, default in (("batch_repetitions", 1), ("input_repetition_probability", 0.0)):
+            _check(
+                config,
+                config[name] == default,
+                name,
+                f"{default!r} unless model is a MIMO architecture {sorted(mimo.BASES)}",
+            )
+        return
+    _check(
+        config,
+        config.per_core_batch_size % config.batch_repetitions == 0,
+        "batch_repetitions",
+        f"a divisor of per_core_batch_size={config.per_core_batch_size} (each batch of "
+        "per_core_batch_size / batch_repetitions images is repeated batch_repetitions times)",
+    )
+    _check(
+        config,
+        config.head == "deterministic"
+        or (config.head == "heteroscedastic" and config.head_class == "MCSoftmaxDenseFA"),
+        "head",
+        f"'deterministic', or 'heteroscedastic' with head_class='MCSoftmaxDenseFA', for a MIMO "
+        f"model (model={config.model!r})",
+    )
+    _check(config, config.mixup_alpha == 0, "mixup_alpha", "0 with a MIMO model")
 
 
 def _check_optimisation(config):

@@ -46,6 +46,7 @@ from het_ensembles.training import (
     distribute,
     init_from_member,
     losses,
+    mimo_batches,
     mixup,
     schedule,
 )
@@ -76,6 +77,7 @@ def create_model(config, *, input_shape, num_classes):
             head=head_kwargs(config),
             l2=config.l2,
             seed=config.seed,
+            ensemble_size=config.ensemble_size,
             **config.model_kwargs.to_dict(),
         )
 
@@ -262,7 +264,7 @@ def _eval_passes(model, eval_datasets, config, info, strategy, *, global_batch_s
     """One `callbacks.EvalPass` per eval split ("test" and, if any, "validation")."""
     return {
         split: callbacks.EvalPass(
-            model,
+            models.mimo.member_model(model),  # a MIMO model tiles each test image M times
             dataset,
             strategy=strategy,
             multilabel=config.multilabel,
@@ -417,9 +419,12 @@ def compile_model(model, config, *, num_classes, steps_per_epoch, global_batch_s
     Call it inside the strategy's scope. The reported metrics are `loss` (cross-entropy, with
     label smoothing if any, plus the L2 terms in `model.losses`), `nll` and `accuracy`.
     """
+    # A MIMO batch repeats each image batch_repetitions times: het_mimo.py scales the learning
+    # rate by the distinct images, global_batch_size / batch_repetitions.
+    distinct_batch_size = global_batch_size // config.batch_repetitions
     optimizer = keras.optimizers.SGD(
         learning_rate=schedule.learning_rate_schedule(
-            config, steps_per_epoch=steps_per_epoch, global_batch_size=global_batch_size
+            config, steps_per_epoch=steps_per_epoch, global_batch_size=distinct_batch_size
         ),
         momentum=1.0 - config.one_minus_momentum,
         nesterov=config.nesterov,
@@ -465,6 +470,8 @@ def make_datasets(config, *, batch_size, strategy=None, start_epoch=0):
     common = data_arguments(config, batch_size)
     if mixup.enabled(config):
         train = mixup.load_train_dataset(config, strategy=strategy, seed=seed, common=common)
+    elif models.mimo.is_mimo(config.model):
+        train = mimo_batches.load_train_dataset(config, strategy=strategy, seed=seed, common=common)
     else:
         train = data.load(
             config.dataset, "train", is_training=True, seed=seed, strategy=strategy, **common
@@ -533,7 +540,8 @@ def _steps_per_epoch(config, info, strategy):
     if config.steps_per_epoch is not None:
         return config.steps_per_epoch
     global_batch_size = config.per_core_batch_size * strategy.num_replicas_in_sync
-    steps = info.num_examples["train"] // global_batch_size
+    # MIMO: an epoch reads every image once per head column (het_mimo.py's steps_per_epoch).
+    steps = info.num_examples["train"] // (global_batch_size // config.batch_repetitions)
     if steps < 1:
         raise ConfigError(
             f"The training split ({info.num_examples['train']} examples) is smaller than one "
@@ -597,9 +605,11 @@ def _check_resumable(record, files):
 
 
 def _save_member_model(model, path):
-    """Saves the model without optimizer or compile state (smaller, loads anywhere)."""
+    """Saves the model without optimizer or compile state (smaller, loads anywhere); a MIMO
+    model as `models.mimo.member_model`, which takes one image and tiles it for its heads."""
     member = type(model).from_config(model.get_config())  # uncompiled twin
     member.set_weights(model.get_weights())
+    member = models.mimo.member_model(member)
     with member_dir.atomic_path(path) as tmp:
         member.save(tmp)
 
