@@ -1,0 +1,141 @@
+"""`het-ensembles evaluate` reports uncertainty-baselines' joint NLL: checked against numpy.
+
+Two members, written here: a deterministic MLP and a heteroscedastic one (MCSoftmaxDenseFA,
+S = 16 test MC samples). The console script evaluates them on an `npz:` set of 21 examples in
+batches of 5 (pairs of consecutive examples span batches; the 21st forms no pair). The
+reference follows the definition directly: per pair of consecutive examples, the anchors drawn
+with the documented seed (one multinomial call), and -log mean over ENN samples of exp(the
+drawn anchors' summed label log-likelihoods). The heteroscedastic member's ENN samples are its
+explicit per-sample logits (the layer rebuilt with `return_unaveraged_logits=True`, as
+uncertainty-baselines' heteroscedastic.py asks for them); the deterministic member's is its
+cached prediction; the ensemble's are both members' samples together.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from console import run
+from scipy import special
+
+from het_ensembles import member_dir, models
+from het_ensembles.metrics import joint
+
+NUM_EXAMPLES, NUM_FEATURES, NUM_CLASSES, NUM_MC_SAMPLES = 21, 6, 5, 16
+TAU, KAPPA = 10, 2  # uncertainty-baselines' make_nll_polyadic_calculator(tau=10, kappa=2)
+
+
+def _write_member(directory, head, seed):
+    model = models.build_model(
+        "mlp",
+        input_shape=(NUM_FEATURES,),
+        num_classes=NUM_CLASSES,
+        head=head,
+        seed=seed,
+        hidden_units=(12,),
+    )
+    os.makedirs(directory)
+    model.save(os.path.join(directory, "model.keras"))
+    config = {"num_classes": NUM_CLASSES, "multilabel": False}
+    config["head"] = "deterministic" if head is None else "heteroscedastic"
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(config, f)
+
+
+def _definition(label_log_probs):
+    """The joint NLL of [S, N] label log-likelihoods, block by block as the definition reads."""
+    num_blocks = label_log_probs.shape[1] // KAPPA
+    counts = np.random.default_rng(joint.SEED).multinomial(TAU, [0.5, 0.5], num_blocks)
+    nlls = []
+    for block, (first, second) in enumerate(counts):
+        a, b = label_log_probs[:, 2 * block], label_log_probs[:, 2 * block + 1]
+        per_sample = first * a + second * b  # the tau drawn anchors' summed log-likelihoods
+        nlls.append(-(special.logsumexp(per_sample) - np.log(len(per_sample))))
+    return float(np.mean(nlls))
+
+
+def _het_label_log_probs(member, x, y):
+    """[S, N] from the member's explicit per-sample logits (return_unaveraged_logits=True)."""
+    model = member.load_model()
+    head = model.layers[-1]
+    config = dict(head.get_config(), return_unaveraged_logits=True)
+    sampler = type(head).from_config(config)
+    features = keras.Model(model.inputs, head.input)(x)
+    sampler(features)
+    sampler.set_weights(head.get_weights())
+    _, samples = sampler(features)  # [N, S, K] per-sample log-softmax
+    samples = np.asarray(samples, np.float64)
+    assert samples.shape == (NUM_EXAMPLES, NUM_MC_SAMPLES, NUM_CLASSES)
+    return samples[np.arange(len(y)), :, y].T
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("joint_nll")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(NUM_EXAMPLES, NUM_FEATURES)).astype(np.float32)
+    y = rng.integers(0, NUM_CLASSES, NUM_EXAMPLES)
+    np.savez(root / "set.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    _write_member(str(root / "members" / "det"), None, seed=1)
+    het_head = {"type": "MCSoftmaxDenseFA", "num_factors": 2, "test_mc_samples": NUM_MC_SAMPLES}
+    _write_member(str(root / "members" / "het"), het_head, seed=2)
+    done = run(
+        [
+            "evaluate",
+            "--members",
+            f"{root}/members/*",
+            "--dataset",
+            f"npz:{root}/set.npz",
+            "--output_dir",
+            "eval",
+            "--batch_size",
+            "5",
+            "--no_progress",
+        ],
+        root,
+    )
+    (result,) = json.loads((root / "eval" / "metrics.json").read_text()).values()
+    (cache,) = [p for p in (root / "eval" / "predictions").iterdir() if p.is_dir()]
+    return root, done, result, cache, x, y
+
+
+def test_members_and_ensemble_match_the_definition(evaluated):
+    root, done, result, cache, x, y = evaluated
+    np.testing.assert_array_equal(np.load(cache / "labels.npy"), y)
+    det_log_probs = np.load(cache / "det.npy").astype(np.float64)
+    det = det_log_probs[np.arange(NUM_EXAMPLES), y][None]  # one ENN sample: the prediction
+    (het_member,) = member_dir.find_members(str(root / "members" / "het"))
+    het = _het_label_log_probs(het_member, x, y)
+    # Those samples are the ones behind the member's prediction: their mean is it.
+    het_log_probs = np.load(cache / "het.npy")[np.arange(NUM_EXAMPLES), y]
+    np.testing.assert_allclose(
+        special.logsumexp(het, axis=0) - np.log(16), het_log_probs, atol=1e-5
+    )
+
+    members = result["members"]
+    assert members["det"]["joint_nll"] == pytest.approx(_definition(det), rel=1e-5)
+    assert members["het"]["joint_nll"] == pytest.approx(_definition(het), rel=1e-5)
+    ensemble = _definition(np.concatenate([det, het]))
+    assert result["ensemble"]["joint_nll"] == pytest.approx(ensemble, rel=1e-5)
+    mean = (members["det"]["joint_nll"] + members["het"]["joint_nll"]) / 2
+    assert result["member_mean"]["joint_nll"] == pytest.approx(mean, rel=1e-12)
+    # The console summary shows it beside NLL, accuracy and ECE.
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert ["dataset", "row", "nll", "accuracy", "ece", "joint_nll"] in lines
+    assert any(
+        line[1] == "ensemble" and line[-1] == f"{result['ensemble']['joint_nll']:.4f}"
+        for line in lines
+        if len(line) == 6
+    )
+
+
+def test_tables_are_cached_with_their_sample_counts(evaluated):
+    _, _, _, cache, _, _ = evaluated
+    for name, samples in (("det", 1), ("het", NUM_MC_SAMPLES)):
+        sidecar = json.loads((cache / f"{name}.json").read_text())
+        assert sidecar["joint_nll"] == {"tau": TAU, "kappa": KAPPA}
+        assert sidecar["joint_nll_table"]["num_samples"] == samples
+        table = np.load(cache / f"{name}.joint.npy")
+        assert table.shape == (NUM_EXAMPLES // KAPPA, TAU + 1) and table.dtype == np.float32
