@@ -95,10 +95,13 @@ def validation_holdout(members):
 
 
 def default_method(members):
-    """The leaderboard row name from the members' heads ("Heteroscedastic", "Mixed (...)")."""
+    """The leaderboard row name from the members' heads ("Heteroscedastic", "Mixed (...)");
+    members all trained with mixup add uncertainty-baselines' " with Mixup" ("Heteroscedastic
+    with Mixup")."""
     heads = [m.head or "model" for m in members]
     if len(set(heads)) == 1:
-        return heads[0].capitalize()
+        mixup = all((m.config.get("mixup_alpha") or 0) > 0 for m in members)
+        return heads[0].capitalize() + (" with Mixup" if mixup else "")
     parts = " + ".join(f"{heads.count(h)} {h}" for h in sorted(set(heads)))
     return f"Mixed ({parts})"
 

@@ -52,6 +52,8 @@ def test_mixup_member_reports_rescaled_metrics_in_train_and_evaluate(tmp_path):
             evaluated[f"{metric}+rescaling"]
         )
     assert evaluated["nll+rescaling"] != pytest.approx(evaluated["nll"])  # a different model
+    # The row's name: uncertainty-baselines' "Heteroscedastic with Mixup".
+    assert "\n| Heteroscedastic with Mixup | " in (tmp_path / "ev" / "leaderboard.md").read_text()
 
     # A second mixup member (the same weights, its own statistics file) and a plain one.
     shutil.copytree(tmp_path / "mix", tmp_path / "mix2")
@@ -93,6 +95,7 @@ def test_mixup_member_reports_rescaled_metrics_in_train_and_evaluate(tmp_path):
     assert "nll+rescaling" in mixed["members"]["mix"]
     assert not any(k.endswith("+rescaling") for k in mixed["members"]["plain"])
     assert not any(k.endswith("+rescaling") for k in mixed["ensemble"])  # not every member
+    assert "\n| Heteroscedastic | " in (tmp_path / "ev3" / "leaderboard.md").read_text()
 
 
 def test_mixup_member_without_its_statistics_is_refused(tmp_path):
