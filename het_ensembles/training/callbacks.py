@@ -22,7 +22,7 @@ from tensorflow.core.framework import summary_pb2
 
 from het_ensembles import metrics
 from het_ensembles.evaluation import predict
-from het_ensembles.training import checkpoints
+from het_ensembles.training import checkpoints, rank1
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -214,7 +214,10 @@ class EpochEnd(keras.callbacks.Callback):
             "train/ms_per_example": train_ms,
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
         }
+        # A rank-1 model's train/kl, train/kl_scale, train/elbo (het_rank1_bnn.py's names).
+        results.update({f"train/{k}": float(logs[k]) for k in rank1.TRAIN_LOGS if k in logs})
         results.update(run.eval_pass())
+        results.update(rank1.eval_terms(self.model, results, run.eval_pass.prefix))
         write_scalars(run.writer, results, step=epoch + 1)
         self.results = results
         prefix = run.eval_pass.prefix

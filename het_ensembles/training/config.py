@@ -111,6 +111,9 @@ def default_config():
     # Heads of one model evaluated as ensemble members (MIMO, rank-1 BNN): the model outputs
     # logits [B, ensemble_size, K]; 1: an ordinary model, logits [B, K].
     config.ensemble_size = 1
+    # Rank-1 BNN models (model="*_rank1"): epochs over which the KL weight rises linearly to 1
+    # (uncertainty-baselines' het_rank1_bnn.py --kl_annealing_epochs); 0: full weight at once.
+    config.kl_annealing_epochs = 0
     # MIMO models (models/mimo.py) only: uncertainty-baselines' het_mimo.py batch flags
     # (training/mimo_batches.py); per_core_batch_size counts the rows the model sees.
     config.batch_repetitions = 1
@@ -362,6 +365,7 @@ def _check_run(config):
     _check_int(config, "per_core_batch_size", 1, "an integer >= 1")
     _check_int(config, "train_epochs", 1, "an integer >= 1")
     _check_int(config, "ensemble_size", 1, "an integer >= 1 (heads of one model)")
+    _check_int(config, "kl_annealing_epochs", 0, "an integer >= 0 (0: no annealing)")
     _check(
         config,
         config.ensemble_size == 1 or not config.multilabel,

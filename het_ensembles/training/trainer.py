@@ -48,6 +48,7 @@ from het_ensembles.training import (
     losses,
     mimo_batches,
     mixup,
+    rank1,
     schedule,
 )
 from het_ensembles.training.config import (
@@ -238,6 +239,7 @@ def _build_compiled_model(config, info, strategy, *, steps_per_epoch, global_bat
             num_classes=info.num_classes,
             steps_per_epoch=steps_per_epoch,
             global_batch_size=global_batch_size,
+            num_train_examples=info.num_examples["train"],
         )
     return model
 
@@ -413,11 +415,15 @@ def _restore_or_start(model, progress, checkpoint_dir, strategy):
     return manager
 
 
-def compile_model(model, config, *, num_classes, steps_per_epoch, global_batch_size):
+def compile_model(
+    model, config, *, num_classes, steps_per_epoch, global_batch_size, num_train_examples=None
+):
     """Compiles `model` with SGD + Nesterov on the config's schedule and the cross-entropy loss.
 
     Call it inside the strategy's scope. The reported metrics are `loss` (cross-entropy, with
-    label smoothing if any, plus the L2 terms in `model.losses`), `nll` and `accuracy`.
+    label smoothing if any, plus the L2 terms in `model.losses`), `nll` and `accuracy`. A
+    rank-1 model's loss adds the annealed KL over `num_train_examples` (default: one epoch's
+    examples) and it also reports `kl`, `kl_scale` and `elbo` (`training/rank1.py`).
     """
     # A MIMO batch repeats each image batch_repetitions times: het_mimo.py scales the learning
     # rate by the distinct images, global_batch_size / batch_repetitions.
@@ -430,22 +436,28 @@ def compile_model(model, config, *, num_classes, steps_per_epoch, global_batch_s
         nesterov=config.nesterov,
     )
     nll = losses.CrossEntropy(num_classes, multilabel=config.multilabel)
-    model.compile(
-        optimizer=optimizer,
-        loss=losses.CrossEntropy(
-            num_classes,
-            multilabel=config.multilabel,
-            label_smoothing=config.label_smoothing,
-            name="loss",
-        ),
-        metrics=[
-            losses.MeanOf(nll.call, name="nll"),
-            losses.MeanOf(
-                lambda y, p: losses.top1_correct(y, p, num_classes, multilabel=config.multilabel),
-                name="accuracy",
-            ),
-        ],
+    loss = losses.CrossEntropy(
+        num_classes,
+        multilabel=config.multilabel,
+        label_smoothing=config.label_smoothing,
+        name="loss",
     )
+    metrics = [
+        losses.MeanOf(nll.call, name="nll"),
+        losses.MeanOf(
+            lambda y, p: losses.top1_correct(y, p, num_classes, multilabel=config.multilabel),
+            name="accuracy",
+        ),
+    ]
+    if rank1.is_rank1(model):
+        loss, metrics = rank1.loss_and_metrics(
+            model,
+            config,
+            num_classes=num_classes,
+            steps_per_epoch=steps_per_epoch,
+            num_train_examples=num_train_examples or steps_per_epoch * global_batch_size,
+        )
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     optimizer.build(model.trainable_variables)  # so a checkpoint can restore its slots
 
 
