@@ -2,6 +2,7 @@
 
 - `config`: the schema of every field, defaults and ranges (imports no TensorFlow);
 - `schedule`: the learning-rate schedule; `losses`: the loss and `fit` metrics;
+- `mixup`: mixup training batches and the `+rescaling` statistics and metrics;
 - `distribute`: the `tf.distribute` strategy and who writes files;
 - `checkpoints`: save, find and restore checkpoints, the non-finite guard;
 - `callbacks`: the per-step and per-epoch work (test pass, TensorBoard, checkpoints);
