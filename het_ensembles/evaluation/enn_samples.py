@@ -66,6 +66,8 @@ class PredictiveSample:
 
     def __call__(self, features, labels, log_probs):
         del features
+        if not _class_ids(labels, log_probs.shape[-1]):
+            return None
         labels = np.asarray(labels).reshape((-1,) + (1,) * (log_probs.ndim - 1))
         return np.take_along_axis(log_probs, labels, axis=-1)[None, ..., 0]
 
@@ -85,8 +87,18 @@ class MCHeadSamples:
         )
 
     def __call__(self, features, labels, log_probs):
-        del log_probs
+        if not _class_ids(labels, log_probs.shape[-1]):
+            return None
         return np.asarray(self._label_log_probs(features, tf.cast(labels, tf.int32)))
+
+
+def _class_ids(labels, num_classes):
+    """True for [B] class indices in [0, K); other labels (the evaluator then refuses the
+    dataset, after its pass) have no ENN label log-probabilities."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        return False
+    return labels.size == 0 or (labels.min() >= 0 and labels.max() < num_classes)
 
 
 def _label_log_probs(head, features, labels):
