@@ -479,11 +479,14 @@ def _check_mixup(config):
     if config.mixup_alpha > 0:
         _check(
             config,
-            config.head in ("deterministic", "heteroscedastic") and not config.multilabel,
+            config.head in ("deterministic", "heteroscedastic")
+            and not config.multilabel
+            and config.ensemble_size == 1,
             "mixup_alpha",
-            "0 unless head is 'deterministic' or 'heteroscedastic' with multilabel=False (mixup "
-            f"mixes one-hot softmax targets). Received head={config.head!r}, "
-            f"multilabel={config.multilabel!r}",
+            "0 unless head is 'deterministic' or 'heteroscedastic' with multilabel=False and "
+            "ensemble_size=1 (mixup mixes one-hot softmax targets; uncertainty-baselines' MIMO "
+            f"and rank-1 scripts have no mixup). Received head={config.head!r}, "
+            f"multilabel={config.multilabel!r}, ensemble_size={config.ensemble_size!r}",
         )
 
 

@@ -184,7 +184,12 @@ def test_bad_mixup_values_are_refused(field, value, allowed):
 
 
 @pytest.mark.parametrize(
-    "overrides", [{"head": "sngp"}, {"head_class": "MCSigmoidDenseFA", "multilabel": True}]
+    "overrides",
+    [
+        {"head": "sngp"},
+        {"head_class": "MCSigmoidDenseFA", "multilabel": True},
+        {"ensemble_size": 2},
+    ],
 )
 def test_mixup_needs_a_softmax_head_it_was_published_with(overrides):
     config = training.default_config()
