@@ -158,7 +158,7 @@ def mixup_dataset(dataset, config, *, num_classes, seed):
     return dataset.enumerate().map(mix, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def load_train_dataset(config, *, strategy, seed, common):
+def load_train_dataset(config, *, strategy, seed, common, num_classes):
     """The mixup training stream: global batches from `data.load`, mixed, then distributed.
 
     Args:
@@ -167,16 +167,10 @@ def load_train_dataset(config, *, strategy, seed, common):
       seed: the stream's seed (the trainer's, derived for resumed runs).
       common: the `data.load` keyword arguments the trainer passes (`trainer.data_arguments`:
         the global batch size, image size, ...).
+      num_classes: K (the labels are made one-hot).
     """
-    info = data.get_info(
-        config.dataset,
-        data_dir=config.data_dir,
-        label_field=config.label_field,
-        image_size=config.image_size,
-        validation_fraction=config.validation_fraction,
-    )
     train = data.load(config.dataset, "train", is_training=True, seed=seed, **common)
-    train = mixup_dataset(train, config, num_classes=info.num_classes, seed=seed)
+    train = mixup_dataset(train, config, num_classes=num_classes, seed=seed)
     return train if strategy is None else strategy.experimental_distribute_dataset(train)
 
 

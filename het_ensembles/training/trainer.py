@@ -481,7 +481,13 @@ def make_datasets(config, *, batch_size, strategy=None, start_epoch=0):
     seed = config.seed if start_epoch == 0 else pipeline.derive_seed(config.seed, start_epoch)
     common = data_arguments(config, batch_size)
     if mixup.enabled(config):
-        train = mixup.load_train_dataset(config, strategy=strategy, seed=seed, common=common)
+        train = mixup.load_train_dataset(
+            config,
+            strategy=strategy,
+            seed=seed,
+            common=common,
+            num_classes=dataset_info(config).num_classes,
+        )
     elif models.mimo.is_mimo(config.model):
         train = mimo_batches.load_train_dataset(config, strategy=strategy, seed=seed, common=common)
     else:
@@ -515,6 +521,17 @@ def data_arguments(config, batch_size):
     }
 
 
+def dataset_info(config):
+    """`data.get_info` of `config`'s dataset, as the config reads it (ValueError if unknown)."""
+    return data.get_info(
+        config.dataset,
+        data_dir=config.data_dir,
+        label_field=config.label_field,
+        image_size=config.image_size,
+        validation_fraction=config.validation_fraction,
+    )
+
+
 def check_config(config):
     """The complete, validated config and its dataset's info (no TensorFlow work).
 
@@ -527,13 +544,7 @@ def check_config(config):
         config.init_from_member = init_from_member.normalised_path(config.init_from_member)
         init_from_member.check_member(config)
     try:
-        info = data.get_info(
-            config.dataset,
-            data_dir=config.data_dir,
-            label_field=config.label_field,
-            image_size=config.image_size,
-            validation_fraction=config.validation_fraction,
-        )
+        info = dataset_info(config)
     except ValueError as error:
         raise ConfigError(
             f"Invalid config.dataset / label_field / image_size / validation_fraction: {error}"
