@@ -87,7 +87,7 @@ def heads(features, head, *, num_classes, ensemble_size, share_het_layer, make_h
 
 
 @keras.saving.register_keras_serializable(package="het_ensembles")
-class TileMembers(keras.layers.Layer):
+class StackCopies(keras.layers.Layer):
     """[B, ...] -> [B, M, ...]: the same input for each of the M heads (a MIMO model at test)."""
 
     def __init__(self, ensemble_size, **kwargs):
@@ -95,10 +95,7 @@ class TileMembers(keras.layers.Layer):
         self.ensemble_size = int(ensemble_size)
 
     def call(self, x):
-        return keras.ops.repeat(keras.ops.expand_dims(x, 1), self.ensemble_size, axis=1)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.ensemble_size, *input_shape[1:])
+        return keras.ops.stack([x] * self.ensemble_size, axis=1)
 
     def get_config(self):
         return {**super().get_config(), "ensemble_size": self.ensemble_size}
@@ -119,5 +116,5 @@ def member_model(model):
         return model
     ensemble_size, *image_shape = model.input_shape[1:]
     images = keras.Input(shape=tuple(image_shape), name="images")
-    tiled = TileMembers(ensemble_size, name="mimo_tile")(images)
+    tiled = StackCopies(ensemble_size, name="mimo_tile")(images)
     return keras.Model(images, model(tiled), name=f"{model.name}_member")
