@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 import tensorflow_datasets as tfds
+import test_paper_configs
 from model_counts import resnet_trunk_counts
 
 from het_ensembles import member_dir, training
@@ -66,19 +67,7 @@ def test_parameter_count_is_the_published_58_4m():
 
 def test_config_trains_one_step_with_mixup_and_reports_rescaling(tmp_path):
     config = training.complete_config(load(NAME))
-    config.update(
-        {
-            "per_core_batch_size": 4,
-            "train_epochs": 1,
-            "steps_per_epoch": 1,
-            "eval_steps": 1,
-            "train_mc_samples": 8,
-            "test_mc_samples": 8,
-            "use_bfloat16": False,
-            "image_size": 16,
-            "model": "small_cnn",
-        }
-    )
+    config.update(test_paper_configs.SMOKE)  # a step of a small CNN on 16 x 16 images
     with tfds.testing.mock_data(num_examples=8):
         results = training.train_and_evaluate(config, str(tmp_path / "member"))
     assert results["train/steps"] == 1
