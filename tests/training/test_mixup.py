@@ -9,6 +9,7 @@ means (the running mean of one epoch of equal batches is the mean over the set).
 import json
 import os
 
+import console
 import keras
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ FLAGS = {
     "use_truncated_beta": True,
 }
 SEED = tf.constant([3, 5], tf.int64)
+REPO_TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _weights(batch_size, **overrides):
@@ -206,3 +208,25 @@ def test_damaged_statistics_file_is_named(tmp_path):
     member_dir.write_npz(str(path), {"mean_labels": np.ones(3)})
     with pytest.raises(ValueError, match="lacks the mixup rescaling statistics"):
         mixup.read_statistics(str(path))
+
+
+def test_mixup_member_trains_on_two_replicas(npz, tmp_path):
+    # The global batch is mixed, then split by the strategy (as the script's TPU runs do).
+    code = f"""
+        import json, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import tiny_training
+        from het_ensembles import training
+        config = tiny_training.tiny_config({npz!r}, mixup_alpha=0.3)
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        results = training.train_and_evaluate(config, "member", strategy=strategy)
+        print(json.dumps(results))
+    """
+    done = console.python(code, tmp_path, env={"PYTHONPATH": REPO_TESTS})
+    results = console.last_json(done.stdout)
+    assert results["train/devices"] == "2 CPU replicas"
+    assert results["train/steps"] == 2 * tiny_training.NUM_TRAIN // (2 * tiny_training.BATCH)
+    assert np.isfinite(results["test/nll+rescaling"])
+    stats = member_dir.read_npz(str(tmp_path / "member" / member_dir.MIXUP_RESCALING_STATS_FILE))
+    np.testing.assert_allclose(stats["mean_images"], np.load(npz)["x_train"].mean(0), atol=1e-5)
