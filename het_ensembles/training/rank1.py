@@ -16,7 +16,9 @@ mean over members of each example's cross-entropy (`losses.CrossEntropy(heads="m
 averaged over the batch: the same number.
 The KL is computed from the rank-1 layers' variables (`layers.rank1.total_kl_divergence`)
 inside the compiled loss, where the step is the optimizer's; the L2 term is `model.losses`
-(Keras' regularizers), which Keras adds to the loss itself. The metrics `nll`, `accuracy`,
+(Keras' regularizers), which Keras adds to the loss itself. Keras updates the metrics after
+the step's update, so the logged `kl` and `elbo` read the updated factors (the script's, the
+ones of the step's forward pass: one SGD step apart); `kl_scale` is the step's own. The metrics `nll`, `accuracy`,
 `kl`, `kl_scale` and `elbo` reach the progress bar, TensorBoard and metrics.json as
 `train/<name>` (`callbacks.EpochEnd`).
 """
@@ -36,11 +38,15 @@ def is_rank1(model):
     return bool(rank1_layers(model))
 
 
-def kl_scale(model, *, steps_per_epoch, kl_annealing_epochs):
-    """min(1, (step + 1) / (steps_per_epoch * kl_annealing_epochs)); 1 when annealing is 0."""
+def kl_scale(model, *, steps_per_epoch, kl_annealing_epochs, updated=False):
+    """min(1, (step + 1) / (steps_per_epoch * kl_annealing_epochs)); 1 when annealing is 0.
+
+    `step` is the optimizer's count before the step's update; `updated=True` (the metrics,
+    which Keras updates after applying the gradients) reads it one higher.
+    """
     if kl_annealing_epochs <= 0:
         return tf.constant(1.0, tf.float32)
-    step = tf.cast(model.optimizer.iterations + 1, tf.float32)
+    step = tf.cast(model.optimizer.iterations + (0 if updated else 1), tf.float32)
     return tf.minimum(1.0, step / float(steps_per_epoch * kl_annealing_epochs))
 
 
@@ -108,7 +114,10 @@ def loss_and_metrics(model, config, *, num_classes, steps_per_epoch, num_train_e
 
     def scale(y_pred):
         value = kl_scale(
-            model, steps_per_epoch=steps_per_epoch, kl_annealing_epochs=config.kl_annealing_epochs
+            model,
+            steps_per_epoch=steps_per_epoch,
+            kl_annealing_epochs=config.kl_annealing_epochs,
+            updated=True,
         )
         return per_example(value, y_pred)
 
