@@ -119,20 +119,23 @@ def test_a_zero_probability_label_gives_inf_only_where_drawn():
     assert np.all(table[0, :3] < -1e300)  # drawn at least once: probability 0
 
 
-@pytest.mark.parametrize("share", [True, False])
-def test_label_log_probs_are_the_per_sample_log_probs_at_the_label(share):
+@pytest.mark.parametrize("share, heads", [(True, 1), (False, 1), (True, 2), (False, 3)])
+def test_label_log_probs_are_the_per_sample_log_probs_at_the_label(share, heads):
     rng = np.random.default_rng(0)
-    batch, classes, factors = 5, 6, 2
+    batch, classes, factors = 5, 6, 2  # with heads: 6 / heads classes per head
     loc = rng.normal(size=(batch, classes)).astype(np.float32)
     diag = np.exp(rng.normal(size=(batch, classes))).astype(np.float32)
     factor = rng.normal(size=(batch, classes, factors)).astype(np.float32)
-    labels = rng.integers(0, classes, batch)
-    kwargs = {"num_samples": 11, "chunk_size": 4, "share_samples": share}  # 4 + 4 + 3
-    seed = tf.constant([3, 4], tf.int64)
+    labels = rng.integers(0, classes // heads, batch)
+    kwargs = {"num_samples": 11, "chunk_size": 4, "share_samples": share, "heads": heads}
+    seed = tf.constant([3, 4], tf.int64)  # chunks of 4 + 4 + 3 samples
     full = mc.per_sample_log_probs(loc, diag, factor, 1.5, seed, **kwargs)  # [B, S, K]
-    expected = np.take_along_axis(np.asarray(full), labels[:, None, None], axis=2)[..., 0].T
+    full = np.asarray(full).reshape(batch, 11, heads, classes // heads)
+    expected = np.take_along_axis(full, labels[:, None, None, None], axis=3)[..., 0]
+    expected = expected.transpose(1, 0, 2)  # [S, B, heads]
     traced = tf.function(mc.per_sample_label_log_probs)
-    ours = traced(loc, diag, factor, 1.5, seed, labels, link="softmax", **kwargs)
+    ours = np.asarray(traced(loc, diag, factor, 1.5, seed, labels, link="softmax", **kwargs))
+    expected = expected[..., 0] if heads == 1 else expected
     np.testing.assert_allclose(np.asarray(ours), expected, rtol=1e-6, atol=1e-6)
 
 
@@ -155,9 +158,22 @@ def test_label_log_probs_are_the_per_sample_log_probs_at_the_label(share):
         (lambda: joint.joint_nll_from_blocks(np.zeros((3, 5))), r"Received: blocks.shape=\(3, 5\)"),
         (
             lambda: mc.per_sample_label_log_probs(
-                np.zeros((1, 2)), np.ones((1, 2)), None, 1.0, [0, 0], [0], num_samples=2, heads=2
+                np.zeros((1, 2)), np.ones((1, 2)), None, 1.0, [0, 0], [0], num_samples=2, heads=3
             ),
-            "needs link='softmax' and heads=1",
+            "heads must divide the number of latents",
+        ),
+        (
+            lambda: mc.per_sample_label_log_probs(
+                np.zeros((1, 2)),
+                np.ones((1, 2)),
+                None,
+                1.0,
+                [0, 0],
+                [0],
+                num_samples=2,
+                link="sigmoid",
+            ),
+            "needs link='softmax'. Received: link='sigmoid'",
         ),
     ],
 )

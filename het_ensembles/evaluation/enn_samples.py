@@ -3,23 +3,23 @@
 The joint NLL (`het_ensembles.metrics.joint`, uncertainty-baselines' `test/joint_nll`) needs,
 per test example, log p_s(y | x) for every sample s of the model's predictive distribution:
 
-- a heteroscedastic Monte Carlo softmax head: its S test MC samples (uncertainty-baselines'
-  `return_unaveraged_logits=True`), the same samples (seed, chunks) its averaged prediction
-  uses; only the label's log-probability of each is kept, chunk by chunk
-  (`mc.per_sample_label_log_probs`), never [B, S, K];
-- a model without an MC head: one sample, its predictive distribution;
-- anything else (multi-label models; an MC head that is not the model's output layer, a
-  sigmoid, multi-head, segmentation or HetSNGP head; outputs [B, M, K]): no ENN samples, no
-  joint NLL (None).
+- a heteroscedastic Monte Carlo softmax head whose logits are the model's output: its S test
+  MC samples (uncertainty-baselines' `return_unaveraged_logits=True`), the same samples (seed,
+  chunks) its averaged prediction uses; only the label's log-probability of each is kept, chunk
+  by chunk (`mc.per_sample_label_log_probs`), never [B, S, K]. A MIMO model's
+  `MultiHeadMCSoftmaxDenseFA` (logits [B, M, K]) gives each head's S samples;
+- a model without an MC head: one sample, its predictive distribution (one per head of a model
+  of M heads);
+- anything else (multi-label models; several MC heads; an MC head whose output the model
+  changes, e.g. rank-1's reshape of its tiled batch; sigmoid, segmentation or HetSNGP heads):
+  no ENN samples, no joint NLL (None).
 
 `ModelRunner(..., enn_samples=True)` asks `sampler` for the model once and, after every batch,
-holds that batch's [S, B] in `label_log_probs` (see `predict`); a model of M heads without an
-MC head gives [1, B, M] (each head one sample: the evaluator's head members).
+holds that batch's [S, B] ([S, B, M] for M heads) in `label_log_probs` (see `predict`).
 """
 
 import functools
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -35,27 +35,23 @@ def sampler(model, *, multilabel=False):
     heads = members_lib.mc_heads(model)
     if not heads:
         return PredictiveSample()
-    if len(heads) == 1 and _is_output_head(model, heads[0]):
+    if len(heads) == 1 and _plain_softmax_head(heads[0]):
         return MCHeadSamples(model, heads[0])
     return None
 
 
-def _is_output_head(model, head):
-    """True for a plain softmax MC head whose [B, K] logits are the model's one output."""
-    plain = (
+def _plain_softmax_head(head):
+    """A softmax MC head sampled by the base class's call (one head or MultiHead's M)."""
+    return (
         isinstance(head, MCHeteroscedasticBase)
         and type(head).call is MCHeteroscedasticBase.call
-        and type(head).unflatten is MCHeteroscedasticBase.unflatten
+        and (
+            type(head).unflatten is MCHeteroscedasticBase.unflatten or "heads" in head.mc_options()
+        )
         and head.link == "softmax"
-        and "heads" not in head.mc_options()
         and head.logits_only
         and not head.return_unaveraged_logits
     )
-    try:
-        outputs = model.outputs
-        return plain and len(outputs) == 1 and outputs[0] is head.output
-    except (AttributeError, ValueError):  # subclassed models: no graph to cut
-        return False
 
 
 class PredictiveSample:
@@ -75,21 +71,50 @@ class PredictiveSample:
 class MCHeadSamples:
     """The S test samples of the model's MC head, from the features its forward pass returns.
 
-    `model`: the member's model with a second output, the head's input features, so the
-    backbone runs once; `__call__` samples the head from them outside the timed forward pass.
+    `model`: the member's model, returning (logits, the head's input features) so the backbone
+    runs once: while it is traced, the head's `call` is wrapped to catch its inputs and output
+    (nested models too, e.g. a MIMO member's tiling wrapper). If the head's output is not the
+    model's output (the model changes it), the model has no ENN samples here (None).
+    `__call__` then samples the head from the features, outside the timed forward pass.
     """
 
     def __init__(self, model, head):
         self.head = head
-        self.model = keras.Model(model.inputs, [model.outputs[0], head.input])
+        self.model = _CapturingModel(model, head)
         self._label_log_probs = tf.function(
             functools.partial(_label_log_probs, head), reduce_retracing=True
         )
 
     def __call__(self, features, labels, log_probs):
-        if not _class_ids(labels, log_probs.shape[-1]):
+        if not self.model.head_is_output or not _class_ids(labels, log_probs.shape[-1]):
             return None
         return np.asarray(self._label_log_probs(features, tf.cast(labels, tf.int32)))
+
+
+class _CapturingModel:
+    """`model` called as `(logits, the head's inputs)` (see `MCHeadSamples`)."""
+
+    def __init__(self, model, head):
+        self.model, self.head = model, head
+        self.inputs = getattr(model, "inputs", None)
+        self.head_is_output = None  # known once traced
+
+    def __call__(self, x, training=False):
+        caught = {}
+        call = self.head.call
+
+        def catching_call(inputs, *args, **kwargs):
+            caught["inputs"], caught["output"] = inputs, call(inputs, *args, **kwargs)
+            return caught["output"]
+
+        self.head.call = catching_call  # an instance attribute: the class's call stays
+        try:
+            logits = self.model(x, training=training)
+        finally:
+            del self.head.call
+        self.head_is_output = logits is caught.get("output")
+        features = caught["inputs"] if self.head_is_output else tf.zeros([0])
+        return logits, features
 
 
 def _class_ids(labels, num_classes):

@@ -406,27 +406,29 @@ def per_sample_label_log_probs(
     chunk_size=None,
     share_samples=False,
     noise="normal",
+    heads=1,
     projection=None,
     **unused_options,
 ):
-    """log p_s(label) of each of the S softmax samples of `per_sample_log_probs`: [S, B].
+    """log p_s(label) of each of the S softmax samples of `per_sample_log_probs`: [S, B]
+    ([S, B, heads] for several heads: the label's log-probability under each head).
 
     The same samples (same arguments, chunks and seeds), but only the label's log-probability
     of each is kept, one chunk at a time in a tf.while_loop (`_Chunks.fold`), so memory stays at
     about one [chunk, B, K] tensor rather than [B, S, K] (S = 5000, K = 1000: the joint NLL of
-    `het_ensembles.metrics.joint`). Softmax link with one head only; `unused_options` (e.g.
-    `link`, `memory_budget`) are accepted so a layer's inference options pass as they are.
+    `het_ensembles.metrics.joint`). Softmax link only; `unused_options` (e.g. `link`,
+    `memory_budget`) are accepted so a layer's inference options pass as they are.
 
     Args:
-      labels: [B] int class indices.
+      labels: [B] int class indices (of each head's K / heads classes).
 
     Raises:
-      ValueError: if `unused_options` asks for a sigmoid link or several heads.
+      ValueError: if `unused_options` asks for a sigmoid link, or `heads` does not divide K.
     """
-    if unused_options.get("link", "softmax") != "softmax" or unused_options.get("heads", 1) != 1:
+    if unused_options.get("link", "softmax") != "softmax":
         raise ValueError(
-            "per_sample_label_log_probs needs link='softmax' and heads=1. Received: "
-            f"link={unused_options.get('link')!r}, heads={unused_options.get('heads')!r}"
+            "per_sample_label_log_probs needs link='softmax'. Received: "
+            f"link={unused_options.get('link')!r}"
         )
     setup = _SampleSetup(
         loc,
@@ -441,17 +443,21 @@ def per_sample_label_log_probs(
         projection,
     )
     layout = setup.layout
-    one_hot = layout.expand(tf.one_hot(tf.cast(labels, tf.int32), setup.num_classes))
+    _check_heads(heads, setup.num_classes, "softmax")
+    one_hot = tf.one_hot(tf.cast(labels, tf.int32), setup.num_classes // heads)
+    one_hot = layout.expand(tf.tile(one_hot, [1, heads]))  # the label in every head
+    order = [1, 0] if heads == 1 else [1, 0, 2]  # [B, chunk, ..] -> [chunk, B, ..]
 
     def body(state, eps_k, eps_r):
         picked, index = state
-        lp = tf.reduce_sum(tf.nn.log_softmax(setup.latents(eps_k, eps_r)) * one_hot, -1)
-        return picked.write(index, lp if share_samples else tf.transpose(lp)), index + 1
+        lp = _log_link(setup.latents(eps_k, eps_r), "softmax", heads) * one_hot
+        lp = tf.reduce_sum(lp, -1) if heads == 1 else tf.reduce_sum(_grouped(lp, heads), -1)
+        return picked.write(index, lp if share_samples else tf.transpose(lp, order)), index + 1
 
     picked = tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False)
     chunks = _Chunks(layout, setup.seed, int(num_samples), setup.chunk_size, 0)
     picked, _ = chunks.fold(body, (picked, tf.constant(0)))
-    return picked.concat()  # [S, B]
+    return picked.concat()  # [S, B(, heads)]
 
 
 class _SampleSetup:

@@ -9,6 +9,11 @@ drawn anchors' summed label log-likelihoods). The heteroscedastic member's ENN s
 explicit per-sample logits (the layer rebuilt with `return_unaveraged_logits=True`, as
 uncertainty-baselines' heteroscedastic.py asks for them); the deterministic member's is its
 cached prediction; the ensemble's are both members' samples together.
+
+A member of two heads (a `MultiHeadMCSoftmaxDenseFA` on a shared trunk inside a wrapper
+model, as a MIMO member; config.json ensemble_size 2) is evaluated as two head members: each
+head's S samples, and the ensemble all 2 S together, as uncertainty-baselines' het_mimo.py
+concatenates its heads' unaveraged logits.
 """
 
 import json
@@ -20,7 +25,7 @@ import pytest
 from console import run
 from scipy import special
 
-from het_ensembles import member_dir, models
+from het_ensembles import layers, member_dir, models
 from het_ensembles.metrics import joint
 
 NUM_EXAMPLES, NUM_FEATURES, NUM_CLASSES, NUM_MC_SAMPLES = 21, 6, 5, 16
@@ -139,3 +144,56 @@ def test_tables_are_cached_with_their_sample_counts(evaluated):
         assert sidecar["joint_nll_table"]["num_samples"] == samples
         table = np.load(cache / f"{name}.joint.npy")
         assert table.shape == (NUM_EXAMPLES // KAPPA, TAU + 1) and table.dtype == np.float32
+
+
+def _write_two_head_member(directory):
+    inputs = keras.Input((NUM_FEATURES,))
+    features = keras.layers.Dense(12, activation="relu")(inputs)
+    head = layers.MultiHeadMCSoftmaxDenseFA(
+        NUM_CLASSES, ensemble_size=2, num_factors=2, test_mc_samples=8, logits_only=True, seed=4
+    )
+    trunk = keras.Model(inputs, head(features))
+    images = keras.Input((NUM_FEATURES,))
+    os.makedirs(directory)
+    keras.Model(images, trunk(images)).save(os.path.join(directory, "model.keras"))
+    config = {"num_classes": NUM_CLASSES, "multilabel": False, "head": "heteroscedastic"}
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump({**config, "ensemble_size": 2}, f)
+
+
+def test_two_head_member_pools_its_heads_samples(evaluated):
+    root, _, _, _, x, y = evaluated
+    _write_two_head_member(str(root / "mimo" / "m"))
+    run(
+        [
+            "evaluate",
+            "--members",
+            f"{root}/mimo/m",
+            "--dataset",
+            f"npz:{root}/set.npz",
+            "--output_dir",
+            "eval_mimo",
+            "--batch_size",
+            "4",
+            "--no_progress",
+        ],
+        root,
+    )
+    (result,) = json.loads((root / "eval_mimo" / "metrics.json").read_text()).values()
+    (member,) = member_dir.find_members(str(root / "mimo" / "m"))
+    model = member.load_model()
+    (head,) = [layer for layer in model._flatten_layers() if hasattr(layer, "test_mc_samples")]
+    sampler = type(head).from_config(dict(head.get_config(), return_unaveraged_logits=True))
+    trunk = model.layers[-1]
+    features = keras.Model(trunk.inputs, head.input)(x)
+    sampler(features)
+    sampler.set_weights(head.get_weights())
+    _, samples = sampler(features)  # [N, S, 2, K]
+    samples = np.asarray(samples, np.float64)[np.arange(NUM_EXAMPLES), :, :, y]  # [N, S, 2]
+    heads = [samples[:, :, i].T for i in range(2)]  # each [S, N]
+    rows = result["members"]
+    assert set(rows) == {"m/head0", "m/head1"}
+    for i, head_samples in enumerate(heads):
+        assert rows[f"m/head{i}"]["joint_nll"] == pytest.approx(_definition(head_samples), rel=1e-5)
+    pooled = _definition(np.concatenate(heads))
+    assert result["ensemble"]["joint_nll"] == pytest.approx(pooled, rel=1e-5)
