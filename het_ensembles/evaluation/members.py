@@ -97,11 +97,14 @@ def validation_holdout(members):
 def default_method(members):
     """The leaderboard row name from the members' heads ("Heteroscedastic", "Mixed (...)");
     members all trained with mixup add uncertainty-baselines' " with Mixup" ("Heteroscedastic
-    with Mixup")."""
+    with Mixup"), heads of rank-1 models (config.json `model` "*_rank1") " with Rank-1 BNN"
+    ("Heteroscedastic with Rank-1 BNN", `het_rank1_bnn.py`'s row)."""
     heads = [m.head or "model" for m in members]
     if len(set(heads)) == 1:
         mixup = all((m.config.get("mixup_alpha") or 0) > 0 for m in members)
-        return heads[0].capitalize() + (" with Mixup" if mixup else "")
+        rank1 = all(str(m.config.get("model", "")).endswith("_rank1") for m in members)
+        suffix = " with Mixup" if mixup else " with Rank-1 BNN" if rank1 else ""
+        return heads[0].capitalize() + suffix
     parts = " + ".join(f"{heads.count(h)} {h}" for h in sorted(set(heads)))
     return f"Mixed ({parts})"
 

@@ -149,11 +149,7 @@ def resnet50_rank1(
     Raises:
       ValueError: for use_ensemble_bn=True (not implemented) or a bad rank-1 option.
     """
-    if use_ensemble_bn:
-        raise ValueError(
-            "use_ensemble_bn=True (edward2's EnsembleSyncBatchNorm) is not implemented; "
-            "het_rank1_bnn.py's default is False. Received: use_ensemble_bn=True"
-        )
+    _check_ensemble_bn(use_ensemble_bn)
     options = {k: v for k, v in locals().items() if k in RANK1_OPTIONS}
     layers = _Rank1Layers(ensemble_size=ensemble_size, l2=l2, seeds=seeds, options=options)
     x = keras.layers.ZeroPadding2D(padding=3, name="conv1_pad")(inputs)
@@ -173,6 +169,14 @@ def resnet50_rank1(
                 layers=layers,
             )
     return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+
+
+def _check_ensemble_bn(use_ensemble_bn):
+    if use_ensemble_bn:
+        raise ValueError(
+            "use_ensemble_bn=True (edward2's EnsembleSyncBatchNorm) is not implemented; "
+            "het_rank1_bnn.py's default is False. Received: use_ensemble_bn=True"
+        )
 
 
 def _bottleneck_block(inputs, filters, *, name, strides, layers):
@@ -201,6 +205,7 @@ def small_cnn_rank1(
     ensemble_size=1,
     filters=(32, 64),
     hidden_units=128,
+    use_ensemble_bn=False,
     alpha_initializer="trainable_normal",
     gamma_initializer="trainable_normal",
     alpha_regularizer="normal_kl_divergence",
@@ -211,7 +216,10 @@ def small_cnn_rank1(
     prior_stddev=0.05,
 ):
     """`small.small_cnn_features` with rank-1 convs (with bias) and a rank-1 dense layer:
-    [M * B, H, W, C] -> [M * B, hidden_units]. Args: as `resnet50_rank1`."""
+    [M * B, H, W, C] -> [M * B, hidden_units]. Args: as `resnet50_rank1` (it has no batch
+    norm: `use_ensemble_bn` is accepted, so the ImageNet config runs on it, and must be False).
+    """
+    _check_ensemble_bn(use_ensemble_bn)
     options = {k: v for k, v in locals().items() if k in RANK1_OPTIONS}
     layers = _Rank1Layers(ensemble_size=ensemble_size, l2=l2, seeds=seeds, options=options)
     x = inputs

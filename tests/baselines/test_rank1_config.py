@@ -103,7 +103,6 @@ def test_imagenet_rank1_config_trains_one_step_on_mock_imagenet(tmp_path):
             "model": "small_cnn_rank1",
         }
     )
-    del config.model_kwargs["use_ensemble_bn"]  # a ResNet-50 option
     with tfds.testing.mock_data(num_examples=4):
         results = training.train_and_evaluate(config, str(tmp_path / "member"))
     assert results["train/steps"] == 1

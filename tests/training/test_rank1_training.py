@@ -90,6 +90,20 @@ def test_kl_annealing_epochs_is_checked():
         training.validate_config(training.complete_config({"kl_annealing_epochs": -1}))
 
 
+def test_rank1_members_default_to_the_published_row_name():
+    from het_ensembles import member_dir
+    from het_ensembles.evaluation import members
+
+    def member(model, head="heteroscedastic"):
+        return member_dir.Member("m", "/m", {"model": model, "head": head})
+
+    rank1 = [member("resnet50_rank1"), member("resnet50_rank1")]
+    assert members.default_method(rank1) == "Heteroscedastic with Rank-1 BNN"
+    assert members.default_method([member("resnet50")]) == "Heteroscedastic"
+    mixed = [member("resnet50_rank1"), member("resnet50")]
+    assert members.default_method(mixed) == "Heteroscedastic"
+
+
 def _scalar_tags(logdir):
     tags = set()
     for path in glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"), recursive=True):
@@ -142,6 +156,8 @@ def test_noisy_digits_rank1_member_logs_kl_and_its_heads_form_an_ensemble(tmp_pa
     with open(tmp_path / "eval" / "metrics.json") as f:
         digits = json.load(f)["noisy_digits"]
     assert sorted(digits["members"]) == [f"rank1/head{i}" for i in range(4)]
+    with open(tmp_path / "eval" / "leaderboard.md") as f:
+        assert "| Heteroscedastic with Rank-1 BNN |" in f.read()  # het_rank1_bnn.py's row name
     cache = tmp_path / "eval" / "predictions" / "noisy_digits"
     labels = np.load(cache / "labels.npy")
     heads = np.stack([np.load(cache / "rank1" / f"head{i}.npy") for i in range(4)]).astype(float)
