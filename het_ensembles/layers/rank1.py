@@ -70,8 +70,12 @@ class _RandomSign(keras.initializers.Initializer):
 class Rank1Mixin:
     """The factors, their sampling and their KL, shared by `DenseRank1` and `Conv2DRank1`."""
 
-    def _rank1_init(self, kwargs):
-        """Pops and checks the rank-1 arguments; returns the rest for the Keras base layer."""
+    @staticmethod
+    def _split_options(kwargs):
+        """(checked rank-1 options, the per-member bias's initializer and regularizer, the
+        rest for the Keras base layer), from the constructor's keyword arguments."""
+        kwargs = dict(kwargs)
+        bias = (kwargs.pop("bias_initializer", "zeros"), kwargs.pop("bias_regularizer", None))
         options = {
             "alpha_initializer": "trainable_normal",
             "gamma_initializer": "trainable_normal",
@@ -111,10 +115,29 @@ class Rank1Mixin:
             raise ValueError(f"prior_stddev must be > 0. Received: {options['prior_stddev']!r}")
         if options["seed"] is None:
             options["seed"] = int(keras.random.randint((), 0, 2**31 - 1))
+        return options, bias, kwargs
+
+    def _rank1_init(self, options, bias, activation, use_bias):
+        """Sets the rank-1 state (after the Keras base layer's `__init__`)."""
         self.rank1_options = options
-        self.ensemble_size = size
+        self.ensemble_size = options["ensemble_size"]
         self.seed_generator = keras.random.SeedGenerator(options["seed"])
-        return kwargs
+        self.ensemble_activation = keras.activations.get(activation)
+        self.use_ensemble_bias = bool(use_bias)
+        self.ensemble_bias_initializer = keras.initializers.get(bias[0])
+        self.ensemble_bias_regularizer = keras.regularizers.get(bias[1])
+
+    def _rank1_build(self, input_dim, output_dim):
+        """The factors and the per-member bias `ensemble_bias` [M, output_dim]."""
+        self._add_factors(input_dim, output_dim)
+        self.ensemble_bias = None
+        if self.use_ensemble_bias:
+            self.ensemble_bias = self.add_weight(
+                name="ensemble_bias",
+                shape=(self.ensemble_size, output_dim),
+                initializer=self.ensemble_bias_initializer,
+                regularizer=self.ensemble_bias_regularizer,
+            )
 
     def _add_factors(self, input_dim, output_dim):
         """Creates `{alpha,gamma}_mean` (and `_stddev` for "trainable_normal") [M, dim]."""
@@ -194,11 +217,14 @@ class Rank1Mixin:
     def load_own_variables(self, store):
         keras.layers.Layer.load_own_variables(self, store)
 
-    def _rank1_config(self, config):
+    def get_config(self):
+        config = super().get_config()
         config.update(self.rank1_options)
         config.update(
             activation=keras.activations.serialize(self.ensemble_activation),
             use_bias=self.use_ensemble_bias,
+            bias_initializer=keras.initializers.serialize(self.ensemble_bias_initializer),
+            bias_regularizer=keras.regularizers.serialize(self.ensemble_bias_regularizer),
         )
         return config
 
@@ -227,26 +253,13 @@ class DenseRank1(Rank1Mixin, keras.layers.Dense):
     """
 
     def __init__(self, units, activation=None, use_bias=True, **kwargs):
-        kwargs = self._rank1_init(kwargs)
-        bias_initializer = kwargs.pop("bias_initializer", "zeros")
-        bias_regularizer = kwargs.pop("bias_regularizer", None)
+        options, bias, kwargs = self._split_options(kwargs)
         super().__init__(units, activation=None, use_bias=False, **kwargs)
-        self.ensemble_activation = keras.activations.get(activation)
-        self.use_ensemble_bias = bool(use_bias)
-        self.ensemble_bias_initializer = keras.initializers.get(bias_initializer)
-        self.ensemble_bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self._rank1_init(options, bias, activation, use_bias)
 
     def build(self, input_shape):
         super().build(input_shape)
-        self._add_factors(input_shape[-1], self.units)
-        self.ensemble_bias = None
-        if self.use_ensemble_bias:
-            self.ensemble_bias = self.add_weight(
-                name="ensemble_bias",
-                shape=(self.ensemble_size, self.units),
-                initializer=self.ensemble_bias_initializer,
-                regularizer=self.ensemble_bias_regularizer,
-            )
+        self._rank1_build(input_shape[-1], self.units)
 
     def call(self, inputs, training=None):
         batch = tf.shape(inputs)[0]
@@ -261,14 +274,6 @@ class DenseRank1(Rank1Mixin, keras.layers.Dense):
             outputs = self.ensemble_activation(outputs)
         return tf.reshape(outputs, [batch, self.units])
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            bias_initializer=keras.initializers.serialize(self.ensemble_bias_initializer),
-            bias_regularizer=keras.regularizers.serialize(self.ensemble_bias_regularizer),
-        )
-        return self._rank1_config(config)
-
 
 @keras.saving.register_keras_serializable(package="het_ensembles")
 class Conv2DRank1(Rank1Mixin, keras.layers.Conv2D):
@@ -279,30 +284,17 @@ class Conv2DRank1(Rank1Mixin, keras.layers.Conv2D):
     """
 
     def __init__(self, filters, kernel_size, activation=None, use_bias=True, **kwargs):
-        kwargs = self._rank1_init(kwargs)
-        bias_initializer = kwargs.pop("bias_initializer", "zeros")
-        bias_regularizer = kwargs.pop("bias_regularizer", None)
+        options, bias, kwargs = self._split_options(kwargs)
         if kwargs.get("data_format", "channels_last") not in (None, "channels_last"):
             raise ValueError(
                 f"Conv2DRank1 supports channels_last only. Received: {kwargs['data_format']!r}"
             )
         super().__init__(filters, kernel_size, activation=None, use_bias=False, **kwargs)
-        self.ensemble_activation = keras.activations.get(activation)
-        self.use_ensemble_bias = bool(use_bias)
-        self.ensemble_bias_initializer = keras.initializers.get(bias_initializer)
-        self.ensemble_bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self._rank1_init(options, bias, activation, use_bias)
 
     def build(self, input_shape):
         super().build(input_shape)
-        self._add_factors(input_shape[-1], self.filters)
-        self.ensemble_bias = None
-        if self.use_ensemble_bias:
-            self.ensemble_bias = self.add_weight(
-                name="ensemble_bias",
-                shape=(self.ensemble_size, self.filters),
-                initializer=self.ensemble_bias_initializer,
-                regularizer=self.ensemble_bias_regularizer,
-            )
+        self._rank1_build(input_shape[-1], self.filters)
 
     def call(self, inputs, training=None):
         batch = tf.shape(inputs)[0]
@@ -321,14 +313,6 @@ class Conv2DRank1(Rank1Mixin, keras.layers.Conv2D):
         if self.ensemble_activation is not None:
             outputs = self.ensemble_activation(outputs)
         return outputs
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            bias_initializer=keras.initializers.serialize(self.ensemble_bias_initializer),
-            bias_regularizer=keras.regularizers.serialize(self.ensemble_bias_regularizer),
-        )
-        return self._rank1_config(config)
 
 
 def rank1_layers(model):
