@@ -10,9 +10,11 @@ per test example, log p_s(y | x) for every sample s of the model's predictive di
   `MultiHeadMCSoftmaxDenseFA` (logits [B, M, K]) gives each head's S samples;
 - a model without an MC head: one sample, its predictive distribution (one per head of a model
   of M heads);
+  A rank-1 model's head (on its batch tiled M times, member-major; `models.rank1.MemberLogits`
+  regroups the rows into [B, M, K]) gives each member's S samples the same way;
 - anything else (multi-label models; several MC heads; an MC head whose output the model
-  changes, e.g. rank-1's reshape of its tiled batch; sigmoid, segmentation or HetSNGP heads):
-  no ENN samples, no joint NLL (None).
+  changes otherwise; sigmoid, segmentation or HetSNGP heads): no ENN samples, no joint NLL
+  (None).
 
 `ModelRunner(..., enn_samples=True)` asks `sampler` for the model once and, after every batch,
 holds that batch's [S, B] ([S, B, M] for M heads) in `label_log_probs` (see `predict`).
@@ -26,6 +28,7 @@ import tensorflow as tf
 from het_ensembles import mc
 from het_ensembles.evaluation import members as members_lib
 from het_ensembles.layers.base import MCHeteroscedasticBase
+from het_ensembles.models.rank1 import MemberLogits
 
 
 def sampler(model, *, multilabel=False):
@@ -86,35 +89,59 @@ class MCHeadSamples:
         )
 
     def __call__(self, features, labels, log_probs):
-        if not self.model.head_is_output or not _class_ids(labels, log_probs.shape[-1]):
+        members = self.model.members
+        if members is None or not _class_ids(labels, log_probs.shape[-1]):
             return None
-        return np.asarray(self._label_log_probs(features, tf.cast(labels, tf.int32)))
+        labels = np.tile(np.asarray(labels), members)  # the rows of a member-major tiled batch
+        samples = np.asarray(self._label_log_probs(features, tf.cast(labels, tf.int32)))
+        if members == 1:
+            return samples  # [S, B] or, for MultiHead's heads, [S, B, M]
+        return samples.reshape(len(samples), members, -1).transpose(0, 2, 1)  # [S, B, M]
 
 
 class _CapturingModel:
-    """`model` called as `(logits, the head's inputs)` (see `MCHeadSamples`)."""
+    """`model` called as `(logits, the head's inputs)` (see `MCHeadSamples`).
+
+    `members`, known once traced: 1 if the head's output is the model's, M if a `MemberLogits`
+    regroups it into the model's [B, M, K] (rank-1), None otherwise (no ENN samples).
+    """
 
     def __init__(self, model, head):
         self.model, self.head = model, head
         self.inputs = getattr(model, "inputs", None)
-        self.head_is_output = None  # known once traced
+        regroupers = [
+            layer
+            for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, MemberLogits)
+        ]
+        self.regrouper = regroupers[0] if len(regroupers) == 1 else None
+        self.members = None
 
     def __call__(self, x, training=False):
         caught = {}
-        call = self.head.call
-
-        def catching_call(inputs, *args, **kwargs):
-            caught["inputs"], caught["output"] = inputs, call(inputs, *args, **kwargs)
-            return caught["output"]
-
-        self.head.call = catching_call  # an instance attribute: the class's call stays
-        try:
+        layers = [("head", self.head)] + ([("regroup", self.regrouper)] if self.regrouper else [])
+        for name, layer in layers:
+            layer.call = functools.partial(_catching_call, caught, name, layer.call)
+        try:  # instance attributes: the classes' call stays
             logits = self.model(x, training=training)
         finally:
-            del self.head.call
-        self.head_is_output = logits is caught.get("output")
-        features = caught["inputs"] if self.head_is_output else tf.zeros([0])
-        return logits, features
+            for _, layer in layers:
+                del layer.call
+        head = caught.get("head")
+        regroup = caught.get("regroup")
+        self.members = None
+        if head is not None and logits is head[1]:
+            self.members = 1
+        elif head is not None and regroup and regroup[0] is head[1] and logits is regroup[1]:
+            self.members = self.regrouper.ensemble_size
+        return logits, (head[0] if self.members else tf.zeros([0]))
+
+
+def _catching_call(caught, name, call, inputs, *args, **kwargs):
+    """A layer's call that records (inputs, output) under `name` in `caught`."""
+    output = call(inputs, *args, **kwargs)
+    caught[name] = (inputs, output)
+    return output
 
 
 def _class_ids(labels, num_classes):

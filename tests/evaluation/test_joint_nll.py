@@ -13,7 +13,8 @@ cached prediction; the ensemble's are both members' samples together.
 A member of two heads (a `MultiHeadMCSoftmaxDenseFA` on a shared trunk inside a wrapper
 model, as a MIMO member; config.json ensemble_size 2) is evaluated as two head members: each
 head's S samples, and the ensemble all 2 S together, as uncertainty-baselines' het_mimo.py
-concatenates its heads' unaveraged logits.
+concatenates its heads' unaveraged logits. A rank-1 model's head samples are regrouped into its
+heads (checked in-process against each head's own prediction).
 """
 
 import json
@@ -26,6 +27,7 @@ from console import run
 from scipy import special
 
 from het_ensembles import layers, member_dir, models
+from het_ensembles.evaluation import predict
 from het_ensembles.metrics import joint
 
 NUM_EXAMPLES, NUM_FEATURES, NUM_CLASSES, NUM_MC_SAMPLES = 21, 6, 5, 16
@@ -197,3 +199,28 @@ def test_two_head_member_pools_its_heads_samples(evaluated):
         assert rows[f"m/head{i}"]["joint_nll"] == pytest.approx(_definition(head_samples), rel=1e-5)
     pooled = _definition(np.concatenate(heads))
     assert result["ensemble"]["joint_nll"] == pytest.approx(pooled, rel=1e-5)
+
+
+def test_rank1_members_samples_are_its_heads():
+    """A rank-1 model runs its head on the batch tiled M times (member-major) and regroups the
+    rows into heads: each head's S label samples must average (in probability) to that head's
+    own prediction, which a wrong row-to-head mapping would break (the heads differ)."""
+    model = models.build_model(
+        "small_cnn_rank1",
+        input_shape=(8, 8, 1),
+        num_classes=NUM_CLASSES,
+        ensemble_size=2,
+        seed=2,
+        head={"type": "MCSoftmaxDenseFA", "num_factors": 2, "test_mc_samples": 6},
+        filters=(4,),
+        hidden_units=8,
+    )
+    x = np.random.default_rng(1).normal(size=(7, 8, 8, 1)).astype(np.float32)
+    y = np.array([0, 4, 2, 1, 3, 3, 0])
+    runner = predict.ModelRunner(model, enn_samples=True)
+    log_probs, _ = runner(x, y)  # [B, 2, K]
+    samples = runner.label_log_probs.astype(np.float64)  # [S, B, 2]
+    assert samples.shape == (6, 7, 2)
+    at_label = np.take_along_axis(log_probs, y[:, None, None], axis=2)[..., 0]  # [B, 2]
+    np.testing.assert_allclose(special.logsumexp(samples, axis=0) - np.log(6), at_label, atol=1e-5)
+    assert np.abs(at_label[:, 0] - at_label[:, 1]).max() > 1e-3
