@@ -86,6 +86,15 @@ SMOKE = [
         _SMALL_IMAGES + _MC,
         {"num_examples": 32},
     ),
+    # The MIMO ResNet-50 itself (its model_kwargs are ResNet options), narrowed to R = 1; the
+    # residual zero-init keeps 2 steps at 16 x 16 on random mock images finite.
+    (
+        r"^het-ensembles train --config=configs/imagenet/heteroscedastic_mimo",
+        [x for x in _SMALL_IMAGES if not x.startswith("--config.model=")]
+        + _MC
+        + ["--config.num_factors=1", "--config.model_kwargs.zero_init_residual=True"],
+        MOCK,
+    ),
     (r"^het-ensembles train --config=configs/imagenet/", _SMALL_IMAGES + _MC, MOCK),
     # VTAB-1k takes the first 1,000 train examples: the mock splits need as many.
     (r"^het-ensembles train --config=configs/vtab/", _SMALL_IMAGES, {"num_examples": 1000}),
