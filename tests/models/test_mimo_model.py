@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from model_counts import resnet_trunk_counts
 
-from het_ensembles import models
+from het_ensembles import models, training
 from het_ensembles.models import mimo
+from het_ensembles.training import trainer
 
 HET = {"type": "MCSoftmaxDenseFA", "num_factors": 3, "temperature": 1.0}
 
@@ -84,24 +85,13 @@ def test_heads_see_their_own_input():
 
 
 def test_resnet50_het_mimo_has_the_published_parameter_count():
-    head = {
-        "type": "MCSoftmaxDenseFA",
-        "num_factors": 15,
-        "temperature": 1.5,
-        "train_mc_samples": 1000,
-        "test_mc_samples": 1000,
-        "share_samples_across_batch": True,
-    }
-    model = models.build_model(
-        "resnet50_mimo",
-        input_shape=(224, 224, 3),
-        num_classes=1000,
-        head=head,
-        l2=1e-4,
-        seed=0,
-        ensemble_size=2,
-        zero_init_residual=False,
+    """Built from configs/imagenet/heteroscedastic_mimo.py, as the trainer builds it."""
+    config = training.complete_config(
+        training.load_config("configs/imagenet/heteroscedastic_mimo.py")
     )
+    config.use_bfloat16 = False
+    model = trainer.create_model(config, input_shape=(224, 224, 3), num_classes=1000)
+    assert type(model.get_layer("head")).__name__ == "MultiHeadMCSoftmaxDenseFA"
     trunk, bn_channels = resnet_trunk_counts()
     extra_conv1 = 7 * 7 * 3 * 64  # conv1 sees 2 x 3 channels
     outputs, features = 2 * 1000, 2048
