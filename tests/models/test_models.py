@@ -428,12 +428,14 @@ def test_bad_arguments_raise(architecture, kwargs, match):
 
 def test_build_model_signature_is_the_contract():
     parameters = inspect.signature(models.build_model).parameters
-    assert list(parameters)[:7] == [
+    assert list(parameters) == [
         "architecture",
         "input_shape",
         "num_classes",
         "head",
         "l2",
         "seed",
+        "ensemble_size",  # the heads of a MIMO / rank-1 model (default 1)
         "kwargs",
     ]
+    assert parameters["ensemble_size"].default == 1
