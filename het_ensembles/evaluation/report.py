@@ -46,7 +46,8 @@ def leaderboard_text(
     tabled = family in ("generic", "multilabel")
     datasets = leaderboard.generic_datasets(results) if tabled else None
     if any(m.head_index is not None for m in members):
-        return _heads_text(results, members, method, family, datasets, test_devices)
+        names = (ensemble_method or method, f"{method}, one head (mean over {len(members)} heads)")
+        return _heads_text(results, members, names, family, datasets, test_devices)
     hours = [(m.metrics or {}).get("train/hours") for m in members]
     devices = {(m.metrics or {}).get("train/devices") for m in members}
     train_devices = devices.pop() if len(devices) == 1 else None
@@ -93,10 +94,11 @@ def leaderboard_text(
     return "\n".join(lines)
 
 
-def _heads_text(results, members, method, family, datasets, test_devices):
-    """leaderboard.md of the heads of multi-head models (MIMO, rank-1 BNN): the `method` row is
-    the heads' mean prediction, as uncertainty-baselines reports those models, then one head
-    (the mean over heads); train runtime and # parameters count each model once."""
+def _heads_text(results, members, names, family, datasets, test_devices):
+    """leaderboard.md of the heads of multi-head models (MIMO, rank-1 BNN): the first of
+    `names` (`ensemble_method`, else `method`) is the row of the heads' mean prediction, as
+    uncertainty-baselines reports those models, the second one head (the mean over heads);
+    train runtime and # parameters count each model once."""
     models = {m.path: m for m in members}
     hours = [(m.metrics or {}).get("train/hours") for m in models.values()]
     devices = {(m.metrics or {}).get("train/devices") for m in models.values()}
@@ -108,13 +110,8 @@ def _heads_text(results, members, method, family, datasets, test_devices):
         "train_devices": devices.pop() if len(devices) == 1 else None,
     }
     rows = [
-        leaderboard.row(method, results, statistic="ensemble", **common),
-        leaderboard.row(
-            f"{method}, one head (mean over {len(members)} heads)",
-            results,
-            statistic="member_mean",
-            **common,
-        ),
+        leaderboard.row(names[0], results, statistic="ensemble", **common),
+        leaderboard.row(names[1], results, statistic="member_mean", **common),
     ]
     described = ", ".join(f"`{m.path}` ({m.ensemble_size} heads)" for m in models.values())
     lines = [

@@ -14,6 +14,8 @@ import pytest
 from scipy.special import log_softmax, logsumexp
 
 from het_ensembles import evaluation, member_dir
+from het_ensembles.evaluation import members as members_lib
+from het_ensembles.evaluation import report
 
 HEADS, CLASSES, FEATURES, EXAMPLES = 3, 4, 5, 37
 
@@ -112,3 +114,20 @@ def test_output_without_the_configured_heads_is_refused(tmp_path):
             str(tmp_path / "e"),
             progress=False,
         )
+
+
+def test_rows_are_named_by_method_or_ensemble_method(evaluated):
+    results, _, _, out, _ = evaluated
+    members = evaluation_members(out)
+    text = report.leaderboard_text(results, members, method="MIMO", ensemble_size=None)
+    assert "| MIMO | " in text and "| MIMO, one head (mean over 3 heads) | " in text
+    named = report.leaderboard_text(
+        results, members, method="MIMO", ensemble_size=None, ensemble_method="[M](m.py)"
+    )
+    assert "| [M](m.py) | " in named and "| MIMO, one head (mean over 3 heads) | " in named
+
+
+def evaluation_members(out):
+    """The members `evaluate` scored (the heads of the one member directory)."""
+    root = os.path.dirname(out)
+    return members_lib.expand_heads(member_dir.find_members([os.path.join(root, "mimo")]))
