@@ -95,6 +95,14 @@ SMOKE = [
         + ["--config.num_factors=1", "--config.model_kwargs.zero_init_residual=True"],
         MOCK,
     ),
+    # The rank-1 config's model_kwargs are rank-1 options: its small CNN is the rank-1 one.
+    (
+        r"^het-ensembles train --config=configs/imagenet/heteroscedastic_rank1",
+        [x for x in _SMALL_IMAGES if not x.startswith("--config.model=")]
+        + ["--config.model=small_cnn_rank1"]
+        + _MC,
+        MOCK,
+    ),
     (r"^het-ensembles train --config=configs/imagenet/", _SMALL_IMAGES + _MC, MOCK),
     # VTAB-1k takes the first 1,000 train examples: the mock splits need as many.
     (r"^het-ensembles train --config=configs/vtab/", _SMALL_IMAGES, {"num_examples": 1000}),
