@@ -113,12 +113,15 @@ def _check_evaluation(out, datasets, ensemble_size):
             assert 0.0 <= row["accuracy"] <= 1.0
             assert math.isfinite(row["nll"]) and row["nll"] > 0
             assert 0.0 <= row["ece"] <= 1.0
-        # The cache: float32 log-probabilities per member, labels beside them.
+        # The cache: float32 log-probabilities per member, labels beside them, and each
+        # member's joint-NLL table (pairs of examples x the 11 count vectors of tau 10, kappa 2).
         cache = out / "predictions" / cache_name
         labels = np.load(cache / "labels.npy")
-        member_files = sorted(glob.glob(str(cache / "*.npy")))
+        joint_files = sorted(glob.glob(str(cache / "*.joint.npy")))
+        member_files = sorted(set(glob.glob(str(cache / "*.npy"))) - set(joint_files))
         member_files.remove(str(cache / "labels.npy"))
-        assert len(member_files) == ensemble_size
+        assert len(member_files) == len(joint_files) == ensemble_size
+        assert {np.load(f).shape for f in joint_files} == {(len(labels) // 2, 11)}
         log_probs = np.stack([np.load(f) for f in member_files])
         assert log_probs.dtype == np.float32
         assert log_probs.shape == (ensemble_size, len(labels), 10)
