@@ -29,12 +29,15 @@ def _layer_classes():
         if name in layers.__all__
         and inspect.isclass(obj)
         and issubclass(obj, keras.layers.Layer)
-        and name not in SNGP_BUILDING_BLOCKS
+        and name not in BUILDING_BLOCKS
     ]
 
 
-# SNGP's backbone wrappers and GP output pieces: not heteroscedastic heads, no logit noise.
-SNGP_BUILDING_BLOCKS = (
+# SNGP's backbone wrappers and GP output pieces, and the rank-1 BNN's weight layers: not
+# heteroscedastic heads, no logit noise.
+BUILDING_BLOCKS = (
+    "Conv2DRank1",
+    "DenseRank1",
     "LaplaceRandomFeatureCovariance",
     "RandomFeatureGaussianProcess",
     "RandomFourierFeatures",
