@@ -283,7 +283,10 @@ def cached_predictions(output_dir, members, dataset, *, image_size=None, label_f
             f"{len(parsed)} sets. Received: dataset={dataset!r}"
         )
     (parsed,) = _with_validation(parsed, members)
-    predictor = _CachePredictor(members, image_size=image_size, label_field=label_field)
+    _, multilabel = members_lib.check_members(members)  # the cache key depends on the kind
+    predictor = _CachePredictor(
+        members, multilabel=multilabel, image_size=image_size, label_field=label_field
+    )
     cache = predictor.cache(output_dir, parsed)
     stale = cache.stale_members(members)
     if stale:
