@@ -21,6 +21,7 @@ from het_ensembles.layers.edward2_api import (
     call_seed,
     logit_noise_name,
 )
+from het_ensembles.mc.layout import DEFAULT_MEMORY_BUDGET_MIB
 
 MIN_SCALE = 1e-3  # edward2 MIN_SCALE_MONTE_CARLO: floor on the diagonal standard deviation d(x).
 TEMPERATURE_LOWER_BOUND = 0.3  # edward2 (GitHub main) defaults of the tune_temperature interval.
@@ -179,7 +180,9 @@ class MCHeteroscedasticBase(EdwardCallMixin, keras.layers.Layer):
         latent_dim=None,
         learn_temperature=False,
         mc_chunk_size=None,
-        mc_memory_budget=mc.DEFAULT_MEMORY_BUDGET_MIB,
+        # From mc.layout, not `mc.`: Keras registers our layers (importing this module) as it
+        # finishes loading, which can be in the middle of `import het_ensembles.mc`.
+        mc_memory_budget=DEFAULT_MEMORY_BUDGET_MIB,
         seed=None,
         **kwargs,
     ):

@@ -20,7 +20,6 @@ factors' KL is added by the trainer (`het_ensembles.training.rank1`).
 import keras
 import tensorflow as tf
 
-from het_ensembles.layers.mc_softmax_dense_fa_custom_layers import MCSoftmaxDenseFACustomLayers
 from het_ensembles.layers.rank1 import Conv2DRank1, DenseRank1
 from het_ensembles.models import resnet
 
@@ -261,6 +260,13 @@ def heteroscedastic_head(head, *, num_classes, layers, seed, name):
             dtype="float32",
             name=f"{role}_layer",
         )
+
+    # Imported here, not at the top: `het_ensembles.models` is imported while Keras registers
+    # our objects, which can happen in the middle of importing `het_ensembles.layers` (its
+    # base module imports Keras); the head's module needs that base complete.
+    from het_ensembles.layers.mc_softmax_dense_fa_custom_layers import (
+        MCSoftmaxDenseFACustomLayers,
+    )
 
     kwargs.setdefault("eps", HEAD_EPS)
     kwargs.setdefault("dtype", "float32")

@@ -28,6 +28,12 @@ ORDERS = {
     "het_ensembles-keras": ("het_ensembles", "keras"),
     "het_ensembles-tensorflow_datasets-keras": ("het_ensembles", "tensorflow_datasets", "keras"),
     "het_ensembles-tensorflow_probability": ("het_ensembles", "tensorflow_probability"),
+    # A subpackage first: importing TensorFlow / Keras inside it registers our layers and models
+    # while it is half imported (a models module importing a head at its top, and the layers
+    # reading `mc.DEFAULT_MEMORY_BUDGET_MIB` of a half-imported `mc`, failed).
+    "het_ensembles.layers-keras": ("het_ensembles.layers", "keras"),
+    "het_ensembles.mc-keras": ("het_ensembles.mc", "keras"),
+    "het_ensembles.models-keras": ("het_ensembles.models", "keras"),
 }
 
 # The abstract base of the MC heads: a Layer in `het_ensembles.layers.__all__` that is never
