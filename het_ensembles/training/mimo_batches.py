@@ -42,10 +42,12 @@ def head_indices(batch_size, *, ensemble_size, batch_repetitions, repetition_pro
 
 
 def seeded_shuffle(seed):
-    """A `shuffle` for `head_indices` drawing shuffle i from the stateless seed [seed, i]."""
+    """A `shuffle` for `head_indices` drawing shuffle i from `seed` folded with i (hashed: no
+    shuffle of one batch repeats another batch's, as sums of step and index would)."""
 
     def shuffle(values, i):
-        keys = tf.random.stateless_uniform(tf.shape(values), seed=tf.stack([seed[0], seed[1] + i]))
+        key = tf.random.experimental.stateless_fold_in(seed, i)
+        keys = tf.random.stateless_uniform(tf.shape(values), seed=key)
         return tf.gather(values, tf.argsort(keys))
 
     return shuffle
@@ -75,7 +77,7 @@ def global_mimo_batch(images, labels, *, seed, num_replicas, config):
             ensemble_size=config.ensemble_size,
             batch_repetitions=config.batch_repetitions,
             repetition_probability=config.input_repetition_probability,
-            shuffle=seeded_shuffle(seed + tf.constant([0, 1000 * replica], tf.int64)),
+            shuffle=seeded_shuffle(tf.random.experimental.stateless_fold_in(seed, replica)),
         )
         x, y = mimo_batch(tf.gather(images, rows), tf.gather(labels, rows), indices)
         out_images.append(x)
@@ -100,7 +102,9 @@ def load_train_dataset(config, *, strategy, seed, common):
 
     def build(step, batch):
         images, labels = batch
-        batch_seed = tf.stack([tf.constant(seed, tf.int64), step])
+        batch_seed = tf.random.experimental.stateless_fold_in(
+            tf.constant([seed, 0], tf.int64), step
+        )
         return global_mimo_batch(
             images, labels, seed=batch_seed, num_replicas=num_replicas, config=config
         )
