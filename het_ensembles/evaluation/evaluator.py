@@ -407,8 +407,10 @@ class _CachePredictor:
         )
 
     def _joint_nll_of(self, dataset):
-        """(tau, kappa) of the joint-NLL tables kept for `dataset`: labelled softmax sets only."""
-        if self.multilabel or dataset.key in self.unlabelled:
+        """(tau, kappa) of the joint-NLL tables kept for `dataset`: labelled softmax sets that are
+        not corrupted (uncertainty-baselines reports `test/joint_nll` on the clean test set only;
+        the ENN samples would redo every MC head's sampling on all 75 ImageNet-C sets)."""
+        if self.multilabel or dataset.key in self.unlabelled or dataset.is_corrupted:
             return None
         return (joint_metrics.TAU, joint_metrics.KAPPA)
 

@@ -90,6 +90,9 @@ def test_suite_scores_cifar100_and_its_corruption_summary(evaluated):
             summary = results["cifar100_corrupted"][statistic][field]
             assert summary == pytest.approx(got[statistic][field])
     assert results["cifar100_corrupted"]["ensemble"]["num_datasets"] == 1
+    # Joint NLL on the clean set only, as ub's scripts (no ENN-sample pass on corrupted sets).
+    assert math.isfinite(results["cifar100"]["ensemble"]["joint_nll"])
+    assert got["ensemble"]["joint_nll"] is None and not list(cache.glob("*.joint.npy"))
     assert results["cifar100"]["ensemble"]["num_examples"] == 8  # mock TFDS
 
 
