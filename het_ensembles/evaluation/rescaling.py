@@ -94,8 +94,14 @@ def add_results(predictor, output_dir, caches, members, results, *, multilabel, 
     rescaled = copy.copy(predictor)
     rescaled.models = RescaledModels(predictor.models)
     everyone = len(rescaled_members) == len(members)
+    hashes = {  # each member's model and statistics files, hashed once for all datasets
+        m.name: (cache_lib.file_sha256(m.model_path), cache_lib.file_sha256(_stats_path(m)))
+        for m in rescaled_members
+    }
     for plain in caches:
-        cache = _cache(predictor, output_dir, plain.dataset, rescaled_members)
+        if plain.dataset.is_corrupted:  # as the script: +rescaling on the clean test set only
+            continue
+        cache = _cache(predictor, output_dir, plain.dataset, rescaled_members, hashes)
         stale = cache.stale_members(rescaled_members)
         if stale:
             rescaled.fill(cache, stale)
@@ -112,17 +118,19 @@ def add_results(predictor, output_dir, caches, members, results, *, multilabel, 
                 entry[name].update(_suffixed(rows[name]))
 
 
-def _cache(predictor, output_dir, dataset, members):
-    """The `PredictionCache` of the rescaled members on `dataset` (model and statistics keyed)."""
+def _cache(predictor, output_dir, dataset, members, hashes):
+    """The `PredictionCache` of the rescaled members on `dataset`, keyed by `hashes`: member
+    name -> SHA-256 of its model and of its statistics file."""
     keys = {}
     for member in members:
+        model_sha256, stats_sha256 = hashes[member.name]
         key = cache_lib.cache_key(
             dataset,
-            model_sha256=cache_lib.file_sha256(member.model_path),
+            model_sha256=model_sha256,
             image_size=predictor.image_size_of(member),
             label_field=predictor.label_field,
         )
-        key["mixup_rescaling_sha256"] = cache_lib.file_sha256(_stats_path(member))
+        key["mixup_rescaling_sha256"] = stats_sha256
         keys[member.name] = key
     return cache_lib.PredictionCache(output_dir, dataset, keys, variant=VARIANT)
 
